@@ -1,0 +1,5 @@
+export { freePort } from "./free-port.js";
+export { startRegistry, type RegistryProcess, type RegistryOptions } from "./registry.js";
+export { debianRootfsTar, testCacheDir } from "./debian-rootfs.js";
+export { importImage, type ImportedImage, type ImportLayer } from "./import-image.js";
+export { run, type RunResult } from "./run.js";
