@@ -1,0 +1,37 @@
+import { spawn } from "node:child_process";
+import { readFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { run, type RunResult } from "@lazypull/testkit";
+
+export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..");
+const cliMain = join(repoRoot, "apps", "cli", "src", "main.ts");
+
+export function cliArgs(args: string[]): string[] {
+  return ["--conditions=@lazypull/source", "--import", "tsx", cliMain, ...args];
+}
+
+/** Runs the real `lazypull` CLI from source as a child process (the way `pnpm lazypull` does). */
+export function lazypull(args: string[], opts: { env?: NodeJS.ProcessEnv; allowFail?: boolean; timeoutMs?: number } = {}): Promise<RunResult> {
+  return run(process.execPath, cliArgs(args), {
+    cwd: repoRoot,
+    env: { ...process.env, ...opts.env },
+    allowFail: opts.allowFail,
+    timeoutMs: opts.timeoutMs ?? 240_000,
+  });
+}
+
+/** Spawns the CLI without waiting, for signal tests. */
+export function spawnLazypull(args: string[], env: NodeJS.ProcessEnv = {}) {
+  return spawn(process.execPath, cliArgs(args), { cwd: repoRoot, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+}
+
+/** Mounts in /proc/mounts that lazypull (or its fuse-overlayfs) left behind under the given prefix. */
+export async function mountsUnder(prefix: string): Promise<string[]> {
+  const text = await readFile("/proc/mounts", "utf8");
+  return text
+    .split("\n")
+    .map((l) => l.split(" "))
+    .filter((f) => f.length > 2 && (f[1] ?? "").startsWith(prefix))
+    .map((f) => `${f[0]} ${f[1]} ${f[2]}`);
+}

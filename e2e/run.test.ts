@@ -1,0 +1,147 @@
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { debianRootfsTar, importImage, run, startRegistry, type RegistryProcess } from "@lazypull/testkit";
+import { lazypull, mountsUnder, spawnLazypull } from "./helpers.js";
+
+/**
+ * The whole path on real parts: a docker-registry process, a real Debian bookworm root filesystem
+ * imported as an ordinary gzip image, `lazypull convert`, then `lazypull run` through FUSE,
+ * fuse-overlayfs and podman. `E2E_SOURCE_IMAGE` swaps the imported Debian image for any reachable
+ * image (e.g. docker.io/library/fedora where docker.io is reachable).
+ */
+let registry: RegistryProcess;
+let work: string;
+let env: NodeJS.ProcessEnv;
+let sourceRef: string;
+let lazyRef: string;
+let multiRef: string;
+const external = process.env.E2E_SOURCE_IMAGE;
+
+beforeAll(async () => {
+  work = await mkdtemp(join(tmpdir(), "lazypull-e2e-"));
+  env = { LAZYPULL_STATE_DIR: join(work, "state"), LAZYPULL_CACHE_DIR: join(work, "cache") };
+  registry = await startRegistry();
+  if (external) {
+    sourceRef = external;
+  } else {
+    const image = await importImage({
+      registryHost: registry.host,
+      repository: "library/debian",
+      tag: "bookworm",
+      layers: [{ tar: await debianRootfsTar() }],
+    });
+    sourceRef = image.ref;
+  }
+  lazyRef = `${registry.host}/lazy/debian:bookworm-esgz`;
+  const res = await lazypull(["convert", sourceRef, lazyRef, "--json"], { env, timeoutMs: 600_000 });
+  const out = JSON.parse(res.stdout) as { digest: string };
+  expect(out.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+});
+
+afterAll(async () => {
+  await registry?.stop();
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+afterEach(async () => {
+  // Every run must leave nothing mounted behind.
+  expect(await mountsUnder(work)).toEqual([]);
+});
+
+describe("lazypull run", () => {
+  it("should print Debian bookworm's os-release from a lazily served image", async () => {
+    const res = await lazypull(["run", "--rm", lazyRef, "cat", "/etc/os-release"], { env });
+    if (!external) {
+      expect(res.stdout).toContain('PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"');
+      expect(res.stdout).toContain("VERSION_CODENAME=bookworm");
+    } else {
+      expect(res.stdout).toMatch(/^ID=/m);
+    }
+  });
+
+  it("should let a shell write and read a file copy-on-write without touching the lower layers", async () => {
+    const script = "echo hello-cow > /etc/motd-e2e && cat /etc/motd-e2e && echo changed >> /etc/os-release && tail -n1 /etc/os-release";
+    const res = await lazypull(["run", "--rm", lazyRef, "sh", "-c", script], { env });
+    expect(res.stdout.split("\n").filter(Boolean)).toEqual(["hello-cow", "changed"]);
+    // A second container sees the image as it was: the first one's writes went to its own upper dir.
+    const again = await lazypull(["run", "--rm", lazyRef, "sh", "-c", "test ! -e /etc/motd-e2e && tail -n1 /etc/os-release"], { env });
+    expect(again.stdout.trim()).not.toBe("changed");
+    expect(again.code).toBe(0);
+  });
+
+  it.skipIf(Boolean(external))("should list the installed packages with dpkg -l", async () => {
+    const res = await lazypull(["run", "--rm", lazyRef, "dpkg", "-l"], { env });
+    const pkgs = res.stdout.split("\n").filter((l) => l.startsWith("ii ")).map((l) => l.split(/\s+/)[1]);
+    expect(pkgs).toEqual(expect.arrayContaining(["base-files", "bash", "coreutils", "dpkg", "libc6"]));
+    expect(pkgs.length).toBeGreaterThan(50);
+  });
+
+  it("should propagate the container's exit code", async () => {
+    const res = await lazypull(["run", "--rm", lazyRef, "sh", "-c", "exit 42"], { env, allowFail: true });
+    expect(res.code).toBe(42);
+  });
+
+  it("should clean up every mount when interrupted with SIGINT", async () => {
+    const child = spawnLazypull(["run", "--rm", lazyRef, "sh", "-c", "echo started; sleep 60"], env);
+    let out = "";
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`container did not start: ${out}`)), 120_000);
+      child.stdout.on("data", (b: Buffer) => {
+        out += b.toString();
+        if (out.includes("started")) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
+    expect(await mountsUnder(work)).not.toEqual([]);
+    const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+    child.kill("SIGINT");
+    const code = await exited;
+    expect(code).not.toBe(0);
+    expect(await mountsUnder(work)).toEqual([]);
+  });
+});
+
+describe.skipIf(Boolean(external))("a multi-layer image with whiteouts", () => {
+  beforeAll(async () => {
+    // Layer 2 adds a file, deletes /etc/issue with a whiteout, and replaces /usr/share/doc/bash's
+    // contents with an opaque directory holding one new file.
+    const dir = join(work, "layer2");
+    await mkdir(join(dir, "etc"), { recursive: true });
+    await mkdir(join(dir, "usr", "share", "doc", "bash"), { recursive: true });
+    await writeFile(join(dir, "etc", "added-by-layer2"), "layer two\n");
+    await writeFile(join(dir, "etc", ".wh.issue"), "");
+    await writeFile(join(dir, "usr", "share", "doc", "bash", ".wh..wh..opq"), "");
+    await writeFile(join(dir, "usr", "share", "doc", "bash", "only-me"), "opaque\n");
+    const tar = join(work, "layer2.tar");
+    await run("tar", ["--numeric-owner", "--owner=0", "--group=0", "-C", dir, "-cf", tar, "."]);
+    const image = await importImage({
+      registryHost: registry.host,
+      repository: "library/debian-multi",
+      tag: "v2",
+      layers: [{ tar: await debianRootfsTar() }, { tar }],
+    });
+    multiRef = `${registry.host}/lazy/debian-multi:v2-esgz`;
+    await lazypull(["convert", image.ref, multiRef], { env, timeoutMs: 600_000 });
+  });
+
+  it("should show the merged view: additions, whiteouts and opaque directories", async () => {
+    const script = "cat /etc/added-by-layer2; test -e /etc/issue && echo issue-present || echo issue-gone; ls /usr/share/doc/bash";
+    const res = await lazypull(["run", "--rm", multiRef, "sh", "-c", script], { env });
+    expect(res.stdout.split("\n").filter(Boolean)).toEqual(["layer two", "issue-gone", "only-me"]);
+  });
+});
+
+describe.skipIf(Boolean(external))("compatibility", () => {
+  it("should still pull and run with plain podman", async () => {
+    const store = join(work, "podman-store");
+    const podman = ["--root", join(store, "root"), "--runroot", join(store, "runroot")];
+    await run("podman", [...podman, "pull", "--quiet", "--tls-verify=false", lazyRef], { timeoutMs: 300_000 });
+    const res = await run("podman", [...podman, "run", "--rm", "--runtime", "runc", "--ulimit", "nofile=4096:4096", "--ulimit", "nproc=4096:4096", "--network", "none", lazyRef, "cat", "/etc/debian_version"]);
+    expect(res.stdout.trim()).toMatch(/^12\.\d+$/);
+    await run("podman", [...podman, "rmi", "--all", "--force"], { allowFail: true });
+  });
+});
