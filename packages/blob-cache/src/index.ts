@@ -1,1 +1,23 @@
 export type * from "./types.js";
+export {
+  openBlobCache,
+  BlobCache,
+  DEFAULT_MAX_BYTES,
+  DEFAULT_MEMORY_BYTES,
+  type BlobCacheOptions,
+  type BlobCacheStats,
+  type CacheListing,
+  type EvictResult,
+} from "./blob-cache.js";
+export { defaultCacheDir } from "./default-dir.js";
+export { parseSize } from "./parse-size.js";
+export {
+  CacheKeyError,
+  CacheRangeError,
+  CacheEntryTooLargeError,
+  SizeParseError,
+  CacheClosedError,
+  CacheConfigError,
+  CacheCorruptEntryError,
+  CacheValueError,
+} from "./errors.js";

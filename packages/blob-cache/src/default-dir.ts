@@ -1,0 +1,13 @@
+import { homedir } from "node:os";
+import { join } from "node:path";
+
+/**
+ * One cache directory per host user: `$LAZYPULL_CACHE_DIR` if set, else `/var/cache/lazypull` for root
+ * (the daemon and a root CLI share it), else `$XDG_CACHE_HOME/lazypull` (default `~/.cache/lazypull`).
+ */
+export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env, uid: number | undefined = process.getuid?.()): string {
+  if (env.LAZYPULL_CACHE_DIR) return env.LAZYPULL_CACHE_DIR;
+  if (uid === 0) return "/var/cache/lazypull";
+  const xdg = env.XDG_CACHE_HOME;
+  return join(xdg && xdg.startsWith("/") ? xdg : join(env.HOME || homedir(), ".cache"), "lazypull");
+}
