@@ -1,1 +1,32 @@
-export {};
+export { loadHostConfig, resolveHostConfig, parseHostConfigFile, hostConfigFileSchema, type HostConfig, type HostConfigFile } from "./config.js";
+export { DEFAULTS, DEFAULT_CONFIG_PATH, CONFIG_PATH_ENV, defaultStateRoot } from "./defaults.js";
+export { HostConfigError, OverlayError, LaunchError, type OverlayErrorCode, type LaunchErrorCode } from "./errors.js";
+export { clampUlimits, parseProcLimits, parseUlimit, readHostLimits, ulimitArgs, type Ulimit, type ClampedUlimit, type HostLimits } from "./ulimits.js";
+export { parseMountinfo, readMounts, mountsUnder, isMountPoint, type MountEntry } from "./mountinfo.js";
+export { unmountFuse, type UnmountResult } from "./unmount.js";
+export { mountOverlay, type MountOverlayOptions, type OverlayMount } from "./overlay.js";
+export { buildPodmanArgs, containerArgv, mergeEnv, type RunOptions, type PodmanArgsInput } from "./podman-args.js";
+export { runContainer, type RunContainerOptions, type RunContainerResult } from "./run-container.js";
+export {
+  CleanupStack,
+  processCleanup,
+  hookProcessSignals,
+  interceptSignals,
+  HOOKED_SIGNALS,
+  type CleanupHandle,
+  type CleanupOutcome,
+  type SignalInterceptor,
+} from "./cleanup-stack.js";
+export {
+  createState,
+  readState,
+  cleanupLeftovers,
+  isOwnerAlive,
+  mountKey,
+  StateDir,
+  type StateRecord,
+  type RecordedMount,
+  type CleanupReport,
+  type StateKind,
+} from "./state.js";
+export { launchContainer, mountImageRoot, unmountImageRoot, effectiveUlimits, type LaunchOptions, type LaunchResult, type ImageRootMount } from "./launch.js";

@@ -1,0 +1,36 @@
+/**
+ * Async process helpers. The launcher usually runs inside a process that also serves the FUSE
+ * lower layers, so nothing here may block the event loop (no `spawnSync`/`execSync`).
+ */
+import { spawn } from "node:child_process";
+
+export interface ExecResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  /** the binary was not found */
+  enoent: boolean;
+}
+
+export function exec(cmd: string, args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<ExecResult> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"], env: opts.env ?? process.env });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on("data", (b: Buffer) => out.push(b));
+    child.stderr.on("data", (b: Buffer) => err.push(b));
+    const timer = opts.timeoutMs ? setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs) : undefined;
+    let enoent = false;
+    child.on("error", (e: NodeJS.ErrnoException) => {
+      enoent = e.code === "ENOENT";
+      err.push(Buffer.from(e.message));
+    });
+    child.on("close", (code, signal) => {
+      if (timer) clearTimeout(timer);
+      resolve({ code, signal, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString(), enoent });
+    });
+  });
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
