@@ -1,1 +1,11 @@
 export type * from "./types.js";
+export { RegistryClient, type RegistryClientOptions, type PushBlobOptions, type BlobBody } from "./client.js";
+export { parseReference, Reference, toReference, isDigest } from "./reference.js";
+export { RegistryError, type RegistryErrorCode, type RegistryErrorContext } from "./errors.js";
+export { MediaType } from "./media-types.js";
+export { hostPlatform, parsePlatform, formatPlatform, selectPlatform, type Platform } from "./platform.js";
+export { defaultAuthFiles, lookupCredentials, type Credentials } from "./credentials.js";
+export { DEFAULT_RETRY, type RetryPolicy } from "./retry.js";
+export { parseWwwAuthenticate, type Challenge } from "./challenge.js";
+export { parseByteranges, parseContentRange, byterangesBoundary, type BytePart } from "./multipart.js";
+export { isLoopbackRegistry, readInsecureRegistries, matchesInsecure } from "./insecure.js";

@@ -80,3 +80,44 @@ export interface BlobSource {
   /** the whole blob as a stream, digest verified at the end (the stream errors on mismatch) */
   fetchBlob(ref: ImageReference, digest: string, signal?: AbortSignal): Promise<NodeJS.ReadableStream>;
 }
+
+// ---- additions (issue 3); the members above are the original contract ----
+
+/** What `getManifest` returns: the raw bytes as served, their verified digest, and the parsed document. */
+export type ManifestResult =
+  | { kind: "manifest"; ref: ImageReference; digest: string; mediaType: string; bytes: Buffer; manifest: ImageManifest }
+  | { kind: "index"; ref: ImageReference; digest: string; mediaType: string; bytes: Buffer; index: ImageIndex };
+
+export interface BlobInfo {
+  digest: string;
+  size: number;
+  mediaType?: string;
+}
+
+export interface PushBlobResult {
+  digest: string;
+  size: number;
+  /** `exists`: skipped, the registry had it; `mounted`: cross-repository mount; `uploaded`: bytes sent */
+  outcome: "exists" | "mounted" | "uploaded";
+}
+
+/** Counters a client keeps from its creation (fuse-fs and the benchmark report them). */
+export interface RegistryStats {
+  /** HTTP requests sent, including retries, redirect hops and token requests */
+  requests: number;
+  /** response body bytes received */
+  bytesReceived: number;
+  /** request body bytes sent (buffers; streamed bodies are counted as they are read) */
+  bytesSent: number;
+  retries: number;
+  redirects: number;
+  tokenRequests: number;
+  /** range GETs (single and multi) */
+  rangeRequests: number;
+  /** multi-range requests answered as one multipart/byteranges (or one covering range) */
+  multiRangeHits: number;
+  /** multi-range requests the registry refused (400/416/200), served by single ranges instead */
+  multiRangeFallbacks: number;
+  /** range requests answered 200 with the whole blob, sliced client-side */
+  rangeIgnored: number;
+}

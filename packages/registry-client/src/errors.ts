@@ -1,0 +1,38 @@
+import { LazypullError } from "@lazypull/errors";
+
+/** Stable codes raised by the registry client; callers branch on these, never on messages. */
+export type RegistryErrorCode =
+  | "REGISTRY_UNAUTHORIZED"
+  | "REGISTRY_DENIED"
+  | "REGISTRY_NOT_FOUND"
+  | "REGISTRY_RANGE_UNSUPPORTED"
+  | "REGISTRY_RANGE_NOT_SATISFIABLE"
+  | "REGISTRY_BAD_RESPONSE"
+  | "REGISTRY_UNAVAILABLE"
+  | "REGISTRY_SCHEMA1_UNSUPPORTED"
+  | "REGISTRY_NO_MATCHING_PLATFORM"
+  | "REGISTRY_UNSUPPORTED_MEDIA_TYPE"
+  | "REGISTRY_AUTH_CONFIG_INVALID"
+  | "DIGEST_MISMATCH"
+  | "DIGEST_INVALID"
+  | "REFERENCE_INVALID";
+
+export interface RegistryErrorContext {
+  registry?: string;
+  repository?: string;
+  digest?: string;
+  /** HTTP status of the response that caused the error, when there was one */
+  status?: number;
+  /** the registry's own error codes from its JSON error body (e.g. `MANIFEST_UNKNOWN`) */
+  registryErrors?: string[];
+  [k: string]: unknown;
+}
+
+export class RegistryError extends LazypullError {
+  declare readonly code: RegistryErrorCode;
+  declare readonly context: RegistryErrorContext;
+
+  constructor(code: RegistryErrorCode, message: string, context: RegistryErrorContext = {}, options?: { cause?: unknown }) {
+    super(code, message, context, options);
+  }
+}
