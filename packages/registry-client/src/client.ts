@@ -226,10 +226,15 @@ export class RegistryClient implements BlobSource {
 
   /** Size (and type) of a blob; REGISTRY_NOT_FOUND when absent. */
   async headBlob(refIn: ImageReference | string, digest: string, opts: { signal?: AbortSignal } = {}): Promise<BlobInfo> {
-    const ref = toReference(refIn);
+    return this.headBlobScoped(toReference(refIn), digest, undefined, opts.signal);
+  }
+
+  private async headBlobScoped(ref: Reference, digest: string, scopes: string[] | undefined, signal?: AbortSignal): Promise<BlobInfo> {
     checkDigest(digest, ref);
     const ctx = ctxOf(ref, digest);
-    return this.transport.request(this.blobCall(ref, digest, "HEAD", opts.signal), async (res) => {
+    const call = this.blobCall(ref, digest, "HEAD", signal);
+    if (scopes) call.scopes = scopes;
+    return this.transport.request(call, async (res) => {
       await drain(res.body, this.transport.stats);
       if (res.status === 404) throw new RegistryError("REGISTRY_NOT_FOUND", `blob ${digest} not found in ${ref.name}`, { ...ctx, status: 404 });
       if (res.status === 403) throw new RegistryError("REGISTRY_DENIED", `access to blob ${digest} in ${ref.name} denied`, { ...ctx, status: 403 });
@@ -444,9 +449,17 @@ export class RegistryClient implements BlobSource {
     const ref = toReference(refIn);
     checkDigest(digest, ref);
     const ctx = ctxOf(ref, digest);
-    if (await this.blobExists(ref, digest, { signal: opts.signal })) return { digest, size, outcome: "exists" };
     const from = opts.from === undefined ? undefined : typeof opts.from === "string" ? opts.from : opts.from.repository;
     const scopes = pushScope(ref, from);
+    // the existence check asks for the push scope too, so one token serves the whole upload
+    const exists = await this.headBlobScoped(ref, digest, scopes, opts.signal).then(
+      () => true,
+      (err: RegistryError) => {
+        if (err.code === "REGISTRY_NOT_FOUND") return false;
+        throw err;
+      },
+    );
+    if (exists) return { digest, size, outcome: "exists" };
     const q = from ? `?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(from)}` : "";
     const start = await this.transport.request(
       { method: "POST", registry: ref.registry, repository: ref.repository, digest, path: `/v2/${ref.repository}/blobs/uploads/${q}`, headers: { "content-length": "0" }, scopes, signal: opts.signal },

@@ -243,8 +243,8 @@ export class Transport {
   private async token(call: Call, scheme: AuthScheme & { kind: "bearer" }, force: boolean): Promise<Token> {
     const scopes = [...call.scopes].sort();
     const key = `${call.registry}\n${scheme.realm}\n${scopes.join(" ")}`;
-    const cached = this.tokens.get(key);
-    if (cached && !force && cached.expiresAt > Date.now()) return cached;
+    const cached = force ? undefined : (this.tokens.get(key) ?? this.coveringToken(call.registry, scheme.realm, scopes));
+    if (cached && cached.expiresAt > Date.now()) return cached;
     let flight = this.tokenFlights.get(key);
     if (!flight) {
       flight = this.fetchToken(call, scheme, scopes).finally(() => this.tokenFlights.delete(key));
@@ -253,6 +253,27 @@ export class Transport {
     const t = await flight;
     this.tokens.set(key, t);
     return t;
+  }
+
+  /** A live cached token whose scopes include every action asked for (a push token serves pulls). */
+  private coveringToken(registry: string, realm: string, scopes: string[]): Token | undefined {
+    const prefix = `${registry}\n${realm}\n`;
+    const now = Date.now();
+    for (const [key, t] of this.tokens) {
+      if (!key.startsWith(prefix) || t.expiresAt <= now) continue;
+      const have = new Map<string, Set<string>>();
+      for (const s of key.slice(prefix.length).split(" ")) {
+        const i = s.lastIndexOf(":");
+        have.set(s.slice(0, i), new Set(s.slice(i + 1).split(",")));
+      }
+      const covers = scopes.every((s) => {
+        const i = s.lastIndexOf(":");
+        const acts = have.get(s.slice(0, i));
+        return acts !== undefined && s.slice(i + 1).split(",").every((a) => acts.has(a));
+      });
+      if (covers) return t;
+    }
+    return undefined;
   }
 
   private async fetchToken(call: Call, scheme: AuthScheme & { kind: "bearer" }, scopes: string[]): Promise<Token> {

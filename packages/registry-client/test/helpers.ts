@@ -55,7 +55,8 @@ export interface Front {
 /** Copies a request to `target` (host:port) and the answer back, optionally with changed request headers. */
 export function forward(target: string, req: IncomingMessage, res: ServerResponse, editHeaders?: (h: IncomingMessage["headers"]) => void): void {
   const [hostname, port] = target.split(":");
-  const headers = { ...req.headers, host: target };
+  // the Host header stays the front's, so the registry builds Location URLs that point back at the front
+  const headers = { ...req.headers };
   editHeaders?.(headers);
   const up = httpRequest({ hostname, port: Number(port), method: req.method, path: req.url, headers }, (ur) => {
     res.writeHead(ur.statusCode ?? 502, ur.headers);
