@@ -1,1 +1,7 @@
 export type * from "./types.js";
+export { mountLazyFs } from "./lazy-fs.js";
+export { openRemoteLayer } from "./remote-layer.js";
+export { cleanStaleMount, isMounted, listMounts } from "./stale-mount.js";
+export { unmountOnSignals } from "./signals.js";
+export { FuseFsError, type FuseFsErrorCode } from "./errors.js";
+export { TOC_DIGEST_ANNOTATION } from "./layer/open-layer.js";

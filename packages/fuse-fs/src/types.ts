@@ -21,6 +21,12 @@ export interface MountOptions {
   accessLogPath?: string;
   /** a pino logger (or compatible) */
   logger?: import("pino").Logger;
+  /** let other users (podman, containers) see the mount; default: true when running as root */
+  allowOther?: boolean;
+  /** uncompressed bytes fetched ahead of a sequential reader; default 8 MiB */
+  readAheadBytes?: number;
+  /** bounded retries of a failing range fetch before the read answers EIO; default 4 attempts from 250 ms, doubling */
+  retry?: { attempts: number; delayMs: number };
 }
 
 export interface LayerSpec {
@@ -53,4 +59,30 @@ export interface LazyFs {
   progress(): LayerProgress[];
   /** unmount and stop background work */
   close(): Promise<void>;
+}
+
+/** Options of `openRemoteLayer` (reading a layer without mounting, e.g. `lazypull ls/cat`). */
+export interface OpenRemoteLayerOptions {
+  source: BlobSource;
+  cache: ChunkCache;
+  allowUnverified?: boolean;
+  logger?: import("pino").Logger;
+  retry?: { attempts: number; delayMs: number };
+}
+
+/** A layer opened for reading without a mount: the tree answered from its TOC, bytes fetched on demand. */
+export interface RemoteLayer {
+  readonly digest: string;
+  readonly kind: LayerProgress["kind"];
+  /** a node by layer path ("" is the root; "./", leading and trailing "/" are ignored) */
+  lookup(path: string): import("@lazypull/stargz-format").FileNode | undefined;
+  /** names in a directory, sorted; undefined when not a directory */
+  readdir(path: string): string[] | undefined;
+  /** every node, parents first */
+  walk(): Iterable<import("@lazypull/stargz-format").FileNode>;
+  /** bytes of a regular file (default: all of it from `offset`) */
+  read(path: string, offset?: number, length?: number): Promise<Buffer>;
+  /** network cost so far (requests, bytes) and state */
+  progress(): Omit<LayerProgress, "dir">;
+  close(): void;
 }

@@ -1,0 +1,171 @@
+import type { FileNode } from "@lazypull/stargz-format";
+import type { FuseStat, FuseStatfs } from "fuse-native";
+import type { AccessRecorder } from "./access-log.js";
+import { FuseFsError } from "./errors.js";
+import type { ServedLayer } from "./layer/layer.js";
+
+const S_IFMT: Record<FileNode["type"], number> = {
+  dir: 0o040000,
+  reg: 0o100000,
+  symlink: 0o120000,
+  char: 0o020000,
+  block: 0o060000,
+  fifo: 0o010000,
+};
+
+const O_ACCMODE = 3;
+const O_RDONLY = 0;
+const W_OK = 2;
+/** inode numbers: the layer's slot in the high bits, the node's per-layer number below (fuse-native passes 32 bits) */
+const INO_BITS = 24;
+
+export interface MountedLayer {
+  hex: string;
+  slot: number;
+  layer: ServedLayer;
+}
+
+interface Handle {
+  entry: MountedLayer;
+  path: string;
+  /** where a sequential reader would read next */
+  next: number;
+  recorded: boolean;
+}
+
+/** glibc's makedev */
+export function makedev(major: number, minor: number): number {
+  return ((minor & 0xff) | ((major & 0xfff) << 8) | ((minor & ~0xff) << 12)) >>> 0;
+}
+
+export type Resolved = { kind: "root" } | { kind: "node"; entry: MountedLayer; path: string; node: FileNode };
+
+function notFound(path: string): FuseFsError {
+  return new FuseFsError("FUSEFS_NOT_FOUND", `no such path ${path}`, { path });
+}
+
+/**
+ * Everything the FUSE operations answer, without FUSE: the mount's root lists the layer directories
+ * (named by digest hex), below them each layer's tree. The operation adapters only translate.
+ */
+export class FsCore {
+  readonly layers = new Map<string, MountedLayer>();
+  private readonly handles = new Map<number, Handle>();
+  private nextFd = 1;
+  private readonly mountedAt = Date.now();
+
+  constructor(private readonly recorder?: AccessRecorder) {}
+
+  resolve(fusePath: string): Resolved {
+    if (fusePath === "/" || fusePath === "") return { kind: "root" };
+    const rel = fusePath.startsWith("/") ? fusePath.slice(1) : fusePath;
+    const slash = rel.indexOf("/");
+    const hex = slash < 0 ? rel : rel.slice(0, slash);
+    const path = slash < 0 ? "" : rel.slice(slash + 1);
+    const entry = this.layers.get(hex);
+    if (!entry) throw notFound(fusePath);
+    const node = entry.layer.lookup(path);
+    if (!node) throw notFound(fusePath);
+    return { kind: "node", entry, path, node };
+  }
+
+  stat(fusePath: string): FuseStat {
+    const r = this.resolve(fusePath);
+    if (r.kind === "root") {
+      const t = new Date(this.mountedAt);
+      return { mode: S_IFMT.dir | 0o755, uid: 0, gid: 0, size: 0, nlink: 2 + this.layers.size, ino: 1, rdev: 0, blksize: 4096, blocks: 0, atime: t, mtime: t, ctime: t };
+    }
+    const n = r.node;
+    const t = new Date(n.mtimeMs);
+    const size = n.type === "symlink" ? Buffer.byteLength(n.linkName ?? "") : n.size;
+    return {
+      mode: S_IFMT[n.type] | (n.mode & 0o7777),
+      uid: n.uid,
+      gid: n.gid,
+      size,
+      nlink: n.nlink,
+      ino: (r.entry.slot * 2 ** INO_BITS + (n.ino % 2 ** INO_BITS)) >>> 0,
+      rdev: n.type === "char" || n.type === "block" ? makedev(n.devMajor ?? 0, n.devMinor ?? 0) : 0,
+      blksize: 4096,
+      blocks: Math.ceil(size / 512),
+      atime: t,
+      mtime: t,
+      ctime: t,
+    };
+  }
+
+  readdir(fusePath: string): string[] {
+    const r = this.resolve(fusePath);
+    if (r.kind === "root") return [...this.layers.keys()].sort();
+    if (r.node.type !== "dir") throw new FuseFsError("FUSEFS_NOT_DIR", `${fusePath} is not a directory`, { path: fusePath });
+    return r.entry.layer.readdir(r.path) ?? [];
+  }
+
+  readlink(fusePath: string): string {
+    const r = this.resolve(fusePath);
+    if (r.kind === "root" || r.node.type !== "symlink") {
+      throw new FuseFsError("FUSEFS_INVALID", `${fusePath} is not a symlink`, { path: fusePath });
+    }
+    return r.node.linkName ?? "";
+  }
+
+  getxattr(fusePath: string, name: string): Buffer {
+    const r = this.resolve(fusePath);
+    const v = r.kind === "node" ? r.node.xattrs[name] : undefined;
+    if (!v) throw new FuseFsError("FUSEFS_NO_XATTR", `${fusePath} has no xattr ${name}`, { path: fusePath, name });
+    return v;
+  }
+
+  listxattr(fusePath: string): string[] {
+    const r = this.resolve(fusePath);
+    return r.kind === "node" ? Object.keys(r.node.xattrs) : [];
+  }
+
+  access(fusePath: string, mode: number): void {
+    this.resolve(fusePath);
+    if (mode & W_OK) throw new FuseFsError("FUSEFS_READ_ONLY", `${fusePath} is on a read-only filesystem`, { path: fusePath });
+  }
+
+  open(fusePath: string, flags: number): number {
+    const r = this.resolve(fusePath);
+    if ((flags & O_ACCMODE) !== O_RDONLY) {
+      throw new FuseFsError("FUSEFS_READ_ONLY", `${fusePath} is on a read-only filesystem`, { path: fusePath, flags });
+    }
+    if (r.kind === "root" || r.node.type === "dir") throw new FuseFsError("FUSEFS_IS_DIR", `${fusePath} is a directory`, { path: fusePath });
+    const fd = this.nextFd++;
+    this.handles.set(fd, { entry: r.entry, path: r.path, next: 0, recorded: false });
+    return fd;
+  }
+
+  async read(fd: number, fusePath: string, pos: number, len: number): Promise<Buffer> {
+    let h = this.handles.get(fd);
+    if (!h) {
+      // the kernel may read through a handle opened before a layer was re-added; fall back to the path
+      const r = this.resolve(fusePath);
+      if (r.kind === "root") throw new FuseFsError("FUSEFS_IS_DIR", `${fusePath} is a directory`, { path: fusePath });
+      h = { entry: r.entry, path: r.path, next: 0, recorded: false };
+    }
+    if (!h.recorded) {
+      h.recorded = true;
+      this.recorder?.record(h.entry.hex, h.path);
+    }
+    const sequential = pos === h.next;
+    h.next = pos + len;
+    return h.entry.layer.read(h.path, pos, len, { sequential });
+  }
+
+  release(fd: number): void {
+    this.handles.delete(fd);
+  }
+
+  statfs(): FuseStatfs {
+    let files = 0;
+    let bytes = 0;
+    for (const { layer } of this.layers.values()) {
+      files += layer.nodeCount;
+      bytes += layer.progress().bytesTotal;
+    }
+    const bsize = 4096;
+    return { bsize, frsize: bsize, blocks: Math.ceil(bytes / bsize), bfree: 0, bavail: 0, files, ffree: 0, favail: 0, fsid: 0, flag: 1, namemax: 255 };
+  }
+}

@@ -1,0 +1,178 @@
+import type { CacheKey, ChunkCache } from "@lazypull/blob-cache";
+import type { BlobSource, ImageReference } from "@lazypull/registry-client";
+import type { ChunkRef } from "@lazypull/stargz-format";
+import type { Logger } from "pino";
+import { FuseFsError } from "../errors.js";
+import { ByteLru } from "./byte-lru.js";
+import type { FetchCounters } from "./counters.js";
+import { withRetries, type RetryPolicy } from "./retry.js";
+
+/** demand: a reader waits; background: yields to demand (waits until no reader is waiting). */
+export type Priority = "demand" | "background";
+
+export interface ChunkStoreOptions {
+  ref: ImageReference;
+  digest: string;
+  source: BlobSource;
+  cache: ChunkCache;
+  /** inflate a chunk's member bytes and verify its digest (off the main thread) */
+  inflate(chunk: ChunkRef, compressed: Buffer): Promise<Buffer>;
+  counters: FetchCounters;
+  log: Logger;
+  retry: RetryPolicy;
+  /** one range request never spans more than this many compressed bytes (default 16 MiB) */
+  maxRequestBytes?: number;
+  /** inflated chunks kept in memory (default 64 MiB) */
+  memoryBytes?: number;
+  signal: AbortSignal;
+}
+
+/** Cache id of a chunk: its member's compressed offset (plus the inner offset for shared members). */
+export function chunkId(c: ChunkRef): string {
+  return c.innerOffset ? `${c.compressedOffset}+${c.innerOffset}` : String(c.compressedOffset);
+}
+
+/** Groups chunks (sorted by blob offset) into runs whose members touch, each run one range request. */
+export function coalesce(chunks: ChunkRef[], maxBytes: number): ChunkRef[][] {
+  const sorted = [...chunks].sort((a, b) => a.compressedOffset - b.compressedOffset || a.innerOffset - b.innerOffset);
+  const runs: ChunkRef[][] = [];
+  let run: ChunkRef[] = [];
+  let start = 0;
+  let end = 0;
+  for (const c of sorted) {
+    if (run.length > 0 && c.compressedOffset <= end && Math.max(end, c.compressedEnd) - start <= maxBytes) {
+      run.push(c);
+      end = Math.max(end, c.compressedEnd);
+      continue;
+    }
+    if (run.length > 0) runs.push(run);
+    run = [c];
+    start = c.compressedOffset;
+    end = c.compressedEnd;
+  }
+  if (run.length > 0) runs.push(run);
+  return runs;
+}
+
+/**
+ * Inflated chunks of one blob: memory → blob-cache → registry. Concurrent readers of a chunk share one
+ * fetch, neighbouring missing chunks go in one range request, and bytes are stored only after their
+ * digest matched.
+ */
+export class ChunkStore {
+  private readonly inflight = new Map<string, Promise<Buffer>>();
+  private readonly mem: ByteLru<string>;
+  private readonly maxRequestBytes: number;
+  private demandWaiting = 0;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(private readonly o: ChunkStoreOptions) {
+    this.mem = new ByteLru(o.memoryBytes ?? 64 * 1024 * 1024);
+    this.maxRequestBytes = o.maxRequestBytes ?? 16 * 1024 * 1024;
+  }
+
+  private key(c: ChunkRef): CacheKey {
+    return { blob: this.o.digest, id: chunkId(c) };
+  }
+
+  /** true when the chunk needs no network (in memory, in flight, or cached) */
+  async isLocal(c: ChunkRef): Promise<boolean> {
+    const id = chunkId(c);
+    if (this.mem.has(id) || this.inflight.has(id)) return true;
+    return this.o.cache.has(this.key(c));
+  }
+
+  /** Runs `fn` as an on-demand read: background fetching waits until no such read is pending. */
+  async demand<T>(fn: () => Promise<T>): Promise<T> {
+    this.demandWaiting += 1;
+    try {
+      return await fn();
+    } finally {
+      this.demandWaiting -= 1;
+      if (this.demandWaiting === 0) {
+        const waiters = this.idleWaiters;
+        this.idleWaiters = [];
+        for (const w of waiters) w();
+      }
+    }
+  }
+
+  whenDemandIdle(): Promise<void> {
+    if (this.demandWaiting === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Makes every given chunk local; the missing ones are fetched in coalesced requests. */
+  async ensure(chunks: ChunkRef[], prio: Priority, maxRequestBytes = this.maxRequestBytes): Promise<void> {
+    const unique = [...new Map(chunks.map((c) => [chunkId(c), c])).values()];
+    const local = await Promise.all(unique.map((c) => this.isLocal(c)));
+    // Re-check in-flight after the awaits: another reader may have started the same chunk meanwhile.
+    const missing = unique.filter((c, i) => !local[i] && !this.inflight.has(chunkId(c)));
+    for (const run of coalesce(missing, maxRequestBytes)) this.startRun(run, prio);
+    await Promise.all(unique.map((c) => this.inflight.get(chunkId(c))));
+  }
+
+  /** bytes [start, start+length) of a chunk's uncompressed data */
+  async slice(c: ChunkRef, start: number, length: number, prio: Priority = "demand"): Promise<Buffer> {
+    const id = chunkId(c);
+    const m = this.mem.get(id);
+    if (m) return m.subarray(start, start + length);
+    const pending = this.inflight.get(id);
+    if (pending) return (await pending).subarray(start, start + length);
+    const cached = await this.o.cache.read(this.key(c), start, length).catch((err: unknown) => {
+      this.o.log.warn({ err, digest: this.o.digest, chunk: id }, "cache read failed; refetching");
+      return undefined;
+    });
+    if (cached && cached.length === length) return cached;
+    const again = this.inflight.get(id) ?? this.startRun([c], prio)[0]!;
+    return (await again).subarray(start, start + length);
+  }
+
+  private startRun(run: ChunkRef[], prio: Priority): Promise<Buffer>[] {
+    const all = this.fetchRun(run, prio);
+    return run.map((c, i) => {
+      const id = chunkId(c);
+      const p = all.then((bufs) => bufs[i]!);
+      this.inflight.set(id, p);
+      const forget = () => {
+        if (this.inflight.get(id) === p) this.inflight.delete(id);
+      };
+      p.then(forget, forget);
+      return p;
+    });
+  }
+
+  private async fetchRun(run: ChunkRef[], prio: Priority): Promise<Buffer[]> {
+    const start = run[0]!.compressedOffset;
+    const end = Math.max(...run.map((c) => c.compressedEnd));
+    const what = { digest: this.o.digest, offset: start, length: end - start };
+    const { counters, log, signal } = this.o;
+    const datas = await withRetries(what, this.o.retry, { counters, log, signal }, async () => {
+      if (prio === "background") await this.whenDemandIdle();
+      const buf = await this.o.source.fetchRange(this.o.ref, this.o.digest, { offset: start, length: end - start }, signal);
+      counters.noteRequest(buf.length);
+      if (buf.length !== end - start) {
+        throw new FuseFsError("FUSEFS_FETCH_FAILED", `short range: got ${buf.length} of ${end - start} bytes`, what);
+      }
+      return Promise.all(
+        run.map((c) => this.o.inflate(c, buf.subarray(c.compressedOffset - start, c.compressedEnd - start))),
+      );
+    });
+    await Promise.all(
+      run.map(async (c, i) => {
+        const data = datas[i]!;
+        this.mem.set(chunkId(c), data);
+        try {
+          await this.o.cache.put(this.key(c), data);
+        } catch (err) {
+          log.warn({ err, digest: this.o.digest, chunk: chunkId(c) }, "cache put failed; serving from memory");
+        }
+      }),
+    );
+    return datas;
+  }
+
+  dropMemory(): void {
+    this.mem.clear();
+  }
+}

@@ -1,0 +1,183 @@
+import type { ChunkCache } from "@lazypull/blob-cache";
+import { describeError } from "@lazypull/errors";
+import type { ChunkRef, FileNode, StargzReader } from "@lazypull/stargz-format";
+import type { Logger } from "pino";
+import { FuseFsError } from "../errors.js";
+import type { LayerProgress, LayerState, PrefetchPolicy } from "../types.js";
+import { coalesce, type ChunkStore } from "./chunk-store.js";
+import type { FetchCounters } from "./counters.js";
+import { normalisePath, type ReadHint, type ServedLayer } from "./layer.js";
+import { sleep } from "./retry.js";
+
+export interface EstargzLayerOptions {
+  digest: string;
+  blobSize: number;
+  reader: StargzReader;
+  store: ChunkStore;
+  cache: ChunkCache;
+  counters: FetchCounters;
+  log: Logger;
+  abort: AbortController;
+  /** uncompressed bytes fetched ahead of a sequential reader (default 8 MiB) */
+  readAheadBytes?: number;
+  /** compressed bytes per background request (default 4 MiB) */
+  backgroundRequestBytes?: number;
+}
+
+/** A layer served lazily from an eStargz (or legacy stargz) blob: tree from the TOC, data by chunk. */
+export class EstargzLayer implements ServedLayer {
+  readonly digest: string;
+  readonly kind: "estargz" | "stargz";
+  private state: LayerState = "ready";
+  private count: number | undefined;
+  private pinned = false;
+
+  constructor(private readonly o: EstargzLayerOptions) {
+    this.digest = o.digest;
+    this.kind = o.reader.format;
+  }
+
+  lookup(path: string): FileNode | undefined {
+    return this.o.reader.lookup(normalisePath(path));
+  }
+
+  readdir(path: string): string[] | undefined {
+    return this.o.reader.readdir(normalisePath(path));
+  }
+
+  walk(): Iterable<FileNode> {
+    return this.o.reader.walk();
+  }
+
+  get nodeCount(): number {
+    if (this.count === undefined) {
+      let n = 0;
+      for (const _ of this.o.reader.walk()) n += 1;
+      this.count = n;
+    }
+    return this.count;
+  }
+
+  async read(path: string, offset: number, length: number, hint: ReadHint = {}): Promise<Buffer> {
+    const p = normalisePath(path);
+    const node = this.o.reader.lookup(p);
+    if (!node) throw new FuseFsError("FUSEFS_NOT_FOUND", `no ${p} in layer ${this.digest}`, { digest: this.digest, path: p });
+    if (node.type === "dir") throw new FuseFsError("FUSEFS_IS_DIR", `${p} is a directory`, { digest: this.digest, path: p });
+    if (node.type !== "reg" || offset >= node.size || length <= 0) return Buffer.alloc(0);
+    const len = Math.min(length, node.size - offset);
+    const chunks = this.o.reader.chunksFor(p, offset, len);
+    const { store } = this.o;
+    return store.demand(async () => {
+      if (chunks.length > 1) await store.ensure(chunks, "demand");
+      if (hint.sequential) this.readAhead(p, offset + len, node.size);
+      const parts = await Promise.all(
+        chunks.map((c) => {
+          const s = Math.max(offset, c.fileOffset) - c.fileOffset;
+          const e = Math.min(offset + len, c.fileOffset + c.size) - c.fileOffset;
+          return store.slice(c, s, e - s, "demand");
+        }),
+      );
+      const out = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+      if (out.length !== len) {
+        throw new FuseFsError("FUSEFS_BAD_LAYER", `TOC chunks of ${p} cover ${out.length} of ${len} bytes at ${offset}`, {
+          digest: this.digest,
+          path: p,
+          offset,
+        });
+      }
+      return out;
+    });
+  }
+
+  private readAhead(path: string, from: number, size: number): void {
+    const ahead = this.o.readAheadBytes ?? 8 * 1024 * 1024;
+    if (ahead <= 0 || from >= size) return;
+    const chunks = this.o.reader.chunksFor(path, from, Math.min(ahead, size - from));
+    this.o.store.ensure(chunks, "demand").catch((err: unknown) => {
+      this.o.log.debug({ err, digest: this.digest, path }, "read-ahead failed");
+    });
+  }
+
+  startBackground(policy: PrefetchPolicy): void {
+    if (policy === "none") return;
+    this.o.cache.pin(this.digest);
+    this.pinned = true;
+    this.background(policy).catch((err: unknown) => {
+      if (this.o.abort.signal.aborted) return;
+      this.state = "error";
+      this.o.counters.noteError(describeError(err));
+      this.o.log.error({ err, digest: this.digest }, "background fetch stopped");
+    });
+  }
+
+  private async background(policy: PrefetchPolicy): Promise<void> {
+    const { reader, store } = this.o;
+    const signal = this.o.abort.signal;
+    const all = reader.allChunks();
+    if (reader.prefetchEnd > 0) {
+      this.state = "prefetching";
+      const landmark = all.filter((c) => c.compressedEnd <= reader.prefetchEnd);
+      // the prioritised files in one request, ahead of any other background work
+      await store.ensure(landmark, "demand", Number.MAX_SAFE_INTEGER).catch((err: unknown) => {
+        this.o.log.warn({ err, digest: this.digest }, "landmark prefetch failed; files will load on demand");
+      });
+    }
+    if (policy !== "all") {
+      this.state = "ready";
+      return;
+    }
+    this.state = "fetching";
+    const runBytes = this.o.backgroundRequestBytes ?? 4 * 1024 * 1024;
+    for (let pass = 0; !signal.aborted; pass++) {
+      const missing = await this.missingChunks(all);
+      if (missing.length === 0) {
+        this.state = "complete";
+        this.o.log.info({ digest: this.digest, ...this.o.counters }, "layer complete");
+        return;
+      }
+      let failed = false;
+      for (const run of coalesce(missing, runBytes)) {
+        if (signal.aborted) return;
+        await store.whenDemandIdle();
+        await store.ensure(run, "background", runBytes).catch(() => {
+          failed = true; // logged by the store; the next pass retries what is still missing
+        });
+      }
+      if (failed) await sleep(Math.min(30_000, 1000 * 2 ** pass), signal);
+    }
+  }
+
+  private async missingChunks(all: ChunkRef[]): Promise<ChunkRef[]> {
+    const out: ChunkRef[] = [];
+    const step = 256;
+    for (let i = 0; i < all.length; i += step) {
+      const part = all.slice(i, i + step);
+      const local = await Promise.all(part.map((c) => this.o.store.isLocal(c)));
+      part.forEach((c, j) => {
+        if (!local[j]) out.push(c);
+      });
+    }
+    return out;
+  }
+
+  progress(): Omit<LayerProgress, "dir"> {
+    const c = this.o.counters;
+    return {
+      digest: this.digest,
+      state: this.state,
+      kind: this.kind,
+      bytesFetched: c.bytesFetched,
+      bytesTotal: this.o.blobSize,
+      requests: c.requests,
+      errors: c.errors,
+      ...(c.lastError !== undefined ? { lastError: c.lastError } : {}),
+    };
+  }
+
+  close(): void {
+    this.o.abort.abort();
+    this.o.store.dropMemory();
+    if (this.pinned) this.o.cache.unpin(this.digest);
+    this.pinned = false;
+  }
+}

@@ -1,0 +1,35 @@
+import type { FileNode } from "@lazypull/stargz-format";
+import type { LayerProgress, PrefetchPolicy } from "../types.js";
+
+/** A layer as the mount (and the CLI's `ls`/`cat`) sees it: a tree answered from memory, bytes on demand. */
+export interface ServedLayer {
+  readonly digest: string;
+  readonly kind: LayerProgress["kind"];
+  lookup(path: string): FileNode | undefined;
+  /** child names of a directory, sorted */
+  readdir(path: string): string[] | undefined;
+  /** every node, parents first */
+  walk(): Iterable<FileNode>;
+  readonly nodeCount: number;
+  /** bytes [offset, offset+length) of a regular file; shorter only at end of file */
+  read(path: string, offset: number, length: number, hint?: ReadHint): Promise<Buffer>;
+  /** fetch ahead of reads in the background, per policy */
+  startBackground(policy: PrefetchPolicy): void;
+  progress(): Omit<LayerProgress, "dir">;
+  /** stop background work and release cache pins */
+  close(): void;
+}
+
+export interface ReadHint {
+  /** the caller reads sequentially: fetch ahead of it */
+  sequential?: boolean;
+}
+
+/** Normalises a path to the TOC form stargz-format uses: no leading `./` or `/`, no trailing `/`, root "". */
+export function normalisePath(p: string): string {
+  let s = p;
+  while (s.startsWith("./")) s = s.slice(2);
+  s = s.replace(/^\/+/, "").replace(/\/+$/, "");
+  if (s === ".") return "";
+  return s;
+}

@@ -1,0 +1,60 @@
+import { describeError } from "@lazypull/errors";
+import type { Logger } from "pino";
+import { FuseFsError } from "../errors.js";
+import type { FetchCounters } from "./counters.js";
+
+export interface RetryPolicy {
+  /** attempts in all (first try included) */
+  attempts: number;
+  /** delay before the second attempt; doubles each time */
+  delayMs: number;
+}
+
+export const defaultRetryPolicy: RetryPolicy = { attempts: 4, delayMs: 250 };
+
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    }
+    signal?.addEventListener("abort", done, { once: true });
+  });
+}
+
+/**
+ * Runs `attempt` until it succeeds, with bounded exponential backoff. Every failure is counted and
+ * logged; the final one becomes `FUSEFS_FETCH_FAILED` (EIO to a FUSE reader) with the cause attached.
+ */
+export async function withRetries<T>(
+  what: { digest: string; offset: number; length: number },
+  policy: RetryPolicy,
+  ctx: { counters: FetchCounters; log: Logger; signal: AbortSignal },
+  attempt: () => Promise<T>,
+): Promise<T> {
+  let lastErr: unknown;
+  for (let i = 0; i < policy.attempts; i++) {
+    if (ctx.signal.aborted) break;
+    try {
+      return await attempt();
+    } catch (err) {
+      lastErr = err;
+      if (ctx.signal.aborted) break;
+      ctx.counters.noteError(describeError(err));
+      ctx.log.warn({ err, ...what, attempt: i + 1, of: policy.attempts }, "blob range fetch failed");
+      if (i + 1 < policy.attempts) await sleep(policy.delayMs * 2 ** i, ctx.signal);
+    }
+  }
+  if (ctx.signal.aborted) {
+    throw new FuseFsError("FUSEFS_CLOSED", `layer ${what.digest} was closed while fetching`, what, { cause: lastErr });
+  }
+  throw new FuseFsError(
+    "FUSEFS_FETCH_FAILED",
+    `bytes ${what.offset}+${what.length} of ${what.digest} failed after ${policy.attempts} attempts: ${describeError(lastErr)}`,
+    { ...what, attempts: policy.attempts },
+    { cause: lastErr },
+  );
+}

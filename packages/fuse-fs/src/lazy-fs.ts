@@ -1,0 +1,206 @@
+import { join, resolve } from "node:path";
+import { describeError } from "@lazypull/errors";
+import Fuse from "fuse-native";
+import pino, { type Logger } from "pino";
+import { AccessRecorder } from "./access-log.js";
+import { FuseFsError } from "./errors.js";
+import { FsCore, type MountedLayer } from "./fs-core.js";
+import { FetchCounters } from "./layer/counters.js";
+import type { ServedLayer } from "./layer/layer.js";
+import { openLayer, TOC_DIGEST_ANNOTATION } from "./layer/open-layer.js";
+import { createOperations } from "./operations/index.js";
+import { cleanStaleMount, isMounted } from "./stale-mount.js";
+import type { LayerProgress, LayerSpec, LayerState, LazyFs, MountOptions } from "./types.js";
+
+const DIGEST = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:([a-f0-9]{32,})$/;
+const MAX_SLOTS = 255;
+
+interface Entry {
+  digest: string;
+  hex: string;
+  slot: number;
+  refs: number;
+  counters: FetchCounters;
+  state: LayerState;
+  kind: LayerProgress["kind"];
+  bytesTotal: number;
+  ready: Promise<string>;
+  layer?: ServedLayer;
+}
+
+let defaultLogger: Logger | undefined;
+function fallbackLogger(): Logger {
+  defaultLogger ??= pino({ level: process.env.LAZYPULL_LOG_LEVEL ?? "warn" }, pino.destination({ fd: 2, sync: false }));
+  return defaultLogger;
+}
+
+class MountedLazyFs implements LazyFs {
+  readonly mountpoint: string;
+  private readonly entries = new Map<string, Entry>();
+  private closed: Promise<void> | undefined;
+
+  constructor(
+    private readonly opts: MountOptions,
+    private readonly fuse: Fuse,
+    private readonly core: FsCore,
+    private readonly recorder: AccessRecorder,
+    private readonly log: Logger,
+  ) {
+    this.mountpoint = resolve(opts.mountpoint);
+  }
+
+  addLayer(spec: LayerSpec): Promise<string> {
+    if (this.closed) return Promise.reject(new FuseFsError("FUSEFS_CLOSED", `mount ${this.mountpoint} is closed`, {}));
+    const digest = spec.descriptor.digest;
+    const m = DIGEST.exec(digest);
+    if (!m) {
+      return Promise.reject(new FuseFsError("FUSEFS_BAD_LAYER", `not a layer digest: ${JSON.stringify(digest)}`, { digest }));
+    }
+    const existing = this.entries.get(digest);
+    if (existing) {
+      existing.refs += 1;
+      return existing.ready;
+    }
+    const slot = this.freeSlot();
+    const hex = m[1]!;
+    const counters = new FetchCounters();
+    const entry: Entry = {
+      digest,
+      hex,
+      slot,
+      refs: 1,
+      counters,
+      state: "resolving",
+      kind: spec.descriptor.annotations?.[TOC_DIGEST_ANNOTATION] ? "estargz" : "whole",
+      bytesTotal: spec.descriptor.size,
+      ready: Promise.resolve(""),
+    };
+    this.entries.set(digest, entry);
+    entry.ready = (async () => {
+      try {
+        const layer = await openLayer(spec, {
+          source: this.opts.source,
+          cache: this.opts.cache,
+          log: this.log,
+          counters,
+          onState: (s) => (entry.state = s),
+          ...(this.opts.allowUnverified ? { allowUnverified: true } : {}),
+          ...(this.opts.readAheadBytes !== undefined ? { readAheadBytes: this.opts.readAheadBytes } : {}),
+          ...(this.opts.retry ? { retry: this.opts.retry } : {}),
+        });
+        if (this.entries.get(digest) !== entry || this.closed) {
+          layer.close();
+          throw new FuseFsError("FUSEFS_LAYER_GONE", `layer ${digest} was released while it was opening`, { digest });
+        }
+        entry.layer = layer;
+        entry.kind = layer.kind;
+        const mounted: MountedLayer = { hex, slot, layer };
+        this.core.layers.set(hex, mounted);
+        layer.startBackground(this.opts.prefetch ?? "all");
+        this.log.info({ digest, kind: layer.kind, nodes: layer.nodeCount }, "layer served");
+        return join(this.mountpoint, hex);
+      } catch (err) {
+        if (this.entries.get(digest) === entry) this.entries.delete(digest);
+        this.log.error({ err, digest }, "layer could not be served");
+        throw err;
+      }
+    })();
+    return entry.ready;
+  }
+
+  private freeSlot(): number {
+    const used = new Set([...this.entries.values()].map((e) => e.slot));
+    for (let s = 1; s <= MAX_SLOTS; s++) if (!used.has(s)) return s;
+    throw new FuseFsError("FUSEFS_BAD_LAYER", `one mount serves at most ${MAX_SLOTS} layers`, {});
+  }
+
+  releaseLayer(digest: string): void {
+    const e = this.entries.get(digest);
+    if (!e) return;
+    e.refs -= 1;
+    if (e.refs > 0) return;
+    this.entries.delete(digest);
+    this.core.layers.delete(e.hex);
+    e.layer?.close();
+  }
+
+  progress(): LayerProgress[] {
+    return [...this.entries.values()].map((e) => {
+      const dir = join(this.mountpoint, e.hex);
+      if (e.layer) return { ...e.layer.progress(), dir };
+      const c = e.counters;
+      return {
+        digest: e.digest,
+        dir,
+        state: e.state,
+        kind: e.kind,
+        bytesFetched: c.bytesFetched,
+        bytesTotal: e.bytesTotal,
+        requests: c.requests,
+        errors: c.errors,
+        ...(c.lastError !== undefined ? { lastError: c.lastError } : {}),
+      };
+    });
+  }
+
+  close(): Promise<void> {
+    this.closed ??= (async () => {
+      for (const e of this.entries.values()) e.layer?.close();
+      this.entries.clear();
+      this.core.layers.clear();
+      try {
+        await new Promise<void>((res, rej) => this.fuse.unmount((err) => (err ? rej(err) : res())));
+      } catch (err) {
+        // the mount may already be gone (fusermount -u by someone else); anything else is reported
+        if (await isMounted(this.mountpoint)) {
+          throw new FuseFsError("FUSEFS_MOUNT_FAILED", `unmounting ${this.mountpoint} failed: ${describeError(err)}`, {
+            mountpoint: this.mountpoint,
+          }, { cause: err });
+        }
+      } finally {
+        await this.recorder.close();
+      }
+    })();
+    return this.closed;
+  }
+}
+
+/**
+ * Mounts the lazy filesystem at `opts.mountpoint` (an existing directory). The root lists one
+ * directory per added layer, named by the layer digest's hex. A stale mount left there by a dead
+ * process is cleaned first; a live one is an error.
+ */
+export async function mountLazyFs(opts: MountOptions): Promise<LazyFs> {
+  const mountpoint = resolve(opts.mountpoint);
+  const log = (opts.logger ?? fallbackLogger()).child({ component: "fuse-fs", mountpoint });
+  await cleanStaleMount(mountpoint);
+  if (await isMounted(mountpoint)) {
+    throw new FuseFsError("FUSEFS_MOUNTPOINT_BUSY", `${mountpoint} is already a live mount`, { mountpoint });
+  }
+  const recorder = new AccessRecorder(opts.accessLogPath);
+  const core = new FsCore(recorder);
+  const ops = createOperations(core, log);
+  const isRoot = typeof process.getuid === "function" && process.getuid() === 0;
+  const fuse = new Fuse(mountpoint, ops, {
+    // ops wait on the network: fail them only after this, and never the 15 s fuse-native default
+    timeout: opts.opTimeoutMs ?? 120_000,
+    // layers are immutable: let the kernel cache pages and attributes
+    kernelCache: true,
+    entryTimeout: 10,
+    attrTimeout: 10,
+    defaultPermissions: true,
+    allowOther: opts.allowOther ?? isRoot,
+    // fuse-native knows no `ro`/`use_ino`/`auto_unmount` pairing; they ride in the option string after fsname.
+    // use_ino: hardlinks show one inode; auto_unmount: fusermount detaches the mount if this process dies.
+    fsname: "lazypull,ro,use_ino,auto_unmount",
+    subtype: "lazypull",
+  });
+  try {
+    await new Promise<void>((res, rej) => fuse.mount((err) => (err ? rej(err) : res())));
+  } catch (err) {
+    await recorder.close();
+    throw new FuseFsError("FUSEFS_MOUNT_FAILED", `mounting ${mountpoint} failed: ${describeError(err)}`, { mountpoint }, { cause: err });
+  }
+  log.info("mounted");
+  return new MountedLazyFs(opts, fuse, core, recorder, log);
+}
