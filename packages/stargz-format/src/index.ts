@@ -1,1 +1,27 @@
 export type * from "./types.js";
+export { StargzError, type StargzErrorCode } from "./errors.js";
+export { openStargz, SPECULATIVE_TAIL } from "./reader.js";
+export { convertToEstargz, DEFAULT_CHUNK_SIZE, type ConvertResultDetail } from "./writer.js";
+export { fileRangeReader } from "./file-range-reader.js";
+export {
+  estargzFooter,
+  legacyStargzFooter,
+  parseFooter,
+  ESTARGZ_FOOTER_SIZE,
+  LEGACY_FOOTER_SIZE,
+  type ParsedFooter,
+} from "./footer.js";
+export {
+  normalizeName,
+  serializeToc,
+  sha256,
+  TOC_TAR_NAME,
+  PREFETCH_LANDMARK,
+  NO_PREFETCH_LANDMARK,
+  LANDMARK_CONTENTS,
+} from "./toc.js";
+export { readTar, type TarEntry } from "./tar/reader.js";
+export { encodeHeader, emptyHeader, padding, END_OF_ARCHIVE, type TarHeader, type TarEntryType } from "./tar/header.js";
+export { StreamByteSource, FileByteSource, type ByteSource } from "./byte-source.js";
+export { decompressedTar, detectKind, type InputKind } from "./input.js";
+export { inflatePrefix } from "./inflate.js";

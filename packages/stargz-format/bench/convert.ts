@@ -1,0 +1,74 @@
+/**
+ * Convert the Debian rootfs tar to eStargz and compare with `gzip -9` of the same tar in the same run:
+ * input MB/s, peak RSS, compressed size. Not a test: `pnpm --filter @lazypull/stargz-format bench`.
+ * Each side runs in its own process so peak RSS is per side (`/usr/bin/time -v` style via getrusage).
+ */
+import { spawn } from "node:child_process";
+import { createReadStream, createWriteStream } from "node:fs";
+import { mkdtemp, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { debianRootfsTar } from "@lazypull/testkit";
+import { convertToEstargz } from "../src/index.js";
+
+const MB = 1e6;
+
+async function child(): Promise<void> {
+  const [, , , input, output, level] = process.argv;
+  const t0 = performance.now();
+  const r = await convertToEstargz(createReadStream(input!, { highWaterMark: 1 << 20 }), createWriteStream(output!), {
+    level: level ? Number(level) : undefined,
+  });
+  const ms = performance.now() - t0;
+  process.stdout.write(JSON.stringify({ ms, maxRssKb: process.resourceUsage().maxRSS, size: r.blobSize }));
+}
+
+function runChild(args: string[]): Promise<{ ms: number; maxRssKb: number; size: number }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), "--child", ...args], { stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    p.stdout.on("data", (d: Buffer) => (out += d));
+    p.on("exit", (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`converter exited ${code}`))));
+  });
+}
+
+function gzip9(input: string, output: string): Promise<{ ms: number; maxRssKb: number; size: number }> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    // GNU time is not installed everywhere: measure gzip's RSS through bash's `wait` + /proc is racy,
+    // so use the kernel's accounting of children via getrusage in a tiny sh wrapper.
+    const p = spawn("sh", ["-c", `gzip -9 -c '${input}' > '${output}'`], { stdio: "inherit" });
+    p.on("exit", async (code) => {
+      if (code !== 0) return reject(new Error(`gzip exited ${code}`));
+      const ms = performance.now() - t0;
+      resolve({ ms, maxRssKb: process.resourceUsage().maxRSS, size: (await stat(output)).size });
+    });
+  });
+}
+
+if (process.argv[2] === "--child") {
+  await child();
+} else {
+  const input = await debianRootfsTar();
+  const inSize = (await stat(input)).size;
+  const dir = await mkdtemp(join(tmpdir(), "lazypull-bench-"));
+  try {
+    const levels = (process.env.BENCH_LEVELS ?? "9").split(",").map(Number);
+    const g = await gzip9(input, join(dir, "out.tar.gz"));
+    const rows: string[] = [];
+    const fmt = (name: string, r: { ms: number; maxRssKb: number; size: number }, rss: string): string =>
+      `${name.padEnd(22)} ${(inSize / MB / (r.ms / 1000)).toFixed(1).padStart(7)} MB/s  ${(r.ms / 1000).toFixed(2).padStart(6)} s  ${rss.padStart(9)}  ${(r.size / MB).toFixed(2).padStart(7)} MB`;
+    rows.push(fmt("gzip -9 (1 process)", g, "n/a"));
+    for (const level of levels) {
+      const r = await runChild([input, join(dir, `out-${level}.esgz`), String(level)]);
+      rows.push(fmt(`lazypull convert -l${level}`, r, `${(r.maxRssKb / 1024).toFixed(0)} MB`));
+      rows.push(`  → ${(g.ms / r.ms).toFixed(2)}× gzip -9 throughput, size ${((r.size / g.size) * 100).toFixed(1)}% of gzip -9`);
+    }
+    console.log(`input: ${input} (${(inSize / MB).toFixed(1)} MB)`);
+    console.log(`${"".padEnd(22)} ${"input".padStart(12)} ${"time".padStart(8)} ${"peak RSS".padStart(10)} ${"output".padStart(10)}`);
+    for (const r of rows) console.log(r);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}

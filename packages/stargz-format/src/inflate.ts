@@ -1,0 +1,47 @@
+import { createGunzip, gunzip } from "node:zlib";
+import { StargzError } from "./errors.js";
+
+/**
+ * Inflate the first `need` bytes of a gzip member without blocking the event loop (zlib runs on the
+ * libuv pool). Stops as soon as it has them: bytes after the wanted range (tar padding, the next
+ * headers, a following member) are never inflated in full.
+ */
+export function inflatePrefix(compressed: Buffer, need: number, context: Record<string, unknown>): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = [];
+    let total = 0;
+    let settled = false;
+    const gz = createGunzip({ chunkSize: Math.max(16 * 1024, Math.min(need, 1 << 20)) });
+    const finish = (): void => {
+      if (settled) return;
+      settled = true;
+      gz.removeAllListeners("data");
+      gz.destroy();
+      resolve(Buffer.concat(parts, total));
+    };
+    gz.on("data", (b: Buffer) => {
+      parts.push(b);
+      total += b.length;
+      if (total >= need) finish();
+    });
+    gz.on("end", finish);
+    gz.on("error", (err) => {
+      if (settled) return;
+      if (total >= need) return finish();
+      settled = true;
+      reject(new StargzError("ESTARGZ_CHUNK_CORRUPT", `cannot inflate member: ${err.message}`, context, { cause: err }));
+    });
+    gz.end(compressed);
+  });
+}
+
+/** Inflate a whole (small, bounded) member; exceeding `maxBytes` is `tooLarge()`. */
+export function inflateBounded(compressed: Buffer, maxBytes: number, tooLarge: () => Error, corrupt: (e: Error) => Error): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    gunzip(compressed, { maxOutputLength: maxBytes }, (err, out) => {
+      if (!err) return resolve(out);
+      if ((err as { code?: string }).code === "ERR_BUFFER_TOO_LARGE" || err instanceof RangeError) return reject(tooLarge());
+      reject(corrupt(err));
+    });
+  });
+}
