@@ -97,11 +97,11 @@ export class Transport {
       call.signal?.throwIfAborted();
       let wait: number | undefined;
       try {
-        const res = await this.sendFollowing(call, authRefreshed);
+        const res = await this.sendFollowing(call);
         if (res.status === 401) {
           const challenges = parseWwwAuthenticate(res.headers["www-authenticate"]);
           await drain(res.body, this.stats);
-          if (!authRefreshed && (await this.learnChallenge(call, challenges))) {
+          if (!authRefreshed && (await this.learnChallenge(call, challenges, res.sentAuthorization))) {
             authRefreshed = true;
             attempt--; // an auth round trip is not a failure
             continue;
@@ -143,7 +143,7 @@ export class Transport {
   }
 
   /** Sends one call, following redirects; a 403 from a redirect target (expired URL) re-resolves once. */
-  private async sendFollowing(call: Call, _refreshed: boolean): Promise<Response> {
+  private async sendFollowing(call: Call): Promise<Response & { sentAuthorization?: string }> {
     const base = await this.base(call.registry);
     const origin = new URL(base);
     let url = new URL(call.path, base);
@@ -153,7 +153,8 @@ export class Transport {
       // the registry's credentials go to the registry's own origin and nowhere else
       const sameOrigin = url.host === origin.host;
       const auth = sameOrigin ? await this.authorization(call) : undefined;
-      const res = await this.send(call, url, auth);
+      const res: Response & { sentAuthorization?: string } = await this.send(call, url, auth);
+      res.sentAuthorization = auth;
       if (res.status >= 300 && res.status < 400 && res.status !== 304 && res.headers.location) {
         await drain(res.body, this.stats);
         if (++hops > MAX_REDIRECTS) {
@@ -223,26 +224,33 @@ export class Transport {
   }
 
   /** Records what a 401 asked for; true when a retry can now succeed. */
-  private async learnChallenge(call: Call, challenges: Challenge[]): Promise<boolean> {
+  private async learnChallenge(call: Call, challenges: Challenge[], sent: string | undefined): Promise<boolean> {
     const bearer = challenges.find((c) => c.scheme === "bearer" && c.params.realm);
     if (bearer) {
       const scheme: AuthScheme = { kind: "bearer", realm: bearer.params.realm!, service: bearer.params.service };
       this.schemes.set(call.registry, scheme);
-      // the token we sent (if any) is stale or too narrow: fetch a new one
-      await this.token(call, scheme, true);
+      // refetch only when the refused token is still the cached one: concurrent calls refused together
+      // share one refresh, and a call that sent nothing picks up what another call just fetched
+      const cached = this.tokens.get(this.tokenKey(call, scheme));
+      const force = sent !== undefined && (cached === undefined || sent === `Bearer ${cached.value}`);
+      await this.token(call, scheme, force);
       return true;
     }
     if (challenges.some((c) => c.scheme === "basic")) {
-      const had = this.schemes.get(call.registry)?.kind === "basic";
       this.schemes.set(call.registry, { kind: "basic" });
-      return !had && (await this.opts.credentials(call.registry, call.repository)) !== undefined;
+      // worth a retry when we have credentials and did not send them this time
+      return sent === undefined && (await this.opts.credentials(call.registry, call.repository)) !== undefined;
     }
     return false;
   }
 
+  private tokenKey(call: Call, scheme: AuthScheme & { kind: "bearer" }): string {
+    return `${call.registry}\n${scheme.realm}\n${[...call.scopes].sort().join(" ")}`;
+  }
+
   private async token(call: Call, scheme: AuthScheme & { kind: "bearer" }, force: boolean): Promise<Token> {
     const scopes = [...call.scopes].sort();
-    const key = `${call.registry}\n${scheme.realm}\n${scopes.join(" ")}`;
+    const key = this.tokenKey(call, scheme);
     const cached = force ? undefined : (this.tokens.get(key) ?? this.coveringToken(call.registry, scheme.realm, scopes));
     if (cached && cached.expiresAt > Date.now()) return cached;
     let flight = this.tokenFlights.get(key);

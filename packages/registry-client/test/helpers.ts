@@ -53,12 +53,18 @@ export interface Front {
 }
 
 /** Copies a request to `target` (host:port) and the answer back, optionally with changed request headers. */
-export function forward(target: string, req: IncomingMessage, res: ServerResponse, editHeaders?: (h: IncomingMessage["headers"]) => void): void {
+export function forward(
+  target: string,
+  req: IncomingMessage,
+  res: ServerResponse,
+  editHeaders?: (h: IncomingMessage["headers"]) => void,
+  path = req.url,
+): void {
   const [hostname, port] = target.split(":");
   // the Host header stays the front's, so the registry builds Location URLs that point back at the front
   const headers = { ...req.headers };
   editHeaders?.(headers);
-  const up = httpRequest({ hostname, port: Number(port), method: req.method, path: req.url, headers }, (ur) => {
+  const up = httpRequest({ hostname, port: Number(port), method: req.method, path, headers }, (ur) => {
     res.writeHead(ur.statusCode ?? 502, ur.headers);
     ur.pipe(res);
   });
