@@ -1,0 +1,89 @@
+import { createReadStream, createWriteStream } from "node:fs";
+import { readFile, rename, rm, stat } from "node:fs/promises";
+import type { Command } from "commander";
+import { convertToEstargz, type ConvertResultDetail } from "@lazypull/stargz-format";
+import { ProgressBar, formatBytes } from "../ui/progress.js";
+
+export interface LocalConvertOptions {
+  chunkSize?: number;
+  level?: number;
+  /** file listing paths to put first, one per line (`#` comments allowed) */
+  prioritizeFile?: string;
+  progress?: boolean;
+}
+
+/** Paths from a prioritisation list: one per line, blank lines and `#` comments ignored. */
+export async function readPrioritizeFile(path: string): Promise<string[]> {
+  return (await readFile(path, "utf8"))
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith("#"));
+}
+
+/** Convert a local tar / tar.gz / tar.zst into an eStargz blob file (written atomically). */
+export async function convertLocalFile(input: string, output: string, opts: LocalConvertOptions = {}): Promise<ConvertResultDetail> {
+  const total = (await stat(input)).size;
+  const prioritizedFiles = opts.prioritizeFile ? await readPrioritizeFile(opts.prioritizeFile) : undefined;
+  const src = createReadStream(input, { highWaterMark: 1 << 20 });
+  const tmp = `${output}.partial-${process.pid}`;
+  const bar = new ProgressBar("convert", process.stderr, Boolean(opts.progress) && Boolean(process.stderr.isTTY) && !process.env.CI);
+  const timer = setInterval(() => bar.update(src.bytesRead, total), 100);
+  try {
+    const result = await convertToEstargz(src, createWriteStream(tmp), {
+      ...(opts.chunkSize !== undefined ? { chunkSize: opts.chunkSize } : {}),
+      ...(opts.level !== undefined ? { level: opts.level } : {}),
+      ...(prioritizedFiles ? { prioritizedFiles } : {}),
+    });
+    await rename(tmp, output);
+    bar.update(total, total);
+    bar.finish(`${formatBytes(total)} → ${formatBytes(result.blobSize)}`);
+    return result;
+  } catch (err) {
+    src.destroy();
+    await rm(tmp, { force: true });
+    throw err;
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+function intOption(name: string): (v: string) => number {
+  return (v) => {
+    const n = Number(v);
+    if (!Number.isSafeInteger(n) || n < 0) throw new Error(`--${name} must be a non-negative integer, got ${v}`);
+    return n;
+  };
+}
+
+export function register(program: Command): void {
+  program
+    .command("convert")
+    .description("convert a tar, tar.gz or tar.zst layer into an eStargz blob")
+    .argument("<in>", "input layer (tar, tar.gz or tar.zst, detected by magic)")
+    .argument("<out>", "output eStargz blob")
+    .option("--chunk-size <bytes>", "chunk size for large files (default 4 MiB)", intOption("chunk-size"))
+    .option("--level <n>", "gzip level 0-9 (default 9)", intOption("level"))
+    .option("--prioritize <file>", "file listing paths to put first (before .prefetch.landmark), one per line")
+    .option("--json", "print the result as JSON")
+    .action(async (input: string, output: string, opts: { chunkSize?: number; level?: number; prioritize?: string; json?: boolean }) => {
+      const r = await convertLocalFile(input, output, {
+        ...(opts.chunkSize !== undefined ? { chunkSize: opts.chunkSize } : {}),
+        ...(opts.level !== undefined ? { level: opts.level } : {}),
+        ...(opts.prioritize ? { prioritizeFile: opts.prioritize } : {}),
+        progress: !opts.json,
+      });
+      if (opts.json) {
+        process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+        return;
+      }
+      const lines = [
+        `TOC digest:        ${r.tocDigest}`,
+        `diffID:            ${r.diffId}`,
+        `uncompressed size: ${r.uncompressedSize} (${formatBytes(r.uncompressedSize)})`,
+        `blob digest:       ${r.blobDigest}`,
+        `blob size:         ${r.blobSize} (${formatBytes(r.blobSize)})`,
+      ];
+      if (r.missingPrioritized.length) lines.push(`not found (prioritize): ${r.missingPrioritized.join(", ")}`);
+      process.stdout.write(`${lines.join("\n")}\n`);
+    });
+}

@@ -1,0 +1,58 @@
+import type { Command } from "commander";
+import { LazypullError } from "@lazypull/errors";
+import type { FileNode, StargzReader } from "@lazypull/stargz-format";
+import { openLocalBlob } from "./toc.js";
+
+const TYPE_CHAR: Record<FileNode["type"], string> = { dir: "d", reg: "-", symlink: "l", char: "c", block: "b", fifo: "p" };
+
+export function modeString(n: FileNode): string {
+  const m = n.mode;
+  const rwx = (shift: number, special: number, ch: string): string =>
+    (m & (4 << shift) ? "r" : "-") +
+    (m & (2 << shift) ? "w" : "-") +
+    (m & special ? (m & (1 << shift) ? ch : ch.toUpperCase()) : m & (1 << shift) ? "x" : "-");
+  return TYPE_CHAR[n.type] + rwx(6, 0o4000, "s") + rwx(3, 0o2000, "s") + rwx(0, 0o1000, "t");
+}
+
+export function formatLine(n: FileNode, name: string): string {
+  const size = n.type === "char" || n.type === "block" ? `${n.devMajor ?? 0},${n.devMinor ?? 0}` : String(n.size);
+  const when = new Date(n.mtimeMs).toISOString().replace("T", " ").slice(0, 16);
+  const link = n.type === "symlink" ? ` -> ${n.linkName}` : "";
+  return `${modeString(n)} ${String(n.nlink).padStart(3)} ${`${n.uid}/${n.gid}`.padEnd(11)} ${size.padStart(10)} ${when} ${name}${link}`;
+}
+
+/** The nodes `ls` shows for PATH: a directory's children (or every node with `recursive`), or the file itself. */
+export function listNodes(reader: StargzReader, path: string, recursive = false): Array<{ name: string; node: FileNode }> {
+  const node = reader.lookup(path);
+  if (!node) throw new LazypullError("ESTARGZ_NOT_FOUND", `${path}: no such file or directory in the layer`, { path });
+  if (node.type !== "dir") return [{ name: node.path, node }];
+  if (recursive) {
+    const prefix = node.path ? `${node.path}/` : "";
+    return [...reader.walk()].filter((n) => n.path.startsWith(prefix) && n.path !== node.path).map((n) => ({ name: n.path, node: n }));
+  }
+  return (reader.readdir(node.path) ?? []).map((name) => ({ name, node: reader.lookup(node.path ? `${node.path}/${name}` : name)! }));
+}
+
+export function register(program: Command): void {
+  program
+    .command("ls")
+    .description("list a directory of an eStargz blob from its TOC (no file data is read)")
+    .argument("<blob>", "local blob file")
+    .argument("[path]", "directory or file inside the layer", "/")
+    .option("-R, --recursive", "list everything below PATH")
+    .option("--json", "print the file nodes as JSON")
+    .action(async (blob: string, path: string, opts: { recursive?: boolean; json?: boolean }) => {
+      const b = await openLocalBlob(blob);
+      try {
+        const rows = listNodes(b.reader, path, opts.recursive);
+        if (opts.json) {
+          const out = rows.map(({ node }) => ({ ...node, xattrs: Object.fromEntries(Object.entries(node.xattrs).map(([k, v]) => [k, v.toString("base64")])) }));
+          process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+        } else {
+          process.stdout.write(rows.map((r) => `${formatLine(r.node, r.name)}\n`).join(""));
+        }
+      } finally {
+        await b.close();
+      }
+    });
+}
