@@ -78,6 +78,17 @@ export interface CacheListing {
   pinned: boolean;
 }
 
+export interface CacheUsage {
+  dir: string;
+  entries: number;
+  bytes: number;
+  maxBytes: number;
+  /** distinct blobs with at least one entry */
+  blobs: number;
+  /** blobs pinned by any live process */
+  pinnedBlobs: string[];
+}
+
 export interface EvictResult {
   evicted: number;
   freedBytes: number;
@@ -129,7 +140,7 @@ export async function openBlobCache(opts: BlobCacheOptions = {}): Promise<BlobCa
  */
 export class BlobCache implements ChunkCache {
   private readonly index = new Map<string, DiskEntry>();
-  private usage = 0;
+  private usedBytes = 0;
   private bytesSinceScan = 0;
   private readonly memory: MemoryTier;
   private readonly headers = new LRUCache<string, EntryHeader>({ max: 4096 });
@@ -238,14 +249,14 @@ export class BlobCache implements ChunkCache {
     await this.writeEntry(rel, header, data);
     const now = Date.now();
     const old = this.index.get(rel);
-    this.usage += total - (old?.size ?? 0);
+    this.usedBytes += total - (old?.size ?? 0);
     this.index.set(rel, { rel, blob: key.blob, size: total, lastUse: now, touched: now, addedAt: now });
     this.bytesSinceScan += total;
     this.headers.delete(rel);
     this.memory.set(k, data);
-    if (this.usage > this.maxBytes) {
+    if (this.usedBytes > this.maxBytes) {
       // Backpressure on writers only: reads never wait for eviction.
-      for (let i = 0; i < 3 && this.usage > this.maxBytes; i++) {
+      for (let i = 0; i < 3 && this.usedBytes > this.maxBytes; i++) {
         if ((await this.startEviction()).busy) break;
       }
     } else if (this.bytesSinceScan > this.maxBytes / 4) {
@@ -308,7 +319,7 @@ export class BlobCache implements ChunkCache {
   stats(): BlobCacheStats {
     return {
       entries: this.index.size,
-      bytes: this.usage,
+      bytes: this.usedBytes,
       maxBytes: this.maxBytes,
       memoryBytes: this.memory.bytes,
       hits: this.counters.hits,
@@ -357,6 +368,21 @@ export class BlobCache implements ChunkCache {
       out.push({ ...key, size: h.payloadLen, diskBytes: e.size, lastUse: new Date(e.lastUse), pinned: pinned.has(e.blob) });
     }
     return out.sort((a, b) => b.lastUse.getTime() - a.lastUse.getTime());
+  }
+
+  /** What is on disk now (rescans; no entry is opened): for `lazypull cache stats`. */
+  async usage(): Promise<CacheUsage> {
+    this.assertOpen();
+    await this.rescan();
+    const blobs = new Set([...this.index.values()].map((e) => e.blob));
+    return {
+      dir: this.dir,
+      entries: this.index.size,
+      bytes: this.usedBytes,
+      maxBytes: this.maxBytes,
+      blobs: blobs.size,
+      pinnedBlobs: [...(await this.pinnedBlobs())].sort(),
+    };
   }
 
   /** Resolves when background work (eviction, pin files) has settled. */
@@ -413,13 +439,13 @@ export class BlobCache implements ChunkCache {
     for (const [rel, f] of found) {
       const e = this.index.get(rel);
       if (e) {
-        this.usage += f.size - e.size;
+        this.usedBytes += f.size - e.size;
         e.size = f.size;
         e.lastUse = Math.max(e.lastUse, f.mtime);
         e.touched = Math.max(e.touched, f.mtime);
       } else {
         this.index.set(rel, { rel, blob: f.blob, size: f.size, lastUse: f.mtime, touched: f.mtime, addedAt: 0 });
-        this.usage += f.size;
+        this.usedBytes += f.size;
       }
     }
     this.bytesSinceScan = 0;
@@ -570,7 +596,7 @@ export class BlobCache implements ChunkCache {
   private forget(rel: string): void {
     const e = this.index.get(rel);
     if (e) {
-      this.usage -= e.size;
+      this.usedBytes -= e.size;
       this.index.delete(rel);
     }
     this.headers.delete(rel);
@@ -586,7 +612,7 @@ export class BlobCache implements ChunkCache {
       if (!blob) return;
       e = { rel, blob, size, lastUse: now, touched: 0, addedAt: now };
       this.index.set(rel, e);
-      this.usage += size;
+      this.usedBytes += size;
     }
     e.lastUse = now;
     if (now - e.touched > TOUCH_INTERVAL_MS) {
@@ -616,11 +642,11 @@ export class BlobCache implements ChunkCache {
     let freedBytes = 0;
     try {
       await this.rescan();
-      if (this.usage <= target) return { evicted, freedBytes, busy: false };
+      if (this.usedBytes <= target) return { evicted, freedBytes, busy: false };
       const pinned = await this.pinnedBlobs();
       const victims = [...this.index.values()].filter((e) => !pinned.has(e.blob)).sort((a, b) => a.lastUse - b.lastUse);
       for (const e of victims) {
-        if (this.usage <= target) break;
+        if (this.usedBytes <= target) break;
         await unlink(join(this.paths.data, e.rel)).catch(ignoreMissing);
         if (this.index.get(e.rel) !== e) continue; // rewritten meanwhile
         this.forget(e.rel);

@@ -7,6 +7,7 @@ export {
   type BlobCacheOptions,
   type BlobCacheStats,
   type CacheListing,
+  type CacheUsage,
   type EvictResult,
 } from "./blob-cache.js";
 export { defaultCacheDir } from "./default-dir.js";

@@ -9,7 +9,8 @@ import * as cat from "./cat.js";
  * Every subcommand lives in its own module exporting `register(program)`; this list is the one
  * place that wires them up.
  */
-const modules: Array<{ register(program: Command): void }> = [cache, 
+const modules: Array<{ register(program: Command): void }> = [
+  cache,
   convert,
   toc,
   ls,
