@@ -65,9 +65,12 @@ export async function launchContainer(opts: LaunchOptions): Promise<LaunchResult
   let overlay: OverlayMount | undefined;
   let report: CleanupReport | null = null;
   const undo = async (): Promise<void> => {
+    if (ownState) {
+      report = await state.destroy(host, { keep: opts.keep });
+      return;
+    }
     if (overlay) await overlay.unmount();
-    if (ownState) report = await state.destroy(host, { keep: opts.keep });
-    else if (opts.keep) await state.update({ kept: true });
+    if (opts.keep) await state.update({ kept: true });
   };
   const handle = stack.push(`overlay ${state.record.id}`, undo);
   try {

@@ -29,7 +29,7 @@ export interface StateRecord {
   /** the owner's start time (clock ticks, /proc/PID/stat field 22): guards against pid reuse */
   ownerStartTime: number | null;
   createdAt: string;
-  /** unmounted in this order (the overlay first, then what lies beneath it) */
+  /** in the order they were mounted; unmounted in reverse (the overlay before the layers under it) */
   mounts: RecordedMount[];
   /** the podman container, removed if it outlived its owner */
   containerName?: string;
@@ -118,7 +118,7 @@ export class StateDir {
       const res = await exec(host.podman.binary, [...host.podman.globalArgs, "rm", "--force", "--time", "0", rec.containerName], { timeoutMs: 30_000 });
       if (res.code === 0) report.containerRemoved = true;
     }
-    const targets = [...rec.mounts.map((m) => m.path), ...(await mountsUnder(this.dir)).map((m) => m.mountPoint)];
+    const targets = [...rec.mounts.map((m) => m.path).reverse(), ...(await mountsUnder(this.dir)).map((m) => m.mountPoint)];
     for (const path of [...new Set(targets)]) {
       try {
         const r = await unmountFuse(path, host);
