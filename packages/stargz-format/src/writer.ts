@@ -257,7 +257,7 @@ function prioritisedOrder<T extends { header: TarHeader }>(entries: T[], priorit
     if (i === undefined) return false;
     if (moved.has(i) || depth > 64) return true;
     const parts = path.split("/");
-    for (let k = 1; k < parts.length; k++) {
+    for (let k = 0; k < parts.length; k++) {
       const parent = parts.slice(0, k).join("/");
       const pi = index.get(parent);
       if (pi !== undefined && !moved.has(pi)) {
