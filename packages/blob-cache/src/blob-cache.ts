@@ -401,11 +401,25 @@ export class BlobCache implements ChunkCache {
       this.unpin(blob);
     }
     await this.pinChain;
+    await this.flushLastUse();
     this.memory.clear();
     this.headers.clear();
   }
 
   // ---- disk ----
+
+  /** Writes last uses newer than the files' mtimes, so other processes and the next run see them. */
+  private async flushLastUse(): Promise<void> {
+    const stale = [...this.index.values()].filter((e) => e.lastUse > e.touched);
+    for (let i = 0; i < stale.length; i += 64) {
+      await Promise.all(
+        stale.slice(i, i + 64).map((e) => {
+          e.touched = e.lastUse;
+          return utimes(join(this.paths.data, e.rel), e.lastUse / 1000, e.lastUse / 1000).catch(() => undefined);
+        }),
+      );
+    }
+  }
 
   /** @internal Removes temp files whose writer died (kill -9, crash): they never became entries. */
   async cleanTmp(): Promise<void> {
