@@ -203,7 +203,10 @@ class Reader implements StargzReader {
         // containerd leaves chunkSize out on the last chunk and on single-chunk files: derive it
         const derived = next ? (next.e.chunkOffset ?? 0) - chunkOffset : f.size - chunkOffset;
         const size = e.chunkSize && e.chunkSize > 0 ? e.chunkSize : derived;
-        if (size !== derived || size <= 0) {
+        // a derived last chunk larger than the file's own chunk size means `size` lies
+        const firstSize = raw[0]!.e.chunkSize;
+        const tooBig = !e.chunkSize && i > 0 && firstSize !== undefined && size > firstSize;
+        if (size !== derived || size <= 0 || tooBig) {
           this.fail("ESTARGZ_BAD_SIZE", `chunk size ${size} at ${chunkOffset} does not match the file size ${f.size}`, e, index);
         }
         const ref: ChunkRef = {
