@@ -102,14 +102,22 @@ export class ChunkStore {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
-  /** Makes every given chunk local; the missing ones are fetched in coalesced requests. */
-  async ensure(chunks: ChunkRef[], prio: Priority, maxRequestBytes = this.maxRequestBytes): Promise<void> {
-    const unique = [...new Map(chunks.map((c) => [chunkId(c), c])).values()];
+  /**
+   * Makes every given chunk local; the missing ones are fetched in coalesced requests. `along` chunks
+   * (neighbours worth having) join those requests when missing, but are not waited for.
+   */
+  async ensure(chunks: ChunkRef[], prio: Priority, maxRequestBytes = this.maxRequestBytes, along: ChunkRef[] = []): Promise<void> {
+    const unique = [...new Map([...chunks, ...along].map((c) => [chunkId(c), c])).values()];
     const local = await Promise.all(unique.map((c) => this.isLocal(c)));
     // Re-check in-flight after the awaits: another reader may have started the same chunk meanwhile.
     const missing = unique.filter((c, i) => !local[i] && !this.inflight.has(chunkId(c)));
     for (const run of coalesce(missing, maxRequestBytes)) this.startRun(run, prio);
-    await Promise.all(unique.map((c) => this.inflight.get(chunkId(c))));
+    await Promise.all(chunks.map((c) => this.inflight.get(chunkId(c))));
+  }
+
+  /** true when the chunk is in memory (no await needed) */
+  inMemory(c: ChunkRef): boolean {
+    return this.mem.has(chunkId(c));
   }
 
   /** bytes [start, start+length) of a chunk's uncompressed data */

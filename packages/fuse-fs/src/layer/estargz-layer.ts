@@ -22,6 +22,11 @@ export interface EstargzLayerOptions {
   readAheadBytes?: number;
   /** compressed bytes per background request (default 4 MiB) */
   backgroundRequestBytes?: number;
+  /**
+   * an on-demand fetch smaller than this takes the following chunks of the blob along (default 256 KiB):
+   * files of a directory sit together in the blob, and one round trip costs more than a few KiB
+   */
+  minFetchBytes?: number;
 }
 
 /** A layer served lazily from an eStargz (or legacy stargz) blob: tree from the TOC, data by chunk. */
@@ -31,10 +36,30 @@ export class EstargzLayer implements ServedLayer {
   private state: LayerState = "ready";
   private count: number | undefined;
   private pinned = false;
+  /** every chunk in blob order */
+  private readonly ordered: ChunkRef[];
 
   constructor(private readonly o: EstargzLayerOptions) {
     this.digest = o.digest;
     this.kind = o.reader.format;
+    this.ordered = o.reader.allChunks();
+  }
+
+  /** chunks that follow `last` in the blob, up to `minFetchBytes` of compressed span from `first` */
+  private along(first: ChunkRef, last: ChunkRef): ChunkRef[] {
+    const budget = this.o.minFetchBytes ?? 256 * 1024;
+    const limit = first.compressedOffset + budget;
+    if (last.compressedEnd >= limit) return [];
+    let lo = 0;
+    let hi = this.ordered.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.ordered[mid]!.compressedOffset < last.compressedEnd) lo = mid + 1;
+      else hi = mid;
+    }
+    const out: ChunkRef[] = [];
+    for (let i = lo; i < this.ordered.length && this.ordered[i]!.compressedEnd <= limit; i++) out.push(this.ordered[i]!);
+    return out;
   }
 
   lookup(path: string): FileNode | undefined {
@@ -68,7 +93,9 @@ export class EstargzLayer implements ServedLayer {
     const chunks = this.o.reader.chunksFor(p, offset, len);
     const { store } = this.o;
     return store.demand(async () => {
-      if (chunks.length > 1) await store.ensure(chunks, "demand");
+      if (chunks.length > 1 || (chunks.length === 1 && !store.inMemory(chunks[0]!))) {
+        await store.ensure(chunks, "demand", undefined, this.along(chunks[0]!, chunks[chunks.length - 1]!));
+      }
       if (hint.sequential) this.readAhead(p, offset + len, node.size);
       const parts = await Promise.all(
         chunks.map((c) => {
@@ -113,7 +140,7 @@ export class EstargzLayer implements ServedLayer {
   private async background(policy: PrefetchPolicy): Promise<void> {
     const { reader, store } = this.o;
     const signal = this.o.abort.signal;
-    const all = reader.allChunks();
+    const all = this.ordered;
     if (reader.prefetchEnd > 0) {
       this.state = "prefetching";
       const landmark = all.filter((c) => c.compressedEnd <= reader.prefetchEnd);
