@@ -1,0 +1,119 @@
+import { spawn } from "node:child_process";
+import { mkdir, mkdtemp, open, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { openBlobCache, type BlobCache } from "@lazypull/blob-cache";
+import { RegistryClient, parseReference } from "@lazypull/registry-client";
+import type { Descriptor } from "@lazypull/registry-client";
+import { fileRangeReader, openStargz } from "@lazypull/stargz-format";
+import { debianRootfsTar, freePort, startRegistry, type RegistryProcess } from "@lazypull/testkit";
+import pino from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mountLazyFs, type LazyFs } from "../src/index.js";
+import { convertCached, pushImage, type ConvertedBlob } from "./helpers/image.js";
+import { RestartableRegistry } from "./helpers/registry-process.js";
+import { tarSnapshot, type TreeEntry } from "./helpers/tar-snapshot.js";
+
+const log = pino({ level: process.env.LAZYPULL_TEST_LOG ?? "silent" });
+
+function sh(cmd: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const c = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    c.stdout.on("data", (b: Buffer) => (stdout += b.toString()));
+    c.stderr.on("data", (b: Buffer) => (stderr += b.toString()));
+    c.on("error", reject);
+    c.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe("registry faults under a mounted layer", () => {
+  let registry: RegistryProcess;
+  let serving: RestartableRegistry;
+  let tmp: string;
+  let blob: ConvertedBlob;
+  let layer: Descriptor;
+  let expected: Map<string, TreeEntry>;
+  const cleanups: (() => Promise<unknown>)[] = [];
+
+  beforeAll(async () => {
+    tmp = await mkdtemp(join(tmpdir(), "lazypull-fusefs-faults-"));
+    const tar = await debianRootfsTar();
+    blob = await convertCached(tar, "debian-bookworm-minbase");
+    expected = await tarSnapshot(tar);
+    registry = await startRegistry();
+    const pusher = new RegistryClient();
+    layer = (await pushImage(pusher, `${registry.host}/debian:bookworm`, [blob])).layers[0]!;
+    await pusher.close();
+    // the mount reads from a second registry process on the same storage, which the tests kill
+    serving = new RestartableRegistry(registry.storageDir, await freePort(), tmp);
+    await serving.start();
+  });
+
+  afterAll(async () => {
+    for (const c of cleanups.reverse()) await c().catch(() => undefined);
+    await serving?.kill();
+    await registry?.stop();
+    if (tmp) await rm(tmp, { recursive: true, force: true });
+  });
+
+  async function freshMount(name: string, prefetch: "none" | "all"): Promise<{ fs: LazyFs; dir: string }> {
+    const mnt = join(tmp, `mnt-${name}`);
+    await mkdir(mnt, { recursive: true });
+    const cache: BlobCache = await openBlobCache({ dir: join(tmp, `cache-${name}`) });
+    const client = new RegistryClient({ retry: { maxAttempts: 2, baseDelayMs: 50, maxTotalMs: 1000 } });
+    const fs = await mountLazyFs({ mountpoint: mnt, source: client, cache, prefetch, logger: log, retry: { attempts: 4, delayMs: 250 } });
+    cleanups.push(async () => {
+      await fs.close();
+      await cache.close();
+      await client.close();
+    });
+    const ref = parseReference(`${serving.host}/debian:bookworm`);
+    return { fs, dir: await fs.addLayer({ ref, descriptor: layer }) };
+  }
+
+  it("should answer EIO for a corrupted chunk, keep serving other files, and recover once the bytes are good", async () => {
+    const reader = await openStargz(await fileRangeReader(blob.path), { expectedTocDigest: blob.tocDigest });
+    const victim = reader.chunksFor("usr/bin/ls", 0, 1)[0]!;
+    const hex = blob.blobDigest.slice(7);
+    const data = join(registry.storageDir, "docker/registry/v2/blobs/sha256", hex.slice(0, 2), hex, "data");
+    const at = Math.floor((victim.compressedOffset + victim.compressedEnd) / 2);
+    const fh = await open(data, "r+");
+    const orig = Buffer.alloc(1);
+    await fh.read(orig, 0, 1, at);
+    try {
+      await fh.write(Buffer.from([orig[0]! ^ 0xff]), 0, 1, at);
+      const { fs, dir } = await freshMount("corrupt", "none");
+      const bad = await sh("cat", [join(dir, "usr/bin/ls")]);
+      expect({ code: bad.code, error: bad.stderr.includes("Input/output error") }).toEqual({ code: 1, error: true });
+      expect(fs.progress()[0]!.errors).toBeGreaterThan(0);
+      const good = await sh("cat", [join(dir, "usr/lib/os-release")]);
+      expect(good.stdout).toContain("bookworm");
+      await fh.write(orig, 0, 1, at);
+      const again = await sh("sha256sum", [join(dir, "usr/bin/ls")]);
+      expect(again.stdout.split(" ")[0]).toEqual(expected.get("usr/bin/ls")!.sha256);
+    } finally {
+      await fh.write(orig, 0, 1, at);
+      await fh.close();
+    }
+  });
+
+  it("should survive the registry being killed mid-fetch and restarted on the same port", async () => {
+    const { fs, dir } = await freshMount("restart", "all");
+    while (fs.progress()[0]!.bytesFetched < 8 * 1024 * 1024) await new Promise((r) => setTimeout(r, 20));
+    await serving.kill();
+    const files = ["usr/bin/bash", "usr/lib/x86_64-linux-gnu/libc.so.6", "usr/bin/ls"];
+    const reading = sh("sha256sum", files.map((f) => join(dir, f)));
+    await new Promise((r) => setTimeout(r, 400));
+    await serving.start();
+    const r = await reading;
+    expect(r.stdout.trim().split("\n")).toEqual(files.map((f) => `${expected.get(f)!.sha256}  ${join(dir, f)}`));
+    const deadline = Date.now() + 90_000;
+    while (fs.progress()[0]!.state !== "complete" && Date.now() < deadline) await new Promise((res) => setTimeout(res, 200));
+    const p = fs.progress()[0]!;
+    console.log(`after a registry restart: state ${p.state}, ${p.requests} requests, ${p.errors} errors (last: ${p.lastError})`);
+    expect(p.state).toBe("complete");
+    expect(p.errors).toBeGreaterThan(0);
+  });
+});
