@@ -62,6 +62,8 @@ describe("insecure registries", () => {
     expect(entries).toEqual(["a.io:5000", "c.io"]);
     expect(["a.io:5000", "b.io", "c.io"].map((r) => matchesInsecure(r, entries))).toEqual([true, false, true]);
     expect(await readInsecureRegistries(join(dir, "none.conf"))).toEqual([]);
+    await writeFile(join(dir, "bad.conf"), "[[registry]\nlocation = ");
+    await expect(readInsecureRegistries(join(dir, "bad.conf"))).rejects.toMatchObject({ code: "REGISTRY_CONFIG_INVALID", context: { file: join(dir, "bad.conf") } });
   });
 });
 

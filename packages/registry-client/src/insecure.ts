@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { isIP } from "node:net";
 import { parse } from "smol-toml";
+import { RegistryError } from "./errors.js";
 
 /** True for hosts where plain HTTP is the default: localhost, 127.0.0.0/8 and ::1. */
 export function isLoopbackRegistry(registry: string): boolean {
@@ -22,7 +23,13 @@ export async function readInsecureRegistries(path: string): Promise<string[]> {
   } catch {
     return [];
   }
-  const conf = parse(text) as {
+  let parsed: unknown;
+  try {
+    parsed = parse(text);
+  } catch (cause) {
+    throw new RegistryError("REGISTRY_CONFIG_INVALID", `${path} is not valid TOML: ${(cause as Error).message}`, { file: path }, { cause });
+  }
+  const conf = parsed as {
     registry?: { location?: string; prefix?: string; insecure?: boolean }[];
     registries?: { insecure?: { registries?: string[] } };
   };
