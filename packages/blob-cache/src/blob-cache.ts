@@ -1,4 +1,4 @@
-import { mkdir, open, readdir, readFile, rename, stat, unlink, utimes, writeFile, type FileHandle } from "node:fs/promises";
+import { mkdir, open, readdir, readFile, rename, stat, unlink, utimes, writeFile } from "node:fs/promises";
 import { basename, isAbsolute, join, resolve } from "node:path";
 import { hasCode } from "@lazypull/errors";
 import { defaultCacheDir } from "./default-dir.js";
@@ -30,6 +30,7 @@ import {
   pidAlive,
   type Paths,
 } from "./layout.js";
+import { HandlePool } from "./handle-pool.js";
 import { MemoryTier } from "./memory-tier.js";
 import { parseSize } from "./parse-size.js";
 import type { CacheKey, CacheStats, ChunkCache } from "./types.js";
@@ -144,6 +145,7 @@ export class BlobCache implements ChunkCache {
   private bytesSinceScan = 0;
   private readonly memory: MemoryTier;
   private readonly headers = new LRUCache<string, EntryHeader>({ max: 4096 });
+  private readonly handles = new HandlePool(32);
   private readonly flights = new Map<string, Promise<Buffer>>();
   private readonly pins = new Map<string, number>();
   private pinChain: Promise<void> = Promise.resolve();
@@ -253,6 +255,7 @@ export class BlobCache implements ChunkCache {
     this.index.set(rel, { rel, blob: key.blob, size: total, lastUse: now, touched: now, addedAt: now });
     this.bytesSinceScan += total;
     this.headers.delete(rel);
+    this.handles.drop(rel);
     this.memory.set(k, data);
     if (this.usedBytes > this.maxBytes) {
       // Backpressure on writers only: reads never wait for eviction.
@@ -404,6 +407,7 @@ export class BlobCache implements ChunkCache {
     await this.flushLastUse();
     this.memory.clear();
     this.headers.clear();
+    this.handles.clear();
   }
 
   // ---- disk ----
@@ -452,6 +456,7 @@ export class BlobCache implements ChunkCache {
     }
     for (const [rel, f] of found) {
       const e = this.index.get(rel);
+      if (e && e.addedAt >= started) continue; // written by us during the scan: fresher than the stat
       if (e) {
         this.usedBytes += f.size - e.size;
         e.size = f.size;
@@ -496,8 +501,9 @@ export class BlobCache implements ChunkCache {
 
   private async readWhole(k: string, rel: string): Promise<Buffer | undefined> {
     const path = join(this.paths.data, rel);
-    const fh = await this.openEntry(rel);
-    if (!fh) return undefined;
+    const slot = await this.openEntry(rel);
+    if (!slot) return undefined;
+    const fh = slot.fh;
     try {
       const size = this.index.get(rel)?.size ?? (await fh.stat()).size;
       const buf = Buffer.allocUnsafe(size);
@@ -515,14 +521,15 @@ export class BlobCache implements ChunkCache {
       if (err instanceof CacheCorruptEntryError) return this.dropCorrupt(rel, err);
       throw err;
     } finally {
-      await fh.close();
+      this.handles.release(slot);
     }
   }
 
   private async readRange(k: string, rel: string, offset: number, length: number): Promise<Buffer | undefined> {
     const path = join(this.paths.data, rel);
-    const fh = await this.openEntry(rel);
-    if (!fh) return undefined;
+    const slot = await this.openEntry(rel);
+    if (!slot) return undefined;
+    const fh = slot.fh;
     try {
       let h = this.headers.get(rel);
       let probe: Buffer | undefined;
@@ -560,7 +567,7 @@ export class BlobCache implements ChunkCache {
       if (err instanceof CacheCorruptEntryError) return this.dropCorrupt(rel, err);
       throw err;
     } finally {
-      await fh.close();
+      this.handles.release(slot);
     }
   }
 
@@ -588,14 +595,10 @@ export class BlobCache implements ChunkCache {
     }
   }
 
-  private async openEntry(rel: string): Promise<FileHandle | undefined> {
-    try {
-      return await open(join(this.paths.data, rel), "r");
-    } catch (err) {
-      ignoreMissing(err);
-      this.forget(rel);
-      return undefined;
-    }
+  private async openEntry(rel: string) {
+    const slot = await this.handles.acquire(rel, join(this.paths.data, rel));
+    if (!slot) this.forget(rel);
+    return slot;
   }
 
   private async dropCorrupt(rel: string, err: CacheCorruptEntryError): Promise<undefined> {
@@ -614,6 +617,7 @@ export class BlobCache implements ChunkCache {
       this.index.delete(rel);
     }
     this.headers.delete(rel);
+    this.handles.drop(rel);
   }
 
   /** Records a use; refreshes the file's mtime (its last use for other processes) at most every 30 s. */
@@ -661,9 +665,9 @@ export class BlobCache implements ChunkCache {
       const victims = [...this.index.values()].filter((e) => !pinned.has(e.blob)).sort((a, b) => a.lastUse - b.lastUse);
       for (const e of victims) {
         if (this.usedBytes <= target) break;
-        await unlink(join(this.paths.data, e.rel)).catch(ignoreMissing);
-        if (this.index.get(e.rel) !== e) continue; // rewritten meanwhile
+        if (this.index.get(e.rel) !== e) continue; // rewritten by us meanwhile: it is fresh now
         this.forget(e.rel);
+        await unlink(join(this.paths.data, e.rel)).catch(ignoreMissing);
         evicted++;
         freedBytes += e.size;
         this.counters.evictions++;
