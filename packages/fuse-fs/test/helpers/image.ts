@@ -47,25 +47,42 @@ export async function convertCached(tar: string, name: string, opts: { chunkSize
   return out;
 }
 
-/** Pushes one-layer images (eStargz blobs with their annotations) with registry-client. */
+export interface PushLayer {
+  path: string;
+  digest: string;
+  size: number;
+  mediaType: string;
+  diffId: string;
+  annotations?: Record<string, string>;
+}
+
+/** An eStargz blob as a layer, with the annotations a converter writes. */
+export function estargzLayer(b: ConvertedBlob): PushLayer {
+  return {
+    path: b.path,
+    digest: b.blobDigest,
+    size: b.blobSize,
+    mediaType: "application/vnd.oci.image.layer.v1.tar+gzip",
+    diffId: b.diffId,
+    annotations: {
+      "containerd.io/snapshot/stargz/toc.digest": b.tocDigest,
+      "io.containers.estargz.uncompressed-size": String(b.uncompressedSize),
+    },
+  };
+}
+
+/** Pushes an image made of the given layer blobs with registry-client. */
 export async function pushImage(
   client: RegistryClient,
   refString: string,
-  blobs: ConvertedBlob[],
+  input: (ConvertedBlob | PushLayer)[],
 ): Promise<{ ref: ImageReference; layers: Descriptor[] }> {
   const ref = parseReference(refString);
+  const blobs = input.map((b) => ("blobDigest" in b ? estargzLayer(b) : b));
   const layers: Descriptor[] = [];
   for (const b of blobs) {
-    await client.pushBlob(ref, b.blobDigest, b.blobSize, () => createReadStream(b.path));
-    layers.push({
-      mediaType: "application/vnd.oci.image.layer.v1.tar+gzip",
-      digest: b.blobDigest,
-      size: b.blobSize,
-      annotations: {
-        "containerd.io/snapshot/stargz/toc.digest": b.tocDigest,
-        "io.containers.estargz.uncompressed-size": String(b.uncompressedSize),
-      },
-    });
+    await client.pushBlob(ref, b.digest, b.size, () => createReadStream(b.path));
+    layers.push({ mediaType: b.mediaType, digest: b.digest, size: b.size, ...(b.annotations ? { annotations: b.annotations } : {}) });
   }
   const config = Buffer.from(
     JSON.stringify({ architecture: "amd64", os: "linux", config: {}, rootfs: { type: "layers", diff_ids: blobs.map((b) => b.diffId) } }),

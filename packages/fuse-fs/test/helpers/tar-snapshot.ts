@@ -79,7 +79,7 @@ export async function tarSnapshot(tarPath: string): Promise<Map<string, TreeEntr
   }
   for (const [p, e] of entries) {
     const t = linkOf.get(p) ?? p;
-    if (e.mode >> 12 === 0o10) e.nlink = nlinks.get(t) ?? 1;
+    if (e.mode >> 12 !== 0o04) e.nlink = nlinks.get(t) ?? 1;
   }
   if (!entries.has("")) entries.set("", { path: "", mode: 0o040755, uid: 0, gid: 0, mtime: 0 });
   return entries;

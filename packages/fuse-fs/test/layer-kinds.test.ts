@@ -1,0 +1,144 @@
+import { spawn } from "node:child_process";
+import { createReadStream, createWriteStream } from "node:fs";
+import { mkdir, mkdtemp, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { openBlobCache, type BlobCache } from "@lazypull/blob-cache";
+import { hasCode } from "@lazypull/errors";
+import { RegistryClient } from "@lazypull/registry-client";
+import type { Descriptor, ImageReference } from "@lazypull/registry-client";
+import { convertToEstargz } from "@lazypull/stargz-format";
+import { startRegistry, type RegistryProcess } from "@lazypull/testkit";
+import pino from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mountLazyFs, openRemoteLayer, type LazyFs } from "../src/index.js";
+import { plainLayers, writeCraftedTar } from "./helpers/crafted-tar.js";
+import { pushImage, type ConvertedBlob } from "./helpers/image.js";
+import { mountSnapshot, tarSnapshot, type TreeEntry } from "./helpers/tar-snapshot.js";
+
+const log = pino({ level: process.env.LAZYPULL_TEST_LOG ?? "silent" });
+
+function sh(cmd: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const c = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    c.stdout.on("data", (b: Buffer) => (stdout += b.toString()));
+    c.stderr.on("data", (b: Buffer) => (stderr += b.toString()));
+    c.on("error", reject);
+    c.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+const XATTRS_PY = `import os, sys, json
+root = sys.argv[1]
+out = {}
+for d, dirs, files in os.walk(root):
+    for n in dirs + files:
+        p = os.path.join(d, n)
+        names = os.listxattr(p, follow_symlinks=False)
+        if names:
+            out[os.path.relpath(p, root)] = {k: os.getxattr(p, k, follow_symlinks=False).decode() for k in names}
+print(json.dumps(out, sort_keys=True))`;
+
+describe("every kind of layer and entry through one mount", () => {
+  let registry: RegistryProcess;
+  let tmp: string;
+  let tar: string;
+  let big: Buffer;
+  let ref: ImageReference;
+  let layers: Descriptor[];
+  let expected: Map<string, TreeEntry>;
+  let cache: BlobCache;
+  let client: RegistryClient;
+  let fs: LazyFs | undefined;
+
+  beforeAll(async () => {
+    tmp = await mkdtemp(join(tmpdir(), "lazypull-fusefs-kinds-"));
+    tar = join(tmp, "crafted.tar");
+    ({ big } = await writeCraftedTar(tar));
+    expected = await tarSnapshot(tar);
+    const esgz = join(tmp, "crafted.esgz");
+    const res = await convertToEstargz(createReadStream(tar), createWriteStream(esgz), { chunkSize: 1024 * 1024 });
+    const converted: ConvertedBlob = { path: esgz, ...res };
+    const plain = await plainLayers(tar);
+    registry = await startRegistry();
+    client = new RegistryClient({ retry: { maxAttempts: 2, maxTotalMs: 2000 } });
+    ({ ref, layers } = await pushImage(client, `${registry.host}/crafted:1`, [converted, plain.gzip, plain.zstd, plain.plain]));
+    cache = await openBlobCache({ dir: join(tmp, "cache") });
+  });
+
+  afterAll(async () => {
+    await fs?.close();
+    await cache?.close();
+    await client?.close();
+    await registry?.stop();
+    if (tmp) await rm(tmp, { recursive: true, force: true });
+  });
+
+  it("should serve eStargz, gzip, zstd and uncompressed layers with the tar's exact entries", async () => {
+    const mnt = join(tmp, "mnt");
+    await mkdir(mnt);
+    fs = await mountLazyFs({ mountpoint: mnt, source: client, cache, prefetch: "none", logger: log });
+    const dirs = await Promise.all(layers.map((descriptor) => fs!.addLayer({ ref, descriptor })));
+    expect(fs.progress().map((p) => ({ kind: p.kind, dir: p.dir }))).toEqual([
+      { kind: "estargz", dir: dirs[0] },
+      { kind: "whole", dir: dirs[1] },
+      { kind: "whole", dir: dirs[2] },
+      { kind: "whole", dir: dirs[3] },
+    ]);
+    for (const p of fs.progress().slice(1)) expect({ state: p.state, fetched: p.bytesFetched }).toEqual({ state: "complete", fetched: p.bytesTotal });
+    const want = [...expected.values()].map(({ ino: _i, ...e }) => e).sort((a, b) => a.path.localeCompare(b.path));
+    for (const dir of dirs) {
+      console.time(dir);
+      const got = await mountSnapshot(dir);
+      const rows = [...got.values()].map(({ ino: _i, ...e }) => (e.mode >> 12 === 0o04 ? { ...e, nlink: undefined } : e));
+      expect(rows.sort((a, b) => a.path.localeCompare(b.path))).toEqual(want.map((e) => (e.mode >> 12 === 0o04 ? { ...e, nlink: undefined } : e)));
+      expect(got.get("etc/hello-hard")!.ino).toBe(got.get("etc/hello")!.ino);
+      expect(got.get("etc/hello")!.nlink).toBe(2);
+      const xattrs = await sh("python3", ["-c", XATTRS_PY, dir]);
+      expect(JSON.parse(xattrs.stdout)).toEqual({ "etc/cap": { "user.lazypull": "tested" } });
+      console.timeEnd(dir);
+    }
+    // a read across chunk boundaries at an odd offset
+    const piece = await sh("python3", ["-c", "import sys; f = open(sys.argv[1], 'rb'); f.seek(1048570); print(f.read(20).hex())", join(dirs[0]!, "big.bin")]);
+    expect(piece.stdout.trim()).toEqual(big.subarray(1048570, 1048590).toString("hex"));
+    const st = await stat(dirs[0]!);
+    expect(st.isDirectory()).toBe(true);
+    const df = await sh("stat", ["-f", "-c", "%T %l", mnt]);
+    expect(df.code).toBe(0);
+  });
+
+  it("should read a layer without mounting, fetching only the TOC and the chunks asked for", async () => {
+    const remote = await openRemoteLayer({ ref, descriptor: layers[0]! }, { source: client, cache: await openBlobCache({ dir: join(tmp, "cache-remote") }), logger: log });
+    try {
+      expect(remote.readdir("etc")).toEqual(["cap", "hello", "hello-hard", "hello-sym"]);
+      expect(remote.lookup("/etc/hello-sym/")).toMatchObject({ type: "symlink", linkName: "hello" });
+      expect((await remote.read("etc/hello")).toString()).toBe("hello, lazy world\n");
+      const afterSmall = remote.progress().requests;
+      expect((await remote.read("big.bin", 3 * 1024 * 1024 - 10, 20)).equals(big.subarray(3 * 1024 * 1024 - 10, 3 * 1024 * 1024 + 10))).toBe(true);
+      const p = remote.progress();
+      console.log(`openRemoteLayer: ${p.requests} requests, ${p.bytesFetched} bytes of ${p.bytesTotal}`);
+      expect(afterSmall).toBeLessThanOrEqual(2);
+      expect(p.requests).toBeLessThanOrEqual(afterSmall + 1);
+      await expect(remote.read("nope")).rejects.toMatchObject({ code: "FUSEFS_NOT_FOUND" });
+    } finally {
+      remote.close();
+    }
+  });
+
+  it("should verify the TOC digest annotation and need allowUnverified for an unannotated eStargz blob", async () => {
+    const c = await openBlobCache({ dir: join(tmp, "cache-verify") });
+    const { annotations: _a, ...bare } = layers[0]!;
+    const forged = { ...layers[0]!, annotations: { "containerd.io/snapshot/stargz/toc.digest": `sha256:${"0".repeat(64)}` } };
+    const err = await openRemoteLayer({ ref, descriptor: forged }, { source: client, cache: c, logger: log }).catch((e: unknown) => e);
+    expect(hasCode(err, "FUSEFS_BAD_LAYER")).toBe(true);
+    const safe = await openRemoteLayer({ ref, descriptor: bare }, { source: client, cache: c, logger: log });
+    const lazy = await openRemoteLayer({ ref, descriptor: bare }, { source: client, cache: c, logger: log, allowUnverified: true });
+    expect([safe.kind, lazy.kind]).toEqual(["whole", "estargz"]);
+    expect((await lazy.read("etc/hello")).toString()).toBe("hello, lazy world\n");
+    safe.close();
+    lazy.close();
+    await c.close();
+  });
+});
