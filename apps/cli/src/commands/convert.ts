@@ -1,7 +1,9 @@
 import { createReadStream, createWriteStream } from "node:fs";
 import { readFile, rename, rm, stat } from "node:fs/promises";
 import type { Command } from "commander";
+import { existsSync } from "node:fs";
 import { convertToEstargz, type ConvertResultDetail } from "@lazypull/stargz-format";
+import { convertRegistryImage } from "./convert-image.js";
 import { ProgressBar, formatBytes } from "../ui/progress.js";
 
 export interface LocalConvertOptions {
@@ -58,14 +60,19 @@ function intOption(name: string): (v: string) => number {
 export function register(program: Command): void {
   program
     .command("convert")
-    .description("convert a tar, tar.gz or tar.zst layer into an eStargz blob")
-    .argument("<in>", "input layer (tar, tar.gz or tar.zst, detected by magic)")
-    .argument("<out>", "output eStargz blob")
+    .description("convert a registry image (SRC → DST) or a local tar/tar.gz/tar.zst layer file into eStargz")
+    .argument("<in>", "source image reference, or a local layer file (tar, tar.gz or tar.zst, detected by magic)")
+    .argument("<out>", "destination image reference, or the output eStargz blob file")
     .option("--chunk-size <bytes>", "chunk size for large files (default 4 MiB)", intOption("chunk-size"))
     .option("--level <n>", "gzip level 0-9 (default 9)", intOption("level"))
     .option("--prioritize <file>", "file listing paths to put first (before .prefetch.landmark), one per line")
+    .option("--platform <os/arch>", "platform to convert from a multi-platform image (default: this host's)")
     .option("--json", "print the result as JSON")
-    .action(async (input: string, output: string, opts: { chunkSize?: number; level?: number; prioritize?: string; json?: boolean }) => {
+    .action(async (input: string, output: string, opts: { chunkSize?: number; level?: number; prioritize?: string; platform?: string; json?: boolean }) => {
+      if (!existsSync(input)) {
+        await convertRegistryImage(input, output, opts);
+        return;
+      }
       const r = await convertLocalFile(input, output, {
         ...(opts.chunkSize !== undefined ? { chunkSize: opts.chunkSize } : {}),
         ...(opts.level !== undefined ? { level: opts.level } : {}),

@@ -1,0 +1,182 @@
+import { createHash } from "node:crypto";
+import { Readable } from "node:stream";
+import { cpus } from "node:os";
+import {
+  parseReference,
+  type Descriptor,
+  type ImageConfig,
+  type ImageManifest,
+  type ImageReference,
+  type RegistryClient,
+} from "@lazypull/registry-client";
+import { DEFAULT_CHUNK_SIZE } from "@lazypull/stargz-format";
+import { OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, TOC_DIGEST_ANNOTATION, UNCOMPRESSED_SIZE_ANNOTATION } from "./annotations.js";
+import { convertLayer } from "./convert-layer.js";
+import { ConvertError } from "./errors.js";
+import { LayerMemo, type ConvertedLayerRecord } from "./layer-memo.js";
+
+export interface ConvertImageOptions {
+  client: RegistryClient;
+  /** source image reference (any registry the client can read) */
+  source: string;
+  /** destination reference; the registry may differ from the source's */
+  destination: string;
+  /** platform to pick from an index, e.g. "linux/amd64" (default: the client's) */
+  platform?: string;
+  chunkSize?: number;
+  level?: number;
+  /** files (paths inside the image) to put first and prefetch; applied to every layer that has them */
+  prioritizedFiles?: string[];
+  /** layers converted at once (default 2) */
+  layerConcurrency?: number;
+  tmpDir?: string;
+  /** where finished conversions are remembered for reuse; no reuse across runs without it */
+  memoDir?: string;
+  signal?: AbortSignal;
+  onProgress?: (event: LayerProgressEvent) => void;
+}
+
+export type LayerPhase = "waiting" | "converting" | "pushing" | "done" | "reused";
+
+export interface LayerProgressEvent {
+  index: number;
+  sourceDigest: string;
+  phase: LayerPhase;
+  /** source bytes consumed */
+  bytes: number;
+  total: number;
+}
+
+export interface ConvertedLayer extends ConvertedLayerRecord {
+  outcome: "converted" | "reused" | "already-estargz";
+}
+
+export interface ConvertImageResult {
+  /** destination reference as given */
+  reference: string;
+  /** digest of the pushed manifest */
+  digest: string;
+  manifest: ImageManifest;
+  config: ImageConfig;
+  layers: ConvertedLayer[];
+}
+
+function sha256(b: Buffer): string {
+  return `sha256:${createHash("sha256").update(b).digest("hex")}`;
+}
+
+/** Runs `fn` over `items` with at most `limit` in flight, results in input order. */
+async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i] as T, i);
+    }
+  });
+  await Promise.all(workers);
+  return out;
+}
+
+/**
+ * Converts a registry image to eStargz: every layer is streamed through the writer and pushed, then a
+ * config with the new `diff_ids` and an OCI manifest whose layers carry the TOC digest and
+ * uncompressed size annotations. Layers that already are eStargz are kept; layers converted before
+ * with the same options (see `memoDir`) are reused when the destination still has them.
+ */
+export async function convertImage(opts: ConvertImageOptions): Promise<ConvertImageResult> {
+  const { client } = opts;
+  const src = parseReference(opts.source);
+  const dst = parseReference(opts.destination);
+  const resolved = await client.resolve(src, { platform: opts.platform, signal: opts.signal });
+  const { manifest, config } = resolved;
+  if (manifest.layers.length !== config.rootfs.diff_ids.length) {
+    throw new ConvertError("CONVERT_BAD_SOURCE", `${src.toString()}: ${manifest.layers.length} layers but ${config.rootfs.diff_ids.length} diff_ids in its config`, {
+      source: src.toString(),
+    });
+  }
+  const writer = {
+    chunkSize: opts.chunkSize ?? DEFAULT_CHUNK_SIZE,
+    level: opts.level,
+    prioritizedFiles: opts.prioritizedFiles,
+    // Several layers at once share the cores between them.
+    concurrency: Math.max(1, Math.floor(cpus().length / Math.min(opts.layerConcurrency ?? 2, manifest.layers.length || 1))),
+  };
+  const memo = new LayerMemo(opts.memoDir);
+  const emit = (e: LayerProgressEvent) => opts.onProgress?.(e);
+  manifest.layers.forEach((l, index) => emit({ index, sourceDigest: l.digest, phase: "waiting", bytes: 0, total: l.size }));
+
+  const layers = await mapLimit(manifest.layers, opts.layerConcurrency ?? 2, async (layer, index): Promise<ConvertedLayer> => {
+    const base = { index, sourceDigest: layer.digest, total: layer.size };
+    const existingToc = layer.annotations?.[TOC_DIGEST_ANNOTATION];
+    if (existingToc) {
+      await client.pushBlob(dst, layer.digest, layer.size, () => streamOf(client, src, layer), sameRegistry(src, dst) ? { from: src, signal: opts.signal } : { signal: opts.signal });
+      emit({ ...base, phase: "reused", bytes: layer.size });
+      return {
+        outcome: "already-estargz",
+        sourceDigest: layer.digest,
+        digest: layer.digest,
+        size: layer.size,
+        diffId: config.rootfs.diff_ids[index] as string,
+        tocDigest: existingToc,
+        uncompressedSize: Number(layer.annotations?.[UNCOMPRESSED_SIZE_ANNOTATION] ?? 0),
+      };
+    }
+    const key = LayerMemo.key(layer.digest, { ...writer, concurrency: undefined });
+    const known = await memo.get(key);
+    if (known && (await client.blobExists(dst, known.digest, { signal: opts.signal }))) {
+      emit({ ...base, phase: "reused", bytes: layer.size });
+      return { ...known, outcome: "reused" };
+    }
+    emit({ ...base, phase: "converting", bytes: 0 });
+    const rec = await convertLayer({
+      client,
+      source: src,
+      destination: dst,
+      layer,
+      writer,
+      tmpDir: opts.tmpDir,
+      signal: opts.signal,
+      onBytes: (bytes) => emit({ ...base, phase: "converting", bytes }),
+      onPushing: () => emit({ ...base, phase: "pushing", bytes: layer.size }),
+    });
+    await memo.put(key, rec);
+    emit({ ...base, phase: "done", bytes: layer.size });
+    return { ...rec, outcome: "converted" };
+  });
+
+  const newConfig: ImageConfig = { ...config, rootfs: { type: "layers", diff_ids: layers.map((l) => l.diffId) } };
+  const configBytes = Buffer.from(JSON.stringify(newConfig));
+  const configDesc: Descriptor = { mediaType: OCI_CONFIG, digest: sha256(configBytes), size: configBytes.length };
+  await client.pushBlob(dst, configDesc.digest, configDesc.size, configBytes, { signal: opts.signal });
+
+  const newManifest: ImageManifest = {
+    schemaVersion: 2,
+    mediaType: OCI_MANIFEST,
+    config: configDesc,
+    layers: layers.map((l) => ({
+      mediaType: OCI_LAYER_GZIP,
+      digest: l.digest,
+      size: l.size,
+      annotations: { [TOC_DIGEST_ANNOTATION]: l.tocDigest, [UNCOMPRESSED_SIZE_ANNOTATION]: String(l.uncompressedSize) },
+    })),
+  };
+  const manifestBytes = Buffer.from(JSON.stringify(newManifest));
+  const digest = await client.pushManifest(dst, manifestBytes, OCI_MANIFEST, { signal: opts.signal });
+  return { reference: dst.toString(), digest, manifest: newManifest, config: newConfig, layers };
+}
+
+function sameRegistry(a: ImageReference, b: ImageReference): boolean {
+  return a.registry === b.registry;
+}
+
+function streamOf(client: RegistryClient, ref: ImageReference, layer: Descriptor) {
+  // pushBlob wants a synchronous stream factory; the body is fetched lazily on first read.
+  return Readable.from(
+    (async function* () {
+      const body = await client.fetchBlob(ref, layer.digest);
+      for await (const chunk of body as AsyncIterable<Buffer>) yield chunk;
+    })(),
+  );
+}

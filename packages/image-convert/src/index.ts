@@ -1,0 +1,10 @@
+export {
+  convertImage,
+  type ConvertImageOptions,
+  type ConvertImageResult,
+  type ConvertedLayer,
+  type LayerPhase,
+  type LayerProgressEvent,
+} from "./convert-image.js";
+export { ConvertError, type ConvertErrorCode } from "./errors.js";
+export { TOC_DIGEST_ANNOTATION, UNCOMPRESSED_SIZE_ANNOTATION } from "./annotations.js";
