@@ -28,6 +28,8 @@ export function run(
         reject(new Error(`${cmd} ${args.join(" ")} exited ${code ?? signal}: ${res.stderr.trim().slice(-2000)}`));
       } else resolve(res);
     });
+    // A child that exits without reading stdin makes the write fail with EPIPE; that is not an error here.
+    child.stdin.on("error", () => undefined);
     child.stdin.end(opts.input ?? "");
   });
 }
