@@ -14,5 +14,6 @@ export function answer<T>(cb: (err: number, value?: T) => void, fn: () => T): vo
     cb(toErrno(err));
     return;
   }
-  cb(0, value);
+  if (value === undefined) cb(0);
+  else cb(0, value);
 }

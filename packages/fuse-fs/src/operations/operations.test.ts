@@ -1,0 +1,136 @@
+import type { FileNode } from "@lazypull/stargz-format";
+import pino from "pino";
+import { describe, expect, it } from "vitest";
+import { AccessRecorder } from "../access-log.js";
+import { FsCore, makedev } from "../fs-core.js";
+import type { ServedLayer } from "../layer/layer.js";
+import { MemoryTree } from "../layer/memory-tree.js";
+import { FuseFsError } from "../errors.js";
+import { createOperations } from "./index.js";
+import { Errno } from "./errno.js";
+
+const base = { uid: 0, gid: 0, size: 0, mtimeMs: 1_700_000_000_000, xattrs: {} };
+
+function fakeLayer(): ServedLayer & { reads: string[] } {
+  const t = new MemoryTree("sha256:test");
+  t.add("bin", { ...base, type: "dir", mode: 0o755 });
+  t.add("bin/su", { ...base, type: "reg", mode: 0o4755, size: 11, uid: 3, gid: 4 });
+  t.link("bin/su2", "bin/su");
+  t.add("tmp", { ...base, type: "dir", mode: 0o1777 });
+  t.add("dev/null", { ...base, type: "char", mode: 0o666, devMajor: 1, devMinor: 3 });
+  t.add("link", { ...base, type: "symlink", mode: 0o777, linkName: "bin/su" });
+  t.add("cap", { ...base, type: "reg", mode: 0o644, xattrs: { "user.a": Buffer.from("b") } });
+  const reads: string[] = [];
+  return {
+    reads,
+    digest: "sha256:test",
+    kind: "whole",
+    lookup: (p) => t.lookup(p),
+    readdir: (p) => t.readdir(p),
+    walk: () => t.walk(),
+    nodeCount: t.size,
+    async read(path, offset, length, hint) {
+      reads.push(`${path}@${offset}+${length}${hint?.sequential ? " seq" : ""}`);
+      if (path === "cap") throw new FuseFsError("FUSEFS_FETCH_FAILED", "registry down", {});
+      return Buffer.from("hello world").subarray(offset, offset + length);
+    },
+    startBackground() {},
+    progress: () => ({ digest: "sha256:test", state: "complete", kind: "whole", bytesFetched: 0, bytesTotal: 8192, requests: 0, errors: 0 }),
+    close() {},
+  };
+}
+
+function setup() {
+  const recorder = new AccessRecorder();
+  const core = new FsCore(recorder);
+  const layer = fakeLayer();
+  core.layers.set("abc", { hex: "abc", slot: 2, layer });
+  const ops = createOperations(core, pino({ level: "silent" }));
+  const call = <T extends unknown[]>(fn: (...a: never[]) => void, ...args: unknown[]) =>
+    new Promise<T>((resolve) => (fn as (...a: unknown[]) => void)(...args, (...res: unknown[]) => resolve(res as T)));
+  return { core, ops, layer, recorder, call };
+}
+
+describe("FUSE operations", () => {
+  it("should list the layer directories at the root", async () => {
+    const { ops, call } = setup();
+    expect(await call(ops.readdir, "/")).toEqual([0, ["abc"]]);
+    expect(await call(ops.readdir, "/abc")).toEqual([0, ["bin", "cap", "dev", "link", "tmp"]]);
+    expect(await call(ops.readdir, "/abc/bin/su")).toEqual([Errno.ENOTDIR]);
+  });
+
+  it("should report full modes, owners, link counts, inodes and device numbers", async () => {
+    const { ops, call } = setup();
+    const [, su] = await call<[number, { mode: number; uid: number; gid: number; nlink: number; ino: number; size: number }]>(ops.getattr, "/abc/bin/su");
+    const [, su2] = await call<[number, { ino: number }]>(ops.getattr, "/abc/bin/su2");
+    expect({ mode: su.mode, uid: su.uid, gid: su.gid, nlink: su.nlink, size: su.size }).toEqual({ mode: 0o104755, uid: 3, gid: 4, nlink: 2, size: 11 });
+    expect(su2.ino).toBe(su.ino);
+    expect(su.ino >>> 24).toBe(2);
+    const [, tmp] = await call<[number, { mode: number }]>(ops.getattr, "/abc/tmp");
+    expect(tmp.mode).toBe(0o41777);
+    const [, dev] = await call<[number, { mode: number; rdev: number }]>(ops.getattr, "/abc/dev/null");
+    expect({ mode: dev.mode, rdev: dev.rdev }).toEqual({ mode: 0o20666, rdev: makedev(1, 3) });
+    const [, link] = await call<[number, { mode: number; size: number }]>(ops.getattr, "/abc/link");
+    expect({ mode: link.mode, size: link.size }).toEqual({ mode: 0o120777, size: 6 });
+    expect(await call(ops.getattr, "/abc/missing")).toEqual([Errno.ENOENT]);
+    expect(await call(ops.getattr, "/nolayer")).toEqual([Errno.ENOENT]);
+  });
+
+  it("should answer readlink, xattrs and access from the tree", async () => {
+    const { ops, call } = setup();
+    expect(await call(ops.readlink, "/abc/link")).toEqual([0, "bin/su"]);
+    expect(await call(ops.readlink, "/abc/bin")).toEqual([Errno.EINVAL]);
+    expect(await call(ops.listxattr, "/abc/cap")).toEqual([0, ["user.a"]]);
+    expect(await call(ops.getxattr, "/abc/cap", "user.a", 0)).toEqual([0, Buffer.from("b")]);
+    expect(await call(ops.getxattr, "/abc/cap", "user.nope", 0)).toEqual([Errno.ENODATA]);
+    expect(await call(ops.access, "/abc/bin/su", 4)).toEqual([0]);
+    expect(await call(ops.access, "/abc/bin/su", 2)).toEqual([Errno.EROFS]);
+  });
+
+  it("should refuse every write with EROFS, also opening for writing", async () => {
+    const { ops, call } = setup();
+    expect(await call(ops.open, "/abc/bin/su", 1)).toEqual([Errno.EROFS]);
+    expect(await call(ops.open, "/abc/bin/su", 2)).toEqual([Errno.EROFS]);
+    expect(await call(ops.mkdir, "/abc/new", 0o755)).toEqual([Errno.EROFS]);
+    expect(await call(ops.unlink, "/abc/bin/su")).toEqual([Errno.EROFS]);
+    expect(await call(ops.write, "/abc/bin/su", 1, Buffer.alloc(1), 1, 0)).toEqual([Errno.EROFS]);
+    expect(await call(ops.setxattr, "/abc/cap", "user.x", Buffer.alloc(1), 0, 0)).toEqual([Errno.EROFS]);
+  });
+
+  it("should read through a handle, mark sequential reads, record first reads and map failures to EIO", async () => {
+    const { ops, call, layer, recorder } = setup();
+    const [err, fd] = await call<[number, number]>(ops.open, "/abc/bin/su2", 0);
+    expect(err).toBe(0);
+    const buf = Buffer.alloc(5);
+    expect(await call(ops.read, "/abc/bin/su2", fd, buf, 5, 0)).toEqual([5]);
+    expect(buf.toString()).toBe("hello");
+    expect(await call(ops.read, "/abc/bin/su2", fd, buf, 5, 5)).toEqual([5]);
+    expect(await call(ops.read, "/abc/bin/su2", fd, buf, 5, 1)).toEqual([5]);
+    expect(await call(ops.release, "/abc/bin/su2", fd)).toEqual([0]);
+    const [, fd2] = await call<[number, number]>(ops.open, "/abc/cap", 0);
+    expect(await call(ops.read, "/abc/cap", fd2, buf, 5, 0)).toEqual([Errno.EIO]);
+    expect(layer.reads).toEqual(["bin/su2@0+5 seq", "bin/su2@5+5 seq", "bin/su2@1+5", "cap@0+5 seq"]);
+    expect(recorder.order).toEqual(["abc/bin/su2", "abc/cap"]);
+  });
+
+  it("should describe the filesystem as read-only in statfs", async () => {
+    const { ops, call } = setup();
+    const [err, st] = await call<[number, { flag: number; files: number; blocks: number; namemax: number }]>(ops.statfs, "/");
+    expect({ err, flag: st.flag, files: st.files, blocks: st.blocks, namemax: st.namemax }).toEqual({ err: 0, flag: 1, files: 9, blocks: 2, namemax: 255 });
+  });
+});
+
+describe("MemoryTree", () => {
+  it("should reject names that escape the layer", () => {
+    const t = new MemoryTree("sha256:x");
+    expect(() => t.add("../etc/passwd", { ...base, type: "reg", mode: 0o644 })).toThrow(expect.objectContaining({ code: "FUSEFS_BAD_LAYER" }));
+    expect(() => t.add("a/../../b", { ...base, type: "reg", mode: 0o644 })).toThrow(expect.objectContaining({ code: "FUSEFS_BAD_LAYER" }));
+    expect(() => t.link("x", "missing")).toThrow(expect.objectContaining({ code: "FUSEFS_BAD_LAYER" }));
+  });
+
+  it("should create implicit parents and walk parents first", () => {
+    const t = new MemoryTree("sha256:x");
+    t.add("./a/b/c", { ...base, type: "reg", mode: 0o600 });
+    expect([...t.walk()].map((n: FileNode) => `${n.path}:${n.type}`)).toEqual([":dir", "a:dir", "a/b:dir", "a/b/c:reg"]);
+  });
+});
