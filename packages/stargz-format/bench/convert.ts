@@ -6,7 +6,7 @@
 import { spawn } from "node:child_process";
 import { createReadStream, createWriteStream } from "node:fs";
 import { mkdtemp, rm, stat } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { debianRootfsTar } from "@lazypull/testkit";
@@ -21,10 +21,18 @@ async function child(): Promise<void> {
     level: level ? Number(level) : undefined,
   });
   const ms = performance.now() - t0;
-  process.stdout.write(JSON.stringify({ ms, maxRssKb: process.resourceUsage().maxRSS, size: r.blobSize }));
+  const u = process.resourceUsage();
+  process.stdout.write(JSON.stringify({ ms, cpuMs: (u.userCPUTime + u.systemCPUTime) / 1000, maxRssKb: u.maxRSS, size: r.blobSize }));
 }
 
-function runChild(args: string[]): Promise<{ ms: number; maxRssKb: number; size: number }> {
+interface Run {
+  ms: number;
+  cpuMs: number;
+  maxRssKb?: number;
+  size: number;
+}
+
+function runChild(args: string[]): Promise<Run> {
   return new Promise((resolve, reject) => {
     const p = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), "--child", ...args], { stdio: ["ignore", "pipe", "inherit"] });
     let out = "";
@@ -33,16 +41,18 @@ function runChild(args: string[]): Promise<{ ms: number; maxRssKb: number; size:
   });
 }
 
-function gzip9(input: string, output: string): Promise<{ ms: number; maxRssKb: number; size: number }> {
+function gzip9(input: string, output: string): Promise<Run> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
-    // GNU time is not installed everywhere: measure gzip's RSS through bash's `wait` + /proc is racy,
-    // so use the kernel's accounting of children via getrusage in a tiny sh wrapper.
-    const p = spawn("sh", ["-c", `gzip -9 -c '${input}' > '${output}'`], { stdio: "inherit" });
+    // bash's `time` gives gzip's own CPU time (user + sys) on stderr
+    const p = spawn("bash", ["-c", `TIMEFORMAT='%U %S'; time gzip -9 -c '${input}' > '${output}'`], { stdio: ["ignore", "inherit", "pipe"] });
+    let err = "";
+    p.stderr.on("data", (d: Buffer) => (err += d));
     p.on("exit", async (code) => {
-      if (code !== 0) return reject(new Error(`gzip exited ${code}`));
+      if (code !== 0) return reject(new Error(`gzip exited ${code}: ${err}`));
       const ms = performance.now() - t0;
-      resolve({ ms, maxRssKb: process.resourceUsage().maxRSS, size: (await stat(output)).size });
+      const [user, sys] = err.trim().split(/\s+/).slice(-2).map(Number);
+      resolve({ ms, cpuMs: ((user ?? 0) + (sys ?? 0)) * 1000, size: (await stat(output)).size });
     });
   });
 }
@@ -50,6 +60,7 @@ function gzip9(input: string, output: string): Promise<{ ms: number; maxRssKb: n
 if (process.argv[2] === "--child") {
   await child();
 } else {
+  const load = loadavg();
   const input = await debianRootfsTar();
   const inSize = (await stat(input)).size;
   const dir = await mkdtemp(join(tmpdir(), "lazypull-bench-"));
@@ -57,16 +68,17 @@ if (process.argv[2] === "--child") {
     const levels = (process.env.BENCH_LEVELS ?? "9").split(",").map(Number);
     const g = await gzip9(input, join(dir, "out.tar.gz"));
     const rows: string[] = [];
-    const fmt = (name: string, r: { ms: number; maxRssKb: number; size: number }, rss: string): string =>
-      `${name.padEnd(22)} ${(inSize / MB / (r.ms / 1000)).toFixed(1).padStart(7)} MB/s  ${(r.ms / 1000).toFixed(2).padStart(6)} s  ${rss.padStart(9)}  ${(r.size / MB).toFixed(2).padStart(7)} MB`;
+    const fmt = (name: string, r: Run, rss: string): string =>
+      `${name.padEnd(22)} ${(inSize / MB / (r.ms / 1000)).toFixed(1).padStart(7)} MB/s  ${(r.ms / 1000).toFixed(2).padStart(6)} s  ${(r.cpuMs / 1000).toFixed(2).padStart(6)} s  ${rss.padStart(9)}  ${(r.size / MB).toFixed(2).padStart(7)} MB`;
     rows.push(fmt("gzip -9 (1 process)", g, "n/a"));
     for (const level of levels) {
       const r = await runChild([input, join(dir, `out-${level}.esgz`), String(level)]);
       rows.push(fmt(`lazypull convert -l${level}`, r, `${(r.maxRssKb / 1024).toFixed(0)} MB`));
-      rows.push(`  → ${(g.ms / r.ms).toFixed(2)}× gzip -9 throughput, size ${((r.size / g.size) * 100).toFixed(1)}% of gzip -9`);
+      rows.push(`  → ${(g.ms / r.ms).toFixed(2)}× gzip -9 wall-clock throughput, ${(g.cpuMs / r.cpuMs).toFixed(2)}× less CPU, size ${((r.size / g.size) * 100).toFixed(1)}% of gzip -9`);
     }
     console.log(`input: ${input} (${(inSize / MB).toFixed(1)} MB)`);
-    console.log(`${"".padEnd(22)} ${"input".padStart(12)} ${"time".padStart(8)} ${"peak RSS".padStart(10)} ${"output".padStart(10)}`);
+    console.log(`load average at start: ${load.map((l) => l.toFixed(2)).join(" ")} on ${availableParallelism()} CPUs (wall-clock figures are only meaningful on an idle machine)`);
+    console.log(`${"".padEnd(22)} ${"input".padStart(12)} ${"wall".padStart(8)} ${"CPU".padStart(8)} ${"peak RSS".padStart(10)} ${"output".padStart(10)}`);
     for (const r of rows) console.log(r);
   } finally {
     await rm(dir, { recursive: true, force: true });

@@ -58,7 +58,7 @@ describe("hostile and broken blobs", () => {
 
   it("should reject corrupt TOCs: bad gzip, not JSON, wrong member name, wrong shape, digest mismatch", async () => {
     const corruptGz = Buffer.from(good.blob);
-    corruptGz[good.tocOffset + 30] ^= 0xff;
+    corruptGz[good.tocOffset + 30]! ^= 0xff;
     const withMember = (m: Buffer) => Buffer.concat([good.blob.subarray(0, good.tocOffset), m, estargzFooter(good.tocOffset)]);
     expect(
       await Promise.all([
@@ -117,14 +117,14 @@ describe("hostile and broken blobs", () => {
       "file as parent": "ESTARGZ_BAD_ENTRY",
       "chunk without file": "ESTARGZ_BAD_ENTRY",
     });
-    const err = await open(blobWith(cases[0]![1])).catch((e: Error) => e);
+    const err = (await open(blobWith(cases[0]![1])).catch((e: Error) => e)) as Error;
     expect(err.message).toContain('"../../etc/passwd"');
   });
 
   it("should never serve bytes that do not match: lying sizes, wrong digests, corrupt members", async () => {
     const corruptChunk = Buffer.from(good.blob);
     const aOffset = good.toc.entries.find((e) => e.name === "./a")!.offset!;
-    corruptChunk[aOffset + 40] ^= 0x55;
+    corruptChunk[aOffset + 40]! ^= 0x55;
     // legacy blobs have no digests: a lying size is still caught when the member is too short
     const lyingLegacy = handBlob(base, { chunkSize: 1 << 20, legacy: true, tocOverride: (t) => (t.entries.find((e) => e.name === "./b")!.size = 5000) }).blob;
     expect(

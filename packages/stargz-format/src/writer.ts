@@ -26,6 +26,7 @@ import {
 import type { ConvertOptions, ConvertResult, TocEntry } from "./types.js";
 
 export const DEFAULT_CHUNK_SIZE = 4 << 20;
+const EMPTY_DIGEST = sha256(Buffer.alloc(0));
 
 /** What convertToEstargz returns, plus where the TOC member starts. */
 export interface ConvertResultDetail extends ConvertResult {
@@ -172,7 +173,8 @@ class EstargzBuilder {
     this.entries.push(ent);
     if (h.type !== "reg") return;
 
-    const fileHash: Hash = createHash("sha256");
+    // single-chunk files (most of them) reuse the chunk digest instead of hashing twice
+    const fileHash: Hash | undefined = h.size > this.chunkSize ? createHash("sha256") : undefined;
     let written = 0;
     while (written < h.size) {
       const n = Math.min(this.chunkSize, h.size - written);
@@ -186,12 +188,12 @@ class EstargzBuilder {
       }
       chunk.chunkSize = n;
       chunk.chunkDigest = sha256(data);
-      fileHash.update(data);
+      fileHash?.update(data);
       this.pipe.startsHere(chunk);
       this.pipe.append(data);
       written += n;
     }
-    ent.digest = `sha256:${fileHash.digest("hex")}`;
+    ent.digest = fileHash ? `sha256:${fileHash.digest("hex")}` : (ent.chunkDigest ?? EMPTY_DIGEST);
     this.pipe.append(Buffer.alloc(padding(h.size)));
   }
 
