@@ -1,3 +1,4 @@
+/// <reference path="./fuse-native.d.ts" />
 export type * from "./types.js";
 export { mountLazyFs } from "./lazy-fs.js";
 export { openRemoteLayer } from "./remote-layer.js";

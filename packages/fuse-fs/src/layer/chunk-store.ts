@@ -120,18 +120,30 @@ export class ChunkStore {
     return this.mem.has(chunkId(c));
   }
 
-  /** bytes [start, start+length) of a chunk's uncompressed data */
-  async slice(c: ChunkRef, start: number, length: number, prio: Priority = "demand"): Promise<Buffer> {
+  /**
+   * bytes [start, start+length) of a chunk's uncompressed data. With `whole`, a cache hit loads the
+   * whole chunk into memory (a sequential reader will want the rest of it next).
+   */
+  async slice(c: ChunkRef, start: number, length: number, prio: Priority = "demand", whole = false): Promise<Buffer> {
     const id = chunkId(c);
     const m = this.mem.get(id);
     if (m) return m.subarray(start, start + length);
     const pending = this.inflight.get(id);
     if (pending) return (await pending).subarray(start, start + length);
-    const cached = await this.o.cache.read(this.key(c), start, length).catch((err: unknown) => {
+    const failed = (err: unknown) => {
       this.o.log.warn({ err, digest: this.o.digest, chunk: id }, "cache read failed; refetching");
       return undefined;
-    });
-    if (cached && cached.length === length) return cached;
+    };
+    if (whole) {
+      const all = await this.o.cache.get(this.key(c)).catch(failed);
+      if (all && all.length === c.size) {
+        this.mem.set(id, all);
+        return all.subarray(start, start + length);
+      }
+    } else {
+      const cached = await this.o.cache.read(this.key(c), start, length).catch(failed);
+      if (cached && cached.length === length) return cached;
+    }
     const again = this.inflight.get(id) ?? this.startRun([c], prio)[0]!;
     return (await again).subarray(start, start + length);
   }

@@ -101,7 +101,7 @@ export class EstargzLayer implements ServedLayer {
         chunks.map((c) => {
           const s = Math.max(offset, c.fileOffset) - c.fileOffset;
           const e = Math.min(offset + len, c.fileOffset + c.size) - c.fileOffset;
-          return store.slice(c, s, e - s, "demand");
+          return store.slice(c, s, e - s, "demand", hint.sequential === true || c.size <= 1024 * 1024);
         }),
       );
       const out = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
