@@ -238,16 +238,19 @@ class Reader implements StargzReader {
     return n.file.path === p ? n.file : { ...n.file, path: p! };
   }
 
+  private readonly sortedNames = new WeakMap<Node, string[]>();
   readdir(path: string): string[] | undefined {
     const n = this.node(path);
     if (!n?.children || n.file.type !== "dir") return undefined;
-    return [...n.children.keys()].sort();
+    let names = this.sortedNames.get(n);
+    if (!names) this.sortedNames.set(n, (names = [...n.children.keys()].sort()));
+    return [...names];
   }
 
   *walk(): Iterable<FileNode> {
     const queue: Array<[string, Node]> = [["", this.root]];
-    while (queue.length) {
-      const [path, n] = queue.shift()!;
+    for (let i = 0; i < queue.length; i++) {
+      const [path, n] = queue[i]!;
       yield n.file.path === path ? n.file : { ...n.file, path };
       if (n.children && n.file.path === path) {
         for (const name of [...n.children.keys()].sort()) queue.push([path ? `${path}/${name}` : name, n.children.get(name)!]);
