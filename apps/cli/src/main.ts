@@ -4,6 +4,7 @@ import { describeError } from "@lazypull/errors";
 import { registerCommands } from "./commands/index.js";
 
 const program = new Command("lazypull")
+  .enablePositionalOptions()
   .description("Run containers straight from a registry without pulling the image first")
   .showHelpAfterError()
   .exitOverride();

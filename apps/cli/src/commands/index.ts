@@ -4,6 +4,8 @@ import * as convert from "./convert.js";
 import * as toc from "./toc.js";
 import * as ls from "./ls.js";
 import * as cat from "./cat.js";
+import * as run from "./run.js";
+import * as mount from "./mount.js";
 
 /**
  * Every subcommand lives in its own module exporting `register(program)`; this list is the one
@@ -15,6 +17,8 @@ const modules: Array<{ register(program: Command): void }> = [
   toc,
   ls,
   cat,
+  run,
+  mount,
 ];
 
 export function registerCommands(program: Command): void {

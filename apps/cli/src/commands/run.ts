@@ -1,0 +1,117 @@
+import type { Command } from "commander";
+import { createState, hookProcessSignals, launchContainer, processCleanup } from "@lazypull/overlay-launcher";
+import type { PrefetchPolicy } from "@lazypull/fuse-fs";
+import { prepareHost } from "../host.js";
+import { acquireImageLayers } from "../image-layers.js";
+import { formatBytes, formatDuration } from "../ui/progress.js";
+
+interface RunFlags {
+  rm?: boolean;
+  name?: string;
+  interactive?: boolean;
+  tty?: boolean;
+  env: string[];
+  volume: string[];
+  workdir?: string;
+  user?: string;
+  entrypoint?: string;
+  network?: string;
+  platform?: string;
+  prefetch: PrefetchPolicy;
+  keep?: boolean;
+  stats?: boolean;
+  allowUnverified?: boolean;
+  recordAccess?: string;
+}
+
+const collect = (v: string, prev: string[]) => [...prev, v];
+
+function prefetchPolicy(v: string): PrefetchPolicy {
+  if (v === "none" || v === "landmark" || v === "all") return v;
+  throw new Error(`--prefetch must be none, landmark or all, got ${v}`);
+}
+
+/**
+ * `lazypull run IMAGE [CMD…]`: serve the image's layers lazily, stack them with fuse-overlayfs and
+ * run podman on the result; the container's exit code is ours. Everything mounted is undone on exit,
+ * error and SIGINT/SIGTERM (the launcher forwards the signal to the container first).
+ */
+export function register(program: Command): void {
+  program
+    .command("run")
+    .description("run a container from a registry image without pulling it")
+    .argument("<image>", "image reference (eStargz images are served lazily; others are fetched whole)")
+    .argument("[command...]", "command and arguments (replace the image's Cmd)")
+    .option("--rm", "remove the container when it exits")
+    .option("--name <name>", "container name")
+    .option("-i, --interactive", "keep stdin open")
+    .option("-t, --tty", "allocate a terminal")
+    .option("-e, --env <K=V>", "set an environment variable (repeatable; K alone copies it from here)", collect, [])
+    .option("-v, --volume <SRC:DST>", "bind mount (repeatable)", collect, [])
+    .option("-w, --workdir <dir>", "working directory inside the container")
+    .option("-u, --user <user>", "user[:group] to run as")
+    .option("--entrypoint <cmd>", "override the image's entrypoint")
+    .option("--network <mode>", "podman network mode")
+    .option("--platform <os/arch>", "platform to pick from a multi-platform image")
+    .option("--prefetch <policy>", "none | landmark | all (landmark range, then the rest in the background)", prefetchPolicy, "all")
+    .option("--keep", "keep the container's state dir (its changes) after exit")
+    .option("--stats", "print start time and bytes fetched on stderr even when it is not a terminal")
+    .option("--allow-unverified", "serve layers whose TOC digest is not in the manifest")
+    .option("--record-access <file>", "write the order in which files are first read (input for --prioritize)")
+    .passThroughOptions()
+    .action(async (image: string, command: string[], flags: RunFlags) => {
+      const t0 = performance.now();
+      const host = await prepareHost();
+      hookProcessSignals({ stack: processCleanup });
+      const state = await createState(host);
+      let layers: Awaited<ReturnType<typeof acquireImageLayers>> | undefined;
+      const teardown = processCleanup.push(`container ${state.record.id}`, async () => {
+        await layers?.release();
+        const report = await state.destroy(host, { keep: flags.keep });
+        if (report.errors.length) process.stderr.write(`lazypull: cleanup: ${report.errors.join("; ")}\n`);
+      });
+      let exitCode = 1;
+      try {
+        layers = await acquireImageLayers(image, {
+          state,
+          platform: flags.platform,
+          prefetch: flags.prefetch,
+          allowUnverified: flags.allowUnverified,
+          accessLogPath: flags.recordAccess,
+        });
+        const ready = performance.now() - t0;
+        const res = await launchContainer({
+          host,
+          lowerDirs: layers.lowerDirs,
+          image: layers.config,
+          state,
+          keep: flags.keep,
+          stdio: "inherit",
+          run: {
+            args: command,
+            entrypoint: flags.entrypoint,
+            env: flags.env,
+            volumes: flags.volume,
+            workdir: flags.workdir,
+            user: flags.user,
+            network: flags.network,
+            name: flags.name,
+            rm: flags.rm,
+            interactive: flags.interactive,
+            tty: flags.tty,
+          },
+        });
+        exitCode = res.exitCode;
+        if (flags.stats || process.stderr.isTTY) {
+          const s = await layers.stats();
+          process.stderr.write(
+            `lazypull: image ready in ${formatDuration(ready)}, container exited ${exitCode} after ${formatDuration(performance.now() - t0)}; ` +
+              `fetched ${formatBytes(s.bytesFetched)} in ${s.requests} requests\n`,
+          );
+        }
+      } finally {
+        await teardown.run();
+      }
+      process.exitCode = exitCode;
+    });
+}

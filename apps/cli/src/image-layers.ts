@@ -1,0 +1,90 @@
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import { defaultCacheDir, openBlobCache } from "@lazypull/blob-cache";
+import { mountLazyFs, type PrefetchPolicy } from "@lazypull/fuse-fs";
+import type { StateDir } from "@lazypull/overlay-launcher";
+import { parseReference, type ImageConfig } from "@lazypull/registry-client";
+import { createRegistryClient } from "./registry.js";
+
+/** An image's layers served as directories, ready for fuse-overlayfs; `release()` gives them back. */
+export interface ImageLayers {
+  reference: string;
+  manifestDigest: string;
+  config: ImageConfig;
+  /** top-most layer first, as fuse-overlayfs' lowerdir wants */
+  lowerDirs: string[];
+  /** the FUSE mount serving them, when this process made it */
+  fuseMountpoint?: string;
+  stats(): Promise<{ bytesFetched: number; requests: number }>;
+  release(): Promise<void>;
+}
+
+export interface AcquireOptions {
+  platform?: string;
+  /** the state dir of the container or mount: the FUSE mount goes inside it and is recorded there */
+  state: StateDir;
+  prefetch?: PrefetchPolicy;
+  allowUnverified?: boolean;
+  accessLogPath?: string;
+}
+
+/**
+ * The in-process way to serve an image: resolve it, mount one lazy FUSE filesystem inside the
+ * container's state dir (recorded first, so a killed lazypull's leftovers are found and unmounted),
+ * and add every layer to it. This process must keep running (and its event loop free) while the
+ * layers are in use.
+ */
+export async function acquireImageLayers(reference: string, opts: AcquireOptions): Promise<ImageLayers> {
+  const client = createRegistryClient({ platform: opts.platform });
+  const cache = await openBlobCache({ dir: defaultCacheDir() });
+  const closeAll = async () => {
+    await cache.close();
+    await client.close();
+  };
+  try {
+    const ref = parseReference(reference);
+    const resolved = await client.resolve(ref, { platform: opts.platform });
+    const mountpoint = join(opts.state.dir, "layers");
+    await mkdir(mountpoint, { recursive: true });
+    await opts.state.recordMount(mountpoint, "fuse");
+    const fs = await mountLazyFs({
+      mountpoint,
+      source: client,
+      cache,
+      prefetch: opts.prefetch ?? "all",
+      allowUnverified: opts.allowUnverified,
+      accessLogPath: opts.accessLogPath,
+    });
+    let dirs: string[];
+    try {
+      dirs = await Promise.all(resolved.manifest.layers.map((descriptor) => fs.addLayer({ ref: resolved.ref, descriptor })));
+    } catch (err) {
+      await fs.close();
+      throw err;
+    }
+    let released = false;
+    return {
+      reference: ref.toString(),
+      manifestDigest: resolved.manifestDigest,
+      config: resolved.config,
+      lowerDirs: [...dirs].reverse(),
+      fuseMountpoint: mountpoint,
+      async stats() {
+        const s = client.stats();
+        return { bytesFetched: s.bytesReceived, requests: s.requests };
+      },
+      async release() {
+        if (released) return;
+        released = true;
+        try {
+          await fs.close();
+        } finally {
+          await closeAll();
+        }
+      },
+    };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}
