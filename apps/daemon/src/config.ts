@@ -1,0 +1,188 @@
+import { existsSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { isAbsolute, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { Ajv } from "ajv";
+import { defaultCacheDir, parseSize } from "@lazypull/blob-cache";
+import { DEFAULT_SOCKET_PATH } from "@lazypull/daemon-client";
+import type { PrefetchPolicy } from "@lazypull/fuse-fs";
+import { DaemonError } from "./errors.js";
+
+/** Everything lazypulld runs with, after the file and the flags are merged. */
+export interface DaemonConfig {
+  /** the API socket; its directory is made root-only (0700) */
+  socket: string;
+  /** state directory: the FUSE mount lives at `<root>/layers` */
+  root: string;
+  cacheDir: string;
+  /** on-disk cap of the chunk cache in bytes */
+  cacheMaxBytes?: number;
+  /** in-memory tier of the chunk cache in bytes */
+  cacheMemoryBytes?: number;
+  /** what to fetch before it is read: nothing, the landmark range, or landmark then the whole layer in the background */
+  prefetch: PrefetchPolicy;
+  /** registries reached over plain HTTP (loopback always is) */
+  insecureRegistries: string[];
+  /** containers-registries.conf to read `insecure = true` entries from; false: none */
+  registriesConf?: string | false;
+  /** serve layers without a TOC digest annotation (unverifiable TOC) */
+  allowUnverified: boolean;
+  /** FUSE op timeout (slow networks) */
+  opTimeoutMs: number;
+  /** how often leases of dead client processes are swept */
+  leaseCheckIntervalMs: number;
+  logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+}
+
+export const DEFAULT_ROOT = "/var/lib/lazypull/daemon";
+export const DEFAULT_CONFIG_FILE = "/etc/lazypull/lazypulld.json";
+
+/** The JSON config file: every key optional, sizes as numbers or strings like "10GiB". */
+const fileSchema = {
+  type: "object",
+  additionalProperties: false,
+  properties: {
+    socket: { type: "string", minLength: 1 },
+    root: { type: "string", minLength: 1 },
+    cacheDir: { type: "string", minLength: 1 },
+    cacheMaxSize: { type: ["string", "integer"] },
+    cacheMemorySize: { type: ["string", "integer"] },
+    prefetch: { enum: ["none", "landmark", "all"] },
+    insecureRegistries: { type: "array", items: { type: "string", minLength: 1 } },
+    registriesConf: { anyOf: [{ type: "string", minLength: 1 }, { const: false }] },
+    allowUnverified: { type: "boolean" },
+    opTimeoutMs: { type: "integer", minimum: 1000 },
+    leaseCheckIntervalMs: { type: "integer", minimum: 100 },
+    logLevel: { enum: ["fatal", "error", "warn", "info", "debug", "trace", "silent"] },
+  },
+} as const;
+
+export interface ConfigFile {
+  socket?: string;
+  root?: string;
+  cacheDir?: string;
+  cacheMaxSize?: string | number;
+  cacheMemorySize?: string | number;
+  prefetch?: PrefetchPolicy;
+  insecureRegistries?: string[];
+  registriesConf?: string | false;
+  allowUnverified?: boolean;
+  opTimeoutMs?: number;
+  leaseCheckIntervalMs?: number;
+  logLevel?: DaemonConfig["logLevel"];
+}
+
+const ajv = new Ajv({ allErrors: true, allowUnionTypes: true });
+const validateFile = ajv.compile<ConfigFile>(fileSchema);
+
+export function parseConfigFile(text: string, path: string): ConfigFile {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new DaemonError("DAEMON_BAD_CONFIG", `config ${path} is not valid JSON: ${(err as Error).message}`, { path });
+  }
+  if (!validateFile(value)) {
+    throw new DaemonError("DAEMON_BAD_CONFIG", `config ${path}: ${ajv.errorsText(validateFile.errors, { dataVar: "config" })}`, { path });
+  }
+  return value;
+}
+
+export const USAGE = `Usage: lazypulld [options]
+
+  --socket PATH             API socket (default ${DEFAULT_SOCKET_PATH}, or $LAZYPULL_SOCKET)
+  --root DIR                state directory; the FUSE mount is DIR/layers (default ${DEFAULT_ROOT})
+  --config FILE             JSON config file (default ${DEFAULT_CONFIG_FILE} when it exists)
+  --cache-dir DIR           chunk cache directory (default: $LAZYPULL_CACHE_DIR or the host default)
+  --cache-max-size SIZE     chunk cache cap, e.g. 20GiB
+  --prefetch POLICY         none | landmark | all (landmark, then the whole layer in the background; default)
+  --insecure-registry HOST  plain-HTTP registry (repeatable)
+  --allow-unverified        serve layers whose TOC digest is not in the manifest
+  --log-level LEVEL         fatal|error|warn|info|debug|trace|silent (default info)
+  -h, --help
+`;
+
+function size(v: string | number | undefined, what: string): number | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v === "number") return v;
+  try {
+    return parseSize(v);
+  } catch (err) {
+    throw new DaemonError("DAEMON_BAD_CONFIG", `${what}: ${(err as Error).message}`, { [what]: v });
+  }
+}
+
+/**
+ * Builds the config from argv (flags win), the config file and defaults. Returns `undefined` for `--help`.
+ */
+export async function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<DaemonConfig | undefined> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        socket: { type: "string" },
+        root: { type: "string" },
+        config: { type: "string" },
+        "cache-dir": { type: "string" },
+        "cache-max-size": { type: "string" },
+        prefetch: { type: "string" },
+        "insecure-registry": { type: "string", multiple: true },
+        "allow-unverified": { type: "boolean" },
+        "log-level": { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+    }));
+  } catch (err) {
+    throw new DaemonError("DAEMON_BAD_CONFIG", `${(err as Error).message}\n\n${USAGE}`, {});
+  }
+  if (values.help) return undefined;
+
+  const configPath = values.config ?? env.LAZYPULL_DAEMON_CONFIG ?? (existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : undefined);
+  let file: ConfigFile = {};
+  if (configPath) {
+    let text: string;
+    try {
+      text = await readFile(configPath, "utf8");
+    } catch (err) {
+      throw new DaemonError("DAEMON_BAD_CONFIG", `cannot read config ${configPath}: ${(err as Error).message}`, { path: configPath });
+    }
+    file = parseConfigFile(text, configPath);
+  }
+  // Flags are checked by the same schema as the file, so both give the same messages.
+  const fromFlags = parseConfigFile(
+    JSON.stringify({
+      socket: values.socket,
+      root: values.root,
+      cacheDir: values["cache-dir"],
+      cacheMaxSize: values["cache-max-size"],
+      prefetch: values.prefetch,
+      insecureRegistries: values["insecure-registry"],
+      allowUnverified: values["allow-unverified"],
+      logLevel: values["log-level"],
+    }),
+    "flags",
+  );
+  const merged: ConfigFile = { ...file, ...Object.fromEntries(Object.entries(fromFlags).filter(([, v]) => v !== undefined)) };
+  const envSocket = env.LAZYPULL_SOCKET?.trim();
+  const abs = (p: string) => (isAbsolute(p) ? p : resolve(p));
+  const cfg: DaemonConfig = {
+    socket: abs(merged.socket ?? (envSocket || DEFAULT_SOCKET_PATH)),
+    root: abs(merged.root ?? DEFAULT_ROOT),
+    cacheDir: abs(merged.cacheDir ?? defaultCacheDir()),
+    prefetch: merged.prefetch ?? "all",
+    insecureRegistries: [...new Set([...(file.insecureRegistries ?? []), ...(fromFlags.insecureRegistries ?? [])])],
+    allowUnverified: merged.allowUnverified ?? false,
+    opTimeoutMs: merged.opTimeoutMs ?? 120_000,
+    leaseCheckIntervalMs: merged.leaseCheckIntervalMs ?? 2000,
+    logLevel: merged.logLevel ?? "info",
+  };
+  const maxBytes = size(merged.cacheMaxSize, "cacheMaxSize");
+  if (maxBytes !== undefined) cfg.cacheMaxBytes = maxBytes;
+  const memBytes = size(merged.cacheMemorySize, "cacheMemorySize");
+  if (memBytes !== undefined) cfg.cacheMemoryBytes = memBytes;
+  if (merged.registriesConf !== undefined) cfg.registriesConf = merged.registriesConf;
+  return cfg;
+}

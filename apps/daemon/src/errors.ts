@@ -1,0 +1,17 @@
+import { LazypullError, type ErrorContext } from "@lazypull/errors";
+
+export type DaemonErrorCode =
+  | "DAEMON_BAD_CONFIG"
+  | "DAEMON_BAD_REQUEST"
+  | "DAEMON_NOT_FOUND"
+  | "DAEMON_IMAGE_NOT_FOUND"
+  | "DAEMON_ALREADY_RUNNING"
+  | "DAEMON_SHUTTING_DOWN"
+  | "DAEMON_INTERNAL";
+
+export class DaemonError extends LazypullError {
+  declare readonly code: DaemonErrorCode;
+  constructor(code: DaemonErrorCode, message: string, context: ErrorContext = {}, options?: { cause?: unknown }) {
+    super(code, message, context, options);
+  }
+}

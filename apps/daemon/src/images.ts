@@ -1,0 +1,114 @@
+import { randomUUID } from "node:crypto";
+import type { Logger } from "pino";
+import type { AcquireRequest, ImageLease, LayerStatus } from "@lazypull/daemon-client";
+import type { LazyFs } from "@lazypull/fuse-fs";
+import { parseReference, type RegistryClient } from "@lazypull/registry-client";
+import { DaemonError } from "./errors.js";
+
+/** True while a process with this pid exists (EPERM: it exists, we just may not signal it). */
+export function isPidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * Image leases on the daemon's one LazyFs. Every lease adds a reference to each of its layers, so a
+ * layer used by several images (or several leases of one image) is mounted and fetched once, and
+ * disappears only when its last lease ends — by `release`, or because the lease's owner pid died.
+ */
+export class ImageStore {
+  private readonly leases = new Map<string, ImageLease>();
+  private closing = false;
+
+  constructor(
+    private readonly fs: LazyFs,
+    private readonly client: RegistryClient,
+    private readonly log: Logger,
+  ) {}
+
+  async acquire(req: AcquireRequest): Promise<ImageLease> {
+    if (this.closing) throw new DaemonError("DAEMON_SHUTTING_DOWN", "lazypulld is shutting down", {});
+    if (req.pid !== undefined && !isPidAlive(req.pid)) {
+      throw new DaemonError("DAEMON_BAD_REQUEST", `pid ${req.pid} is not a running process, so it cannot hold a lease`, { pid: req.pid });
+    }
+    const ref = parseReference(req.reference);
+    const resolved = await this.client.resolve(ref, req.platform ? { platform: req.platform } : {});
+    const layers = resolved.manifest.layers;
+    const results = await Promise.allSettled(layers.map((descriptor) => this.fs.addLayer({ ref: resolved.ref, descriptor })));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (failed || this.closing) {
+      // Give back only the references we got; a failed addLayer holds none.
+      results.forEach((r, i) => r.status === "fulfilled" && this.fs.releaseLayer(layers[i]!.digest));
+      if (failed) throw failed.reason;
+      throw new DaemonError("DAEMON_SHUTTING_DOWN", "lazypulld is shutting down", {});
+    }
+    const dirs = results.map((r) => (r as PromiseFulfilledResult<string>).value);
+    const lease: ImageLease = {
+      id: randomUUID(),
+      reference: resolved.ref.toString(),
+      manifestDigest: resolved.manifestDigest,
+      ...(req.platform ? { platform: req.platform } : {}),
+      config: resolved.config,
+      layers: layers.map((d, i) => ({ digest: d.digest, dir: dirs[i]! })),
+      lowerDirs: [...dirs].reverse(),
+      fuseMountpoint: this.fs.mountpoint,
+      ...(req.pid !== undefined ? { pid: req.pid } : {}),
+      createdAt: new Date().toISOString(),
+    };
+    this.leases.set(lease.id, lease);
+    this.log.info({ id: lease.id, reference: lease.reference, manifestDigest: lease.manifestDigest, pid: req.pid, layers: layers.length }, "image acquired");
+    return lease;
+  }
+
+  get(id: string): ImageLease {
+    const lease = this.leases.get(id);
+    if (!lease) throw new DaemonError("DAEMON_IMAGE_NOT_FOUND", `no image lease with id ${JSON.stringify(id)}`, { id });
+    return lease;
+  }
+
+  list(): ImageLease[] {
+    return [...this.leases.values()];
+  }
+
+  release(id: string, why = "released"): void {
+    const lease = this.get(id);
+    this.leases.delete(id);
+    for (const l of lease.layers) this.fs.releaseLayer(l.digest);
+    this.log.info({ id, reference: lease.reference, pid: lease.pid, why }, "image released");
+  }
+
+  /** Ends the leases whose owner process is gone. Returns how many. */
+  sweepDeadOwners(): number {
+    let n = 0;
+    for (const lease of this.list()) {
+      if (lease.pid !== undefined && !isPidAlive(lease.pid)) {
+        this.release(lease.id, `owner pid ${lease.pid} exited`);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  /** The fuse-fs progress of every served layer, with the leases using it. */
+  layerStatus(): LayerStatus[] {
+    const users = new Map<string, string[]>();
+    for (const lease of this.leases.values()) {
+      for (const l of lease.layers) {
+        const ids = users.get(l.digest) ?? [];
+        if (!ids.includes(lease.id)) ids.push(lease.id);
+        users.set(l.digest, ids);
+      }
+    }
+    return this.fs.progress().map((p) => ({ ...p, images: users.get(p.digest) ?? [] }));
+  }
+
+  /** Stops taking leases and drops every one (shutdown). */
+  releaseAll(): void {
+    this.closing = true;
+    for (const id of [...this.leases.keys()]) this.release(id, "daemon stopping");
+  }
+}

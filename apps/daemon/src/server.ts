@@ -1,0 +1,120 @@
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from "fastify";
+import type { Logger } from "pino";
+import { hasCode } from "@lazypull/errors";
+import type { AcquireRequest, ApiError, CacheStatus, Health } from "@lazypull/daemon-client";
+import type { ImageStore } from "./images.js";
+import { METRICS_CONTENT_TYPE } from "./metrics.js";
+
+export interface ServerDeps {
+  store: ImageStore;
+  log: Logger;
+  health(): Health;
+  cache(): Promise<CacheStatus>;
+  metrics(): string;
+}
+
+const acquireSchema = {
+  type: "object",
+  required: ["reference"],
+  additionalProperties: false,
+  properties: {
+    reference: { type: "string", minLength: 1, maxLength: 1024 },
+    platform: { type: "string", pattern: "^[a-z0-9_.-]+/[a-z0-9_.-]+(/[a-z0-9_.-]+)?$" },
+    pid: { type: "integer", minimum: 1, maximum: 4194304 },
+  },
+} as const;
+
+/** HTTP status for an error a handler threw: our own and the packages' codes, else 500. */
+export function statusFor(err: unknown): number {
+  if (!hasCode(err)) return 500;
+  switch (err.code) {
+    case "DAEMON_BAD_REQUEST":
+    case "REFERENCE_INVALID":
+    case "DIGEST_INVALID":
+    case "REGISTRY_NO_MATCHING_PLATFORM":
+      return 400;
+    case "REGISTRY_UNAUTHORIZED":
+    case "REGISTRY_DENIED":
+      return 403;
+    case "DAEMON_NOT_FOUND":
+    case "DAEMON_IMAGE_NOT_FOUND":
+    case "REGISTRY_NOT_FOUND":
+      return 404;
+    case "FUSEFS_UNVERIFIED_LAYER":
+    case "FUSEFS_BAD_LAYER":
+    case "FUSEFS_UNSUPPORTED_COMPRESSION":
+    case "REGISTRY_SCHEMA1_UNSUPPORTED":
+    case "REGISTRY_UNSUPPORTED_MEDIA_TYPE":
+      return 422;
+    case "DAEMON_SHUTTING_DOWN":
+      return 503;
+    default:
+      return err.code.startsWith("REGISTRY_") || err.code === "DIGEST_MISMATCH" ? 502 : 500;
+  }
+}
+
+function body(err: unknown): ApiError {
+  if (hasCode(err)) {
+    const ctx = (err as { context?: unknown }).context;
+    return { code: err.code, message: err.message, ...(ctx && typeof ctx === "object" && Object.keys(ctx).length ? { context: ctx as Record<string, unknown> } : {}) };
+  }
+  return { code: "DAEMON_INTERNAL", message: err instanceof Error ? err.message : String(err) };
+}
+
+/** The API routes on a Fastify instance (not yet listening). */
+export function createServer(deps: ServerDeps): FastifyInstance {
+  const log = deps.log;
+  const app = Fastify({
+    loggerInstance: log as FastifyBaseLogger,
+    // /v1/layers is polled by `lazypull status --watch`: log requests at debug (errors at warn) ourselves
+    logController: new LogController({ disableRequestLogging: true }),
+    // reject unknown keys and wrong types instead of quietly dropping or coercing them
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true } },
+    forceCloseConnections: true,
+  });
+
+  app.addHook("onResponse", async (req, reply) => {
+    const fields = { method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) };
+    if (reply.statusCode >= 400) req.log.warn(fields, "request failed");
+    else if (log.isLevelEnabled("debug")) req.log.debug(fields, "request");
+  });
+
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    // Fastify's own 4xx: schema validation, bad JSON, wrong content type, body too large
+    if (err.validation || (typeof err.code === "string" && err.code.startsWith("FST_") && (err.statusCode ?? 500) < 500)) {
+      const message = err.validation ? `invalid request: ${err.message}` : err.message;
+      return reply.status(err.statusCode ?? 400).send({ code: "DAEMON_BAD_REQUEST", message } satisfies ApiError);
+    }
+    const status = statusFor(err);
+    if (status >= 500) req.log.error({ err, url: req.url }, "request error");
+    return reply.status(status).send(body(err));
+  });
+
+  app.setNotFoundHandler((req, reply) => {
+    reply.status(404).send({ code: "DAEMON_NOT_FOUND", message: `no such endpoint: ${req.method} ${req.url.split("?")[0]}` } satisfies ApiError);
+  });
+
+  app.get("/healthz", async () => deps.health());
+
+  app.get("/metrics", async (_req, reply) => reply.type(METRICS_CONTENT_TYPE).send(deps.metrics()));
+
+  app.post<{ Body: AcquireRequest }>("/v1/images", { schema: { body: acquireSchema } }, async (req, reply) => {
+    const lease = await deps.store.acquire(req.body);
+    return reply.status(201).send(lease);
+  });
+
+  app.get("/v1/images", async () => deps.store.list());
+
+  app.get<{ Params: { id: string } }>("/v1/images/:id", async (req) => deps.store.get(req.params.id));
+
+  app.delete<{ Params: { id: string } }>("/v1/images/:id", async (req, reply) => {
+    deps.store.release(req.params.id);
+    return reply.status(204).send();
+  });
+
+  app.get("/v1/layers", async () => deps.store.layerStatus());
+
+  app.get("/v1/cache", async () => deps.cache());
+
+  return app;
+}

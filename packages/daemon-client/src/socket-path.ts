@@ -1,0 +1,27 @@
+import { connect } from "node:net";
+
+export const DEFAULT_SOCKET_PATH = "/run/lazypull/lazypulld.sock";
+
+/** The daemon's socket: `$LAZYPULL_SOCKET`, else `/run/lazypull/lazypulld.sock`. */
+export function daemonSocketPath(env: NodeJS.ProcessEnv = process.env): string {
+  const s = env.LAZYPULL_SOCKET?.trim();
+  return s ? s : DEFAULT_SOCKET_PATH;
+}
+
+/**
+ * True when something accepts connections on the socket (cheap: one connect, no request). A socket
+ * file left by a dead daemon refuses the connection, so it counts as unavailable.
+ */
+export function isDaemonAvailable(socketPath: string = daemonSocketPath(), timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = connect({ path: socketPath });
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(ok);
+    };
+    const timer = setTimeout(() => done(false), timeoutMs);
+    sock.once("connect", () => done(true));
+    sock.once("error", () => done(false));
+  });
+}

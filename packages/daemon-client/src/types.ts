@@ -1,0 +1,92 @@
+/**
+ * The wire contract of lazypulld's HTTP API (JSON over a Unix socket). The daemon implements these
+ * shapes and this package's client reads them; both import them from here.
+ */
+import type { ImageConfig } from "@lazypull/registry-client";
+
+/** Every non-2xx answer carries this body. `code` is stable (branch on it), `message` is for people. */
+export interface ApiError {
+  code: string;
+  message: string;
+  context?: Record<string, unknown>;
+}
+
+/** `POST /v1/images` */
+export interface AcquireRequest {
+  /** e.g. `127.0.0.1:5000/lazy/debian:bookworm` */
+  reference: string;
+  /** `os/arch[/variant]`; default: the daemon host's */
+  platform?: string;
+  /**
+   * The process holding the lease. The daemon releases the image when this pid is gone, so a killed
+   * client cannot pin layers forever. Without it the lease lasts until `DELETE /v1/images/:id`.
+   */
+  pid?: number;
+}
+
+export interface ImageLayerInfo {
+  digest: string;
+  /** directory inside the daemon's FUSE mount serving this layer's tree */
+  dir: string;
+}
+
+/** One lease on a mounted image (`POST /v1/images` answer and `GET /v1/images` items). */
+export interface ImageLease {
+  id: string;
+  /** canonical reference */
+  reference: string;
+  manifestDigest: string;
+  platform?: string;
+  config: ImageConfig;
+  /** bottom-most first, as in the manifest */
+  layers: ImageLayerInfo[];
+  /** top-most first, as fuse-overlayfs' lowerdir wants */
+  lowerDirs: string[];
+  /** the daemon's single FUSE mount */
+  fuseMountpoint: string;
+  pid?: number;
+  /** ISO time */
+  createdAt: string;
+}
+
+export type LayerState = "resolving" | "ready" | "prefetching" | "fetching" | "complete" | "error";
+
+/** `GET /v1/layers` items: one per layer served, however many images use it. */
+export interface LayerStatus {
+  digest: string;
+  dir: string;
+  state: LayerState;
+  kind: "estargz" | "stargz" | "whole";
+  bytesFetched: number;
+  bytesTotal: number;
+  requests: number;
+  errors: number;
+  lastError?: string;
+  /** leases (image ids) using this layer */
+  images: string[];
+}
+
+/** `GET /v1/cache` */
+export interface CacheStatus {
+  dir: string;
+  entries: number;
+  bytes: number;
+  maxBytes: number;
+  blobs: number;
+  pinnedBlobs: string[];
+  /** this daemon's counters since it started */
+  hits: number;
+  misses: number;
+  evictions: number;
+}
+
+/** `GET /healthz` */
+export interface Health {
+  status: "ok";
+  pid: number;
+  version: string;
+  uptimeSeconds: number;
+  images: number;
+  layers: number;
+  fuseMountpoint: string;
+}
