@@ -315,11 +315,11 @@ export function encodeHeader(h: TarHeader): Buffer {
   const keys = [...records.keys()].sort();
   const paxData = Buffer.concat(keys.map((k) => paxRecord(k, records.get(k)!)));
   const base = h.name.replace(/\/+$/, "").split("/").pop() ?? "";
-  const paxName = `PaxHeaders.0/${base}`;
+  // only informative (readers use the records); keep it short, ASCII and ustar-safe
+  const paxName = `PaxHeaders.0/${base}`.replace(/[^\x20-\x7e]/g, "_").slice(0, 100);
   const paxHdr = ustarBlock({
-    ...(splitUstarName(paxName) && Buffer.byteLength(paxName) <= 100
-      ? { name: paxName, prefix: "" }
-      : { name: Buffer.from(paxName).subarray(0, 100).toString("latin1").replace(/[^\x20-\x7e]/g, "_"), prefix: "" }),
+    name: paxName,
+    prefix: "",
     flag: "x",
     mode: 0o644,
     uid: 0,
