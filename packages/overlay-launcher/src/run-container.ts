@@ -74,13 +74,32 @@ export function runContainer(opts: RunContainerOptions): Promise<RunContainerRes
       );
     });
     child.on("close", (code, signal) => {
-      done();
-      resolve({
-        exitCode: code ?? 128 + (signal ? (constants.signals[signal] ?? 0) : 0),
+      // keep intercepting signals until a stray container is dealt with
+      void settle(code, signal).then(resolve, reject).finally(done);
+    });
+    const settle = async (code: number | null, signal: NodeJS.Signals | null): Promise<RunContainerResult> => {
+      let exitCode = code ?? 128 + (signal ? (constants.signals[signal] ?? 0) : 0);
+      // a signal that reaches podman before its signal proxy is up makes it exit and leave the
+      // container running; find such a container and kill it rather than unmount under it
+      if (firstSignal && opts.containerName && (await isRunning(opts.podman, opts.containerName))) {
+        killed = true;
+        await exec(opts.podman.binary, [...opts.podman.globalArgs, "kill", "--signal", "KILL", opts.containerName], { timeoutMs: 30_000 });
+        await exec(opts.podman.binary, [...opts.podman.globalArgs, "wait", opts.containerName], { timeoutMs: 30_000 });
+      }
+      // podman 4.3 sometimes loses the exit code of a --rm container killed under it and says 0
+      // (containers/podman#9751, #25479); a container we SIGKILLed did not succeed
+      if (killed && exitCode === 0) exitCode = 128 + constants.signals.SIGKILL;
+      return {
+        exitCode,
         ...(firstSignal ? { signal: firstSignal } : {}),
         killed,
         ...(capture ? { stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() } : {}),
-      });
-    });
+      };
+    };
   });
+}
+
+async function isRunning(podman: HostConfig["podman"], name: string): Promise<boolean> {
+  const res = await exec(podman.binary, [...podman.globalArgs, "container", "inspect", "--format", "{{.State.Running}}", name], { timeoutMs: 30_000 });
+  return res.code === 0 && res.stdout.trim() === "true";
 }
