@@ -169,7 +169,9 @@ function startChild(args: string[]): Child {
   let err = "";
   child.stderr!.on("data", (b: Buffer) => (err += b.toString()));
   const ready = new Promise<void>((resolve, reject) => {
-    child.stdout!.on("data", (b: Buffer) => b.toString().includes("ready") && resolve());
+    // podman installs its signal proxy just after the container starts: a signal sent earlier
+    // makes podman exit and leave the container (runContainer then kills it; 137, not forwarded)
+    child.stdout!.on("data", (b: Buffer) => b.toString().includes("ready") && setTimeout(resolve, 500));
     child.on("exit", () => reject(new Error(`child exited before the container was ready: ${err}`)));
   });
   const closed = new Promise<number | null>((r) => child.on("close", (code) => r(code)));
