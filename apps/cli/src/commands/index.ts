@@ -4,6 +4,7 @@ import * as convert from "./convert.js";
 import * as toc from "./toc.js";
 import * as ls from "./ls.js";
 import * as cat from "./cat.js";
+import * as status from "./status.js";
 import * as run from "./run.js";
 import * as mount from "./mount.js";
 
@@ -17,6 +18,7 @@ const modules: Array<{ register(program: Command): void }> = [
   toc,
   ls,
   cat,
+  status,
   run,
   mount,
 ];
