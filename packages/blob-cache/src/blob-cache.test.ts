@@ -30,7 +30,10 @@ async function diskUsage(dir: string): Promise<number> {
   let total = 0;
   const data = join(dir, "v1", "data");
   for (const fan of await readdir(data)) {
-    for (const name of await readdir(join(data, fan))) total += (await stat(join(data, fan, name))).size;
+    for (const name of await readdir(join(data, fan))) {
+      // a background eviction may remove a file between readdir and stat
+      total += (await stat(join(data, fan, name)).catch(() => ({ size: 0 }))).size;
+    }
   }
   return total;
 }

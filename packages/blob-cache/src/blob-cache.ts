@@ -107,6 +107,12 @@ interface DiskEntry {
   addedAt: number;
 }
 
+/**
+ * Wall-clock ms with sub-ms precision: last uses in one process must order strictly, and must compare
+ * right with file mtimes (the kernel's coarse clock, never ahead of this one).
+ */
+const preciseNow = () => performance.timeOrigin + performance.now();
+
 /** Eviction locks held by this process (several caches in one process share a pid). */
 const heldLocks = new Set<string>();
 
@@ -249,7 +255,7 @@ export class BlobCache implements ChunkCache {
       });
     }
     await this.writeEntry(rel, header, data);
-    const now = Date.now();
+    const now = preciseNow();
     const old = this.index.get(rel);
     this.usedBytes += total - (old?.size ?? 0);
     this.index.set(rel, { rel, blob: key.blob, size: total, lastUse: now, touched: now, addedAt: now });
@@ -437,7 +443,7 @@ export class BlobCache implements ChunkCache {
 
   /** @internal Re-reads sizes and mtimes from disk; keeps entries this process added during the scan. */
   async rescan(): Promise<void> {
-    const started = Date.now();
+    const started = preciseNow();
     const found = new Map<string, { blob: string; size: number; mtime: number }>();
     for (const fan of await readdir(this.paths.data)) {
       if (!/^[0-9a-f]{2}$/.test(fan)) continue;
@@ -622,7 +628,7 @@ export class BlobCache implements ChunkCache {
 
   /** Records a use; refreshes the file's mtime (its last use for other processes) at most every 30 s. */
   private noteUse(rel: string, size?: number): void {
-    const now = Date.now();
+    const now = preciseNow();
     let e = this.index.get(rel);
     if (!e) {
       if (size === undefined) return;
