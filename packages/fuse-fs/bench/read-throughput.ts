@@ -14,12 +14,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { pipeline } from "node:stream/promises";
+import { Worker } from "node:worker_threads";
 import { openBlobCache } from "@lazypull/blob-cache";
 import { RegistryClient } from "@lazypull/registry-client";
 import { convertToEstargz } from "@lazypull/stargz-format";
 import { startRegistry } from "@lazypull/testkit";
 import tarStream from "tar-stream";
 import { mountLazyFs } from "../src/index.js";
+import { inflateVerified } from "../src/layer/inflate-verified.js";
+import { chunkedBlob } from "../test/helpers/fakes.js";
 import { pushImage } from "../test/helpers/image.js";
 
 const MiB = 1024 * 1024;
@@ -35,7 +38,45 @@ function ddRead(path: string): Promise<number> {
 
 const mbps = (bytes: number, s: number) => `${(bytes / MiB / s).toFixed(0)} MiB/s`;
 
+/** async zlib + WebCrypto on the libuv pool (what fuse-fs uses) against a pool of worker threads */
+async function compareInflate(): Promise<void> {
+  const datas = Array.from({ length: 24 }, (_, i) => Buffer.concat([randomBytes(2 * MiB), Buffer.alloc(2 * MiB, `chunk ${i} `)]));
+  const { blob, chunks } = chunkedBlob(datas);
+  const members = chunks.map((c) => blob.subarray(c.compressedOffset, c.compressedEnd));
+  const measure = async (name: string, run: () => Promise<unknown>) => {
+    const lag = monitorEventLoopDelay({ resolution: 1 });
+    lag.enable();
+    const t0 = performance.now();
+    await run();
+    const ms = performance.now() - t0;
+    lag.disable();
+    console.log(`inflate+verify 24 x 4 MiB chunks, ${name}: ${mbps(24 * 4 * MiB, ms / 1000)}, event loop delay max ${(lag.max / 1e6).toFixed(1)} ms`);
+  };
+  await measure("async zlib + WebCrypto (libuv pool)", () => Promise.all(chunks.map((c, i) => inflateVerified(c, members[i]!, "bench"))));
+  const workers = Array.from({ length: 2 }, () => new Worker(new URL("./inflate-worker.ts", import.meta.url), { execArgv: ["--import", "tsx"] }));
+  try {
+    let next = 0;
+    const pending = new Map<number, () => void>();
+    for (const w of workers) w.on("message", (m: { id: number }) => pending.get(m.id)?.());
+    await measure("2 worker threads (sync zlib + sha256)", () =>
+      Promise.all(
+        members.map(
+          (m, i) =>
+            new Promise<void>((resolve) => {
+              const id = next++;
+              pending.set(id, resolve);
+              workers[i % workers.length]!.postMessage({ id, compressed: m });
+            }),
+        ),
+      ),
+    );
+  } finally {
+    await Promise.all(workers.map((w) => w.terminate()));
+  }
+}
+
 async function main() {
+  await compareInflate();
   const tmp = await mkdtemp(join(tmpdir(), "lazypull-fusefs-bench-"));
   const registry = await startRegistry();
   const client = new RegistryClient();

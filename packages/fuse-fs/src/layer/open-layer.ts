@@ -7,6 +7,7 @@ import { FuseFsError } from "../errors.js";
 import type { LayerSpec, LayerState } from "../types.js";
 import { ChunkStore } from "./chunk-store.js";
 import { FetchCounters } from "./counters.js";
+import { inflateVerified } from "./inflate-verified.js";
 import { EstargzLayer } from "./estargz-layer.js";
 import type { ServedLayer } from "./layer.js";
 import { remoteRangeReader } from "./remote-range-reader.js";
@@ -76,7 +77,7 @@ export async function openLayer(spec: LayerSpec, o: OpenLayerOptions): Promise<S
     digest,
     source: o.source,
     cache: o.cache,
-    inflate: (c, b) => reader.inflateChunk(c, b),
+    inflate: (c, b) => inflateVerified(c, b, digest),
     counters,
     log,
     retry,

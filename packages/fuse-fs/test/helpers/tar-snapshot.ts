@@ -93,6 +93,7 @@ export function devNumber(major: number, minor: number): number {
 export function mountSnapshot(dir: string): Promise<Map<string, TreeEntry>> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [new URL("./snapshot-tree.mjs", import.meta.url).pathname, dir], {
+      env: { ...process.env, UV_THREADPOOL_SIZE: "16" },
       stdio: ["ignore", "pipe", "pipe"],
     });
     const out: Buffer[] = [];
