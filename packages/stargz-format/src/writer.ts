@@ -36,7 +36,9 @@ export interface ConvertResultDetail extends ConvertResult {
 }
 
 function gzipAsync(buf: Buffer, level: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => gzip(buf, { level }, (err, out) => (err ? reject(err) : resolve(out))));
+  // One output buffer big enough for the whole member saves a pool round trip per 16 KiB of output.
+  const chunkSize = Math.min(1 << 20, Math.max(16 * 1024, buf.length + 1024));
+  return new Promise((resolve, reject) => gzip(buf, { level, chunkSize }, (err, out) => (err ? reject(err) : resolve(out))));
 }
 
 /**
