@@ -1,6 +1,6 @@
 import { gzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
-import { handBlob, memRange, type HandFile } from "../test/helpers.js";
+import { convertBuffer, handBlob, makeTar, memRange, type HandFile } from "../test/helpers.js";
 import { estargzFooter } from "./footer.js";
 import { openStargz } from "./reader.js";
 import { emptyHeader, encodeHeader } from "./tar/header.js";
@@ -92,6 +92,7 @@ describe("hostile and broken blobs", () => {
       ["size larger than chunks", (t) => (entry("./a")(t).size = data.length + 5000)],
       ["chunkSize lies", (t) => (entry("./a")(t).chunkSize = 999)],
       ["duplicate", (t) => t.entries.push({ ...entry("./b")(t) })],
+      ["file over dir", (t) => t.entries.push({ name: "./", type: "reg" })],
       ["hardlink cycle", (t) => t.entries.push({ name: "x", type: "hardlink", linkName: "y" }, { name: "y", type: "hardlink", linkName: "x" })],
       ["dangling hardlink", (t) => t.entries.push({ name: "x", type: "hardlink", linkName: "nope" })],
       ["hardlink escape", (t) => t.entries.push({ name: "x", type: "hardlink", linkName: "../a" })],
@@ -109,6 +110,7 @@ describe("hostile and broken blobs", () => {
       "size larger than chunks": "ESTARGZ_BAD_SIZE",
       "chunkSize lies": "ESTARGZ_BAD_SIZE",
       duplicate: "ESTARGZ_DUPLICATE_ENTRY",
+      "file over dir": "ESTARGZ_DUPLICATE_ENTRY",
       "hardlink cycle": "ESTARGZ_HARDLINK_CYCLE",
       "dangling hardlink": "ESTARGZ_BAD_HARDLINK",
       "hardlink escape": "ESTARGZ_BAD_HARDLINK",
@@ -135,5 +137,15 @@ describe("hostile and broken blobs", () => {
         codeOf(openAndRead(lyingLegacy)),
       ]),
     ).toEqual(["ESTARGZ_CHUNK_DIGEST_MISMATCH", "ESTARGZ_CHUNK_SIZE_MISMATCH", "ESTARGZ_CHUNK_CORRUPT", "ESTARGZ_CHUNK_SIZE_MISMATCH"]);
+  });
+
+  it("should accept a directory listed twice (later attributes win) and refuse to convert a file listed twice", async () => {
+    const twiceDir = blobWith((t) => t.entries.push({ name: "./", type: "dir", mode: 0o700 }));
+    expect((await open(twiceDir)).lookup("")!.mode).toEqual(0o700);
+    const tar = makeTar([
+      { header: { name: "f", type: "reg" }, data: Buffer.from("1") },
+      { header: { name: "./f", type: "reg" }, data: Buffer.from("2") },
+    ]);
+    expect(await codeOf(convertBuffer(tar))).toEqual("CONVERT_BAD_INPUT");
   });
 });

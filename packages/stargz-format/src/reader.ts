@@ -107,7 +107,8 @@ class Reader implements StargzReader {
         return;
       }
       const existing = this.byPath.get(path);
-      if (existing && (existing.explicit || e.type !== "dir")) this.fail("ESTARGZ_DUPLICATE_ENTRY", "appears twice", e, index);
+      // a directory listed twice is common in real layers (the later attributes win); anything else twice is not
+      if (existing && (e.type !== "dir" || existing.file.type !== "dir")) this.fail("ESTARGZ_DUPLICATE_ENTRY", "appears twice", e, index);
       if (path === "" && e.type !== "dir") this.fail("ESTARGZ_BAD_ENTRY", "the root must be a directory", e, index);
       const node: Node = existing ?? {
         file: { path, type: "dir", mode: 0, uid: 0, gid: 0, size: 0, mtimeMs: 0, xattrs: {}, nlink: 1, ino: this.nextIno++ },

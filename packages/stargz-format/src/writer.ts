@@ -135,6 +135,8 @@ type ReadBody = (n: number) => Promise<Buffer>;
 class EstargzBuilder {
   readonly entries: TocEntry[] = [];
   private readonly pipe: MemberPipeline;
+  /** every non-directory name so far: a second one would make a TOC that readers must refuse */
+  private readonly names = new Set<string>();
 
   constructor(
     private readonly output: Writable,
@@ -149,6 +151,10 @@ class EstargzBuilder {
     const path = normalizeName(h.name);
     if (path === undefined) {
       throw new StargzError("CONVERT_BAD_INPUT", `tar entry name ${JSON.stringify(h.name)} escapes the layer root`, { entry: h.name });
+    }
+    if (h.type !== "dir") {
+      if (this.names.has(path)) throw new StargzError("CONVERT_BAD_INPUT", `tar has ${JSON.stringify(h.name)} twice`, { entry: h.name });
+      this.names.add(path);
     }
     this.pipe.append(encodeHeader(h));
     const ent: TocEntry = { name: path === "" ? "./" : path, type: h.type };
