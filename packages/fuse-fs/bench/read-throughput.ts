@@ -53,7 +53,7 @@ async function compareInflate(): Promise<void> {
     console.log(`inflate+verify 24 x 4 MiB chunks, ${name}: ${mbps(24 * 4 * MiB, ms / 1000)}, event loop delay max ${(lag.max / 1e6).toFixed(1)} ms`);
   };
   await measure("async zlib + WebCrypto (libuv pool)", () => Promise.all(chunks.map((c, i) => inflateVerified(c, members[i]!, "bench"))));
-  const workers = Array.from({ length: 2 }, () => new Worker(new URL("./inflate-worker.ts", import.meta.url), { execArgv: ["--import", "tsx"] }));
+  const workers = Array.from({ length: 2 }, () => new Worker(new URL("./inflate-worker.mjs", import.meta.url)));
   try {
     let next = 0;
     const pending = new Map<number, () => void>();

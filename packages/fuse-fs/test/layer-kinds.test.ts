@@ -12,7 +12,7 @@ import { startRegistry, type RegistryProcess } from "@lazypull/testkit";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mountLazyFs, openRemoteLayer, type LazyFs } from "../src/index.js";
-import { plainLayers, writeCraftedTar } from "./helpers/crafted-tar.js";
+import { plainLayers, writeCraftedTar, writeWhiteoutTar } from "./helpers/crafted-tar.js";
 import { pushImage, type ConvertedBlob } from "./helpers/image.js";
 import { mountSnapshot, tarSnapshot, type TreeEntry } from "./helpers/tar-snapshot.js";
 
@@ -140,5 +140,25 @@ describe("every kind of layer and entry through one mount", () => {
     safe.close();
     lazy.close();
     await c.close();
+  });
+
+  it("should let fuse-overlayfs apply the whiteouts of an upper layer served by the mount", async () => {
+    const upperTar = join(tmp, "upper.tar");
+    await writeWhiteoutTar(upperTar);
+    const esgz = join(tmp, "upper.esgz");
+    const res = await convertToEstargz(createReadStream(upperTar), createWriteStream(esgz), {});
+    const pushed = await pushImage(client, `${registry.host}/crafted:upper`, [{ path: esgz, ...res }]);
+    const upperDir = await fs!.addLayer({ ref: pushed.ref, descriptor: pushed.layers[0]! });
+    const baseDir = fs!.progress()[0]!.dir;
+    const [rw, work, merged] = ["rw", "work", "merged"].map((d) => join(tmp, d)) as [string, string, string];
+    for (const d of [rw, work, merged]) await mkdir(d);
+    const mounted = await sh("fuse-overlayfs", ["-o", `lowerdir=${upperDir}:${baseDir},upperdir=${rw},workdir=${work}`, merged]);
+    expect(mounted.code).toBe(0);
+    try {
+      const ls = await sh("sh", ["-c", `cd ${merged} && ls -A etc usr && cat usr/new`]);
+      expect(ls.stdout).toBe("etc:\ncap\nhello-hard\nhello-sym\n\nusr:\nnew\nnew file\n");
+    } finally {
+      await sh("fusermount", ["-u", "-z", merged]);
+    }
   });
 });

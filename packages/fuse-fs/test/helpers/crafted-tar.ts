@@ -44,6 +44,21 @@ export async function writeCraftedTar(path: string): Promise<{ big: Buffer }> {
   return { big };
 }
 
+/** An upper layer that deletes etc/hello and makes usr/ opaque (overlay whiteouts as plain files). */
+export async function writeWhiteoutTar(path: string): Promise<void> {
+  const pack = tarStream.pack();
+  const out = pipeline(pack, createWriteStream(path));
+  const add = (h: tarStream.Headers, body?: Buffer) =>
+    new Promise<void>((res, rej) => pack.entry({ mtime, uid: 0, gid: 0, ...h }, body ?? Buffer.alloc(0), (e) => (e ? rej(e) : res())));
+  await add({ name: "./etc/", type: "directory", mode: 0o755 });
+  await add({ name: "./etc/.wh.hello", type: "file", mode: 0 });
+  await add({ name: "./usr/", type: "directory", mode: 0o755 });
+  await add({ name: "./usr/.wh..wh..opq", type: "file", mode: 0 });
+  await add({ name: "./usr/new", type: "file", mode: 0o644 }, Buffer.from("new file\n"));
+  pack.finalize();
+  await out;
+}
+
 async function describe(path: string, mediaType: string, diffId: string): Promise<PushLayer> {
   const hash = createHash("sha256");
   for await (const b of createReadStream(path)) hash.update(b as Buffer);

@@ -3,8 +3,8 @@ import { createHash } from "node:crypto";
 import { parentPort } from "node:worker_threads";
 import { gunzipSync } from "node:zlib";
 
-parentPort!.on("message", (m: { id: number; compressed: Uint8Array }) => {
+parentPort.on("message", (m) => {
   const out = gunzipSync(m.compressed);
   const digest = createHash("sha256").update(out).digest("hex");
-  parentPort!.postMessage({ id: m.id, digest, length: out.length });
+  parentPort.postMessage({ id: m.id, digest, length: out.length });
 });
