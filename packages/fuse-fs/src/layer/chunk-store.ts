@@ -61,6 +61,7 @@ export function coalesce(chunks: ChunkRef[], maxBytes: number): ChunkRef[][] {
  */
 export class ChunkStore {
   private readonly inflight = new Map<string, Promise<Buffer>>();
+  private readonly loading = new Map<string, Promise<Buffer | undefined>>();
   private readonly mem: ByteLru<string>;
   private readonly maxRequestBytes: number;
   private demandWaiting = 0;
@@ -135,17 +136,48 @@ export class ChunkStore {
       return undefined;
     };
     if (whole) {
-      const all = await this.o.cache.get(this.key(c)).catch(failed);
-      if (all && all.length === c.size) {
-        this.mem.set(id, all);
-        return all.subarray(start, start + length);
-      }
+      const all = await this.loadWhole(c);
+      if (all) return all.subarray(start, start + length);
     } else {
       const cached = await this.o.cache.read(this.key(c), start, length).catch(failed);
       if (cached && cached.length === length) return cached;
     }
     const again = this.inflight.get(id) ?? this.startRun([c], prio)[0]!;
     return (await again).subarray(start, start + length);
+  }
+
+  /** a cached chunk loaded whole into memory; concurrent callers share one cache read */
+  private loadWhole(c: ChunkRef): Promise<Buffer | undefined> {
+    const id = chunkId(c);
+    const m = this.mem.get(id);
+    if (m) return Promise.resolve(m);
+    let p = this.loading.get(id);
+    if (!p) {
+      p = this.o.cache
+        .get(this.key(c))
+        .then(
+          (all) => {
+            if (!all || all.length !== c.size) return undefined;
+            this.mem.set(id, all);
+            return all;
+          },
+          (err: unknown) => {
+            this.o.log.warn({ err, digest: this.o.digest, chunk: id }, "cache read failed; refetching");
+            return undefined;
+          },
+        )
+        .finally(() => this.loading.delete(id));
+      this.loading.set(id, p);
+    }
+    return p;
+  }
+
+  /** Brings cached chunks into memory ahead of a sequential reader (no network). */
+  warm(chunks: ChunkRef[]): void {
+    for (const c of chunks) {
+      const id = chunkId(c);
+      if (!this.mem.has(id) && !this.inflight.has(id)) void this.loadWhole(c);
+    }
   }
 
   private startRun(run: ChunkRef[], prio: Priority): Promise<Buffer>[] {

@@ -120,6 +120,7 @@ export class EstargzLayer implements ServedLayer {
     const ahead = this.o.readAheadBytes ?? 8 * 1024 * 1024;
     if (ahead <= 0 || from >= size) return;
     const chunks = this.o.reader.chunksFor(path, from, Math.min(ahead, size - from));
+    this.o.store.warm(chunks.slice(0, 2));
     this.o.store.ensure(chunks, "demand").catch((err: unknown) => {
       this.o.log.debug({ err, digest: this.digest, path }, "read-ahead failed");
     });
