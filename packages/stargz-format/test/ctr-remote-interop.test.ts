@@ -15,6 +15,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { convertToEstargz, normalizeName, openStargz, type StargzReader } from "../src/index.js";
 import { memRange } from "./helpers.js";
 import { createReadStream, createWriteStream } from "node:fs";
+import { debianRootfsTar } from "@lazypull/testkit";
+import { fileRangeReader } from "../src/index.js";
 
 const run = promisify(execFile);
 const sha256 = (b: Buffer | string) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
@@ -126,21 +128,8 @@ describe("interop with containerd's eStargz converter (ctr-remote)", () => {
     await run("tar", ["--numeric-owner", "--owner=0", "--group=0", "--mtime=@1700000000", "-czf", join(dir, "layer.tar.gz"), "-C", src, "."]);
     layerGz = await readFile(join(dir, "layer.tar.gz"));
 
-    await ctr("images", "import", "--no-unpack", "--base-name", "example.com/src", await ociArchive(dir, layerGz, sha256(gunzipSync(layerGz))));
-    await ctr("images", "convert", "--estargz", "--oci", "--estargz-chunk-size", String(CHUNK), "example.com/src:latest", "example.com/esgz:latest");
-    await ctr("images", "export", join(dir, "esgz.tar"), "example.com/esgz:latest");
-    const out = join(dir, "esgz");
-    await mkdir(out);
-    await run("tar", ["-xf", join(dir, "esgz.tar"), "-C", out]);
-    const blob = (d: string) => readFile(join(out, "blobs", "sha256", d.slice(7)));
-    const index = JSON.parse((await readFile(join(out, "index.json"))).toString());
-    const manifest = JSON.parse((await blob(index.manifests[0].digest)).toString());
-    const layer = manifest.layers[0];
-    theirs = {
-      blob: await blob(layer.digest),
-      tocDigest: layer.annotations["containerd.io/snapshot/stargz/toc.digest"],
-      uncompressedSize: Number(layer.annotations["io.containers.estargz.uncompressed-size"]),
-    };
+    const t = await ctrConvert("src", layerGz, ["--estargz-chunk-size", String(CHUNK)]);
+    theirs = { blob: await readFile(t.path), tocDigest: t.tocDigest, uncompressedSize: t.uncompressedSize };
   });
 
   afterAll(async () => {
@@ -150,6 +139,22 @@ describe("interop with containerd's eStargz converter (ctr-remote)", () => {
     }
     if (dir) await rm(dir, { recursive: true, force: true });
   });
+
+  /** import a tar.gz layer, let ctr-remote convert it, return its blob and annotations */
+  async function ctrConvert(name: string, layer: Buffer, extra: string[] = []) {
+    await ctr("images", "import", "--no-unpack", "--base-name", `example.com/${name}`, await ociArchive(dir, layer, sha256(gunzipSync(layer))));
+    await ctr("images", "convert", "--estargz", "--oci", ...extra, `example.com/${name}:latest`, `example.com/${name}-esgz:latest`);
+    const tarPath = join(dir, `${name}-esgz.tar`);
+    await ctr("images", "export", tarPath, `example.com/${name}-esgz:latest`);
+    const out = join(dir, `${name}-esgz`);
+    await mkdir(out);
+    await run("tar", ["-xf", tarPath, "-C", out]);
+    const blob = (d: string) => join(out, "blobs", "sha256", d.slice(7));
+    const index = JSON.parse((await readFile(join(out, "index.json"))).toString());
+    const manifest = JSON.parse((await readFile(blob(index.manifests[0].digest))).toString());
+    const l = manifest.layers[0];
+    return { path: blob(l.digest), tocDigest: l.annotations["containerd.io/snapshot/stargz/toc.digest"] as string, uncompressedSize: Number(l.annotations["io.containers.estargz.uncompressed-size"]) };
+  }
 
   async function contents(r: StargzReader): Promise<Record<string, string>> {
     const out: Record<string, string> = {};
@@ -171,17 +176,18 @@ describe("interop with containerd's eStargz converter (ctr-remote)", () => {
     expect(r.lookup("usr/bin/hard")!.nlink).toEqual(2);
   });
 
+  const shape = (r: StargzReader) => ({
+    order: r.toc.entries.map((e) => [normalizeName(e.name), e.type]),
+    nodes: [...r.walk()].map((n) => ({ ...n, ino: 0, xattrs: Object.keys(n.xattrs) })),
+    chunks: r.allChunks().map((c) => [c.path, c.fileOffset, c.size, c.chunkDigest]),
+  });
+
   it("should write the same TOC content as ctr-remote for the same layer: entries, chunk layout, digests", async () => {
     const chunks: Buffer[] = [];
     const sink = new (await import("node:stream")).Writable({ write: (c: Buffer, _e, cb) => (chunks.push(c), cb()) });
     await convertToEstargz((await import("node:stream")).Readable.from([layerGz]), sink, { chunkSize: CHUNK });
     const ours = await openStargz(memRange(Buffer.concat(chunks)));
     const them = await openStargz(memRange(theirs.blob));
-    const shape = (r: StargzReader) => ({
-      order: r.toc.entries.map((e) => [normalizeName(e.name), e.type]),
-      nodes: [...r.walk()].map((n) => ({ ...n, ino: 0, xattrs: Object.keys(n.xattrs) })),
-      chunks: r.allChunks().map((c) => [c.path, c.fileOffset, c.size, c.chunkDigest]),
-    });
     expect(shape(ours)).toEqual(shape(them));
   });
 
@@ -196,5 +202,24 @@ describe("interop with containerd's eStargz converter (ctr-remote)", () => {
     await ctr("images", "import", "--snapshotter", "native", "--base-name", "example.com/ours", archive);
     const { stdout } = await ctr("snapshots", "--snapshotter", "native", "ls");
     expect(stdout.split("\n").filter((l) => l.startsWith("sha256:")).map((l) => l.split(/\s+/)[0])).toEqual([result.diffId]);
+  });
+
+  it("should agree with ctr-remote on the Debian rootfs: same TOC content, and its blob reads back", async () => {
+    const gz = join(dir, "debian.tar.gz");
+    await run("sh", ["-c", `gzip -1 -c '${await debianRootfsTar()}' > '${gz}'`]);
+    const t = await ctrConvert("debian", await readFile(gz), ["--estargz-compression-level", "1"]);
+    const ourPath = join(dir, "debian.esgz");
+    await convertToEstargz(createReadStream(gz), createWriteStream(ourPath), { level: 1 });
+    const [theirFile, ourFile] = await Promise.all([fileRangeReader(t.path), fileRangeReader(ourPath)]);
+    try {
+      const them = await openStargz(theirFile, { expectedTocDigest: t.tocDigest, label: "ctr-remote debian" });
+      const ours = await openStargz(ourFile);
+      expect(shape(ours)).toEqual(shape(them));
+      for (const path of ["usr/bin/bash", "usr/lib/x86_64-linux-gnu/libc.so.6", "etc/passwd"]) {
+        expect((await them.readFile(path)).equals(await ours.readFile(path))).toBe(true);
+      }
+    } finally {
+      await Promise.all([theirFile.close(), ourFile.close()]);
+    }
   });
 });
