@@ -52,6 +52,7 @@ async function compareInflate(): Promise<void> {
     lag.disable();
     console.log(`inflate+verify 24 x 4 MiB chunks, ${name}: ${mbps(24 * 4 * MiB, ms / 1000)}, event loop delay max ${(lag.max / 1e6).toFixed(1)} ms`);
   };
+  await Promise.all(chunks.slice(0, 2).map((c, i) => inflateVerified(c, members[i]!, "warm-up")));
   await measure("async zlib + WebCrypto (libuv pool)", () => Promise.all(chunks.map((c, i) => inflateVerified(c, members[i]!, "bench"))));
   const workers = Array.from({ length: 2 }, () => new Worker(new URL("./inflate-worker.mjs", import.meta.url)));
   try {
@@ -65,7 +66,8 @@ async function compareInflate(): Promise<void> {
             new Promise<void>((resolve) => {
               const id = next++;
               pending.set(id, resolve);
-              workers[i % workers.length]!.postMessage({ id, compressed: m });
+              // a copy of just the member: posting a view would clone its whole backing buffer
+              workers[i % workers.length]!.postMessage({ id, compressed: new Uint8Array(m) });
             }),
         ),
       ),

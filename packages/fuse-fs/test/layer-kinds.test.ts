@@ -161,4 +161,17 @@ describe("every kind of layer and entry through one mount", () => {
       await sh("fusermount", ["-u", "-z", merged]);
     }
   });
+
+  it("should count references per layer digest and drop the directory after the last release", async () => {
+    const descriptor = layers[1]!;
+    const hex = descriptor.digest.slice(7);
+    const mnt = fs!.mountpoint;
+    expect(await fs!.addLayer({ ref, descriptor })).toBe(join(mnt, hex));
+    fs!.releaseLayer(descriptor.digest);
+    expect((await sh("ls", [mnt])).stdout.split("\n")).toContain(hex);
+    fs!.releaseLayer(descriptor.digest);
+    expect((await sh("ls", [mnt])).stdout.split("\n")).not.toContain(hex);
+    expect(fs!.progress().map((p) => p.digest)).not.toContain(descriptor.digest);
+    await expect(fs!.addLayer({ ref, descriptor: { ...descriptor, digest: "md5:xyz" } })).rejects.toMatchObject({ code: "FUSEFS_BAD_LAYER" });
+  });
 });
