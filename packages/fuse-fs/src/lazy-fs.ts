@@ -5,6 +5,7 @@ import pino, { type Logger } from "pino";
 import { AccessRecorder } from "./access-log.js";
 import { FuseFsError } from "./errors.js";
 import { FsCore, type MountedLayer } from "./fs-core.js";
+import { ByteLru } from "./layer/byte-lru.js";
 import { FetchCounters } from "./layer/counters.js";
 import type { ServedLayer } from "./layer/layer.js";
 import { openLayer, TOC_DIGEST_ANNOTATION } from "./layer/open-layer.js";
@@ -38,6 +39,8 @@ class MountedLazyFs implements LazyFs {
   readonly mountpoint: string;
   private readonly entries = new Map<string, Entry>();
   private closed: Promise<void> | undefined;
+  /** inflated chunks in memory, shared by all layers so the bound holds however many are mounted */
+  private readonly memory = new ByteLru<string>(64 * 1024 * 1024);
 
   constructor(
     private readonly opts: MountOptions,
@@ -84,6 +87,7 @@ class MountedLazyFs implements LazyFs {
           log: this.log,
           counters,
           onState: (s) => (entry.state = s),
+          memory: this.memory,
           ...(this.opts.allowUnverified ? { allowUnverified: true } : {}),
           ...(this.opts.readAheadBytes !== undefined ? { readAheadBytes: this.opts.readAheadBytes } : {}),
           ...(this.opts.retry ? { retry: this.opts.retry } : {}),

@@ -33,6 +33,15 @@ export class ByteLru<K> {
     }
   }
 
+  /** drops the entries whose key starts with `prefix` */
+  deletePrefix(this: ByteLru<string>, prefix: string): void {
+    for (const [k, v] of this.map) {
+      if (!k.startsWith(prefix)) continue;
+      this.map.delete(k);
+      this.bytes -= v.length;
+    }
+  }
+
   clear(): void {
     this.map.clear();
     this.bytes = 0;

@@ -86,3 +86,17 @@ describe("ChunkStore", () => {
     expect(source.calls).toEqual([{ offset: chunks[2]!.compressedOffset, length: chunks[2]!.compressedEnd - chunks[2]!.compressedOffset }]);
   });
 });
+
+describe("ByteLru", () => {
+  it("should keep within its byte bound, evicting the least recently used", async () => {
+    const { ByteLru } = await import("./byte-lru.js");
+    const lru = new ByteLru<string>(10);
+    lru.set("a|1", Buffer.alloc(4));
+    lru.set("b|1", Buffer.alloc(4));
+    lru.get("a|1");
+    lru.set("a|2", Buffer.alloc(4));
+    expect({ a1: lru.has("a|1"), b1: lru.has("b|1"), a2: lru.has("a|2"), size: lru.size }).toEqual({ a1: true, b1: false, a2: true, size: 8 });
+    lru.deletePrefix("a|");
+    expect(lru.size).toBe(0);
+  });
+});

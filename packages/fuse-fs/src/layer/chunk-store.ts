@@ -22,8 +22,8 @@ export interface ChunkStoreOptions {
   retry: RetryPolicy;
   /** one range request never spans more than this many compressed bytes (default 16 MiB) */
   maxRequestBytes?: number;
-  /** inflated chunks kept in memory (default 64 MiB) */
-  memoryBytes?: number;
+  /** inflated chunks kept in memory, shared by the layers of a mount (default: 64 MiB of this store's own) */
+  memory?: ByteLru<string>;
   signal: AbortSignal;
 }
 
@@ -62,13 +62,21 @@ export function coalesce(chunks: ChunkRef[], maxBytes: number): ChunkRef[][] {
 export class ChunkStore {
   private readonly inflight = new Map<string, Promise<Buffer>>();
   private readonly loading = new Map<string, Promise<Buffer | undefined>>();
-  private readonly mem: ByteLru<string>;
+  /** this blob's view of the (shared) memory LRU */
+  private readonly mem: { get(id: string): Buffer | undefined; has(id: string): boolean; set(id: string, b: Buffer): void; clear(): void };
   private readonly maxRequestBytes: number;
   private demandWaiting = 0;
   private idleWaiters: (() => void)[] = [];
 
   constructor(private readonly o: ChunkStoreOptions) {
-    this.mem = new ByteLru(o.memoryBytes ?? 64 * 1024 * 1024);
+    const lru = o.memory ?? new ByteLru<string>(64 * 1024 * 1024);
+    const prefix = `${o.digest}|`;
+    this.mem = {
+      get: (id) => lru.get(prefix + id),
+      has: (id) => lru.has(prefix + id),
+      set: (id, b) => lru.set(prefix + id, b),
+      clear: () => lru.deletePrefix(prefix),
+    };
     this.maxRequestBytes = o.maxRequestBytes ?? 16 * 1024 * 1024;
   }
 

@@ -5,6 +5,7 @@ import { openStargz, type StargzReader } from "@lazypull/stargz-format";
 import type { Logger } from "pino";
 import { FuseFsError } from "../errors.js";
 import type { LayerSpec, LayerState } from "../types.js";
+import type { ByteLru } from "./byte-lru.js";
 import { ChunkStore } from "./chunk-store.js";
 import { FetchCounters } from "./counters.js";
 import { inflateVerified } from "./inflate-verified.js";
@@ -25,7 +26,8 @@ export interface OpenLayerOptions {
   retry?: RetryPolicy;
   readAheadBytes?: number;
   maxRequestBytes?: number;
-  memoryBytes?: number;
+  /** memory LRU of inflated chunks shared by every layer of a mount */
+  memory?: ByteLru<string>;
   /** counters to fill (so progress can be shown while the layer is still opening) */
   counters?: FetchCounters;
   onState?: (state: LayerState) => void;
@@ -83,7 +85,7 @@ export async function openLayer(spec: LayerSpec, o: OpenLayerOptions): Promise<S
     retry,
     signal: abort.signal,
     ...(o.maxRequestBytes ? { maxRequestBytes: o.maxRequestBytes } : {}),
-    ...(o.memoryBytes ? { memoryBytes: o.memoryBytes } : {}),
+    ...(o.memory ? { memory: o.memory } : {}),
   });
   return new EstargzLayer({
     digest,
