@@ -105,6 +105,37 @@ describe("lazypull run", () => {
   });
 });
 
+describe("reading an image without running it", () => {
+  it("should cat and ls a remote image with range reads only", async () => {
+    const cat = await lazypull(["cat", "--stats", lazyRef, "/etc/os-release"], { env });
+    expect(cat.stdout).toMatch(/^ID=/m);
+    const cost = /(\d+) HTTP requests/.exec(cat.stderr);
+    // manifest, config, footer+TOC of the layer, the file's chunk (+ auth probe): far from a whole pull
+    expect(Number(cost?.[1])).toBeLessThanOrEqual(6);
+    const ls = await lazypull(["ls", lazyRef, "/etc", "--json"], { env });
+    const names = (JSON.parse(ls.stdout) as { path: string }[]).map((n) => n.path);
+    expect(names).toContain("etc/os-release");
+  });
+
+  it("should mount the merged root without a container and unmount it on umount", async () => {
+    const target = join(work, "mnt");
+    const child = spawnLazypull(["mount", lazyRef, target], env);
+    let err = "";
+    child.stderr.on("data", (b: Buffer) => (err += b.toString()));
+    const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+    const deadline = Date.now() + 120_000;
+    while (!err.includes("mounted at")) {
+      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`mount did not come up: ${err}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const { readFile } = await import("node:fs/promises");
+    expect(await readFile(join(target, "etc", "os-release"), "utf8")).toMatch(/^ID=/m);
+    await lazypull(["umount", target], { env });
+    expect(await exited).not.toBeNull();
+    expect(await mountsUnder(work)).toEqual([]);
+  });
+});
+
 describe.skipIf(Boolean(external))("a multi-layer image with whiteouts", () => {
   beforeAll(async () => {
     // Layer 2 adds a file, deletes /etc/issue with a whiteout, and replaces /usr/share/doc/bash's

@@ -1,11 +1,10 @@
 import type { Writable } from "node:stream";
 import type { Command } from "commander";
 import { LazypullError } from "@lazypull/errors";
-import type { StargzReader } from "@lazypull/stargz-format";
-import { openLocalBlob } from "./toc.js";
+import { openTree, type TreeReader } from "../tree-source.js";
 
 /** Follow symlinks inside the layer (absolute targets from the layer root), as `cat` in the container would. */
-export function resolveInLayer(reader: StargzReader, path: string): string {
+export function resolveInLayer(reader: TreeReader, path: string): string {
   let parts = path.split("/").filter((p) => p && p !== ".");
   for (let hops = 0, i = 0; i < parts.length; ) {
     const cur = parts.slice(0, i + 1).join("/");
@@ -28,7 +27,7 @@ export function resolveInLayer(reader: StargzReader, path: string): string {
 }
 
 /** Stream a file of the layer to `out`, chunk by chunk, through range reads and digest checks. */
-export async function catFile(reader: StargzReader, path: string, out: Writable): Promise<void> {
+export async function catFile(reader: TreeReader, path: string, out: Writable): Promise<void> {
   const resolved = resolveInLayer(reader, path);
   const node = reader.lookup(resolved);
   if (!node) throw new LazypullError("ESTARGZ_NOT_FOUND", `${path}: no such file in the layer`, { path });
@@ -43,17 +42,20 @@ export async function catFile(reader: StargzReader, path: string, out: Writable)
 export function register(program: Command): void {
   program
     .command("cat")
-    .description("print a file of an eStargz blob, reading only the chunks it needs")
-    .argument("<blob>", "local blob file")
-    .argument("<path>", "file inside the layer")
-    .action(async (blob: string, path: string) => {
+    .description("print a file of a registry image or a local eStargz blob, fetching only the chunks it needs")
+    .argument("<source>", "image reference in a registry, or a local eStargz blob file")
+    .argument("<path>", "file inside the image or layer")
+    .option("--platform <os/arch>", "platform to pick from a multi-platform image")
+    .option("--stats", "print the requests and bytes it took on stderr")
+    .action(async (blob: string, path: string, opts: { platform?: string; stats?: boolean }) => {
       // a closed pipe (`| head`) is the reader's choice, not an error
       process.stdout.on("error", (err: NodeJS.ErrnoException) => {
         if (err.code === "EPIPE") process.exit(0);
       });
-      const b = await openLocalBlob(blob);
+      const b = await openTree(blob, opts);
       try {
         await catFile(b.reader, path, process.stdout);
+        if (opts.stats) process.stderr.write(`lazypull: ${b.describeCost()}\n`);
       } finally {
         await b.close();
       }

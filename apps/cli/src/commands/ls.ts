@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { LazypullError } from "@lazypull/errors";
-import type { FileNode, StargzReader } from "@lazypull/stargz-format";
-import { openLocalBlob } from "./toc.js";
+import type { FileNode } from "@lazypull/stargz-format";
+import { openTree, type TreeReader } from "../tree-source.js";
 
 const TYPE_CHAR: Record<FileNode["type"], string> = { dir: "d", reg: "-", symlink: "l", char: "c", block: "b", fifo: "p" };
 
@@ -22,7 +22,7 @@ export function formatLine(n: FileNode, name: string): string {
 }
 
 /** The nodes `ls` shows for PATH: a directory's children (or every node with `recursive`), or the file itself. */
-export function listNodes(reader: StargzReader, path: string, recursive = false): Array<{ name: string; node: FileNode }> {
+export function listNodes(reader: TreeReader, path: string, recursive = false): Array<{ name: string; node: FileNode }> {
   const node = reader.lookup(path);
   if (!node) throw new LazypullError("ESTARGZ_NOT_FOUND", `${path}: no such file or directory in the layer`, { path });
   if (node.type !== "dir") return [{ name: node.path, node }];
@@ -36,13 +36,15 @@ export function listNodes(reader: StargzReader, path: string, recursive = false)
 export function register(program: Command): void {
   program
     .command("ls")
-    .description("list a directory of an eStargz blob from its TOC (no file data is read)")
-    .argument("<blob>", "local blob file")
+    .description("list a directory of a registry image or a local eStargz blob, from the TOCs alone (no file data is read)")
+    .argument("<source>", "image reference in a registry, or a local eStargz blob file")
     .argument("[path]", "directory or file inside the layer", "/")
     .option("-R, --recursive", "list everything below PATH")
     .option("--json", "print the file nodes as JSON")
-    .action(async (blob: string, path: string, opts: { recursive?: boolean; json?: boolean }) => {
-      const b = await openLocalBlob(blob);
+    .option("--platform <os/arch>", "platform to pick from a multi-platform image")
+    .option("--stats", "print the requests and bytes it took on stderr")
+    .action(async (blob: string, path: string, opts: { recursive?: boolean; json?: boolean; platform?: string; stats?: boolean }) => {
+      const b = await openTree(blob, opts);
       try {
         const rows = listNodes(b.reader, path, opts.recursive);
         if (opts.json) {
@@ -51,6 +53,7 @@ export function register(program: Command): void {
         } else {
           process.stdout.write(rows.map((r) => `${formatLine(r.node, r.name)}\n`).join(""));
         }
+        if (opts.stats) process.stderr.write(`lazypull: ${b.describeCost()}\n`);
       } finally {
         await b.close();
       }

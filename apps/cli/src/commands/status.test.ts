@@ -5,7 +5,7 @@ const digest = (c: string) => `sha256:${c.repeat(64)}`;
 
 const snap: StatusSnapshot = {
   socket: "/run/lazypull/lazypulld.sock",
-  health: { status: "ok", pid: 42, version: "0.1.0", uptimeSeconds: 75, images: 1, layers: 2, fuseMountpoint: "/var/lib/lazypull/daemon/layers" },
+  health: { status: "ok", pid: 42, version: "0.1.0", uptimeSeconds: 75, images: 1, layers: 2, fuseMountpoint: "/var/lib/lazypull/daemon/layers", memory: { rss: 1, heapUsed: 1, heapTotal: 1, external: 0, arrayBuffers: 0 } },
   images: [
     {
       id: "0123456789abcdef",
