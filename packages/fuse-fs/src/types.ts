@@ -25,8 +25,12 @@ export interface MountOptions {
   allowOther?: boolean;
   /** uncompressed bytes fetched ahead of a sequential reader; default 8 MiB */
   readAheadBytes?: number;
-  /** bounded retries of a failing range fetch before the read answers EIO; default 4 attempts from 250 ms, doubling */
-  retry?: { attempts: number; delayMs: number };
+  /**
+   * bounded retries of a failing range fetch before the read answers EIO: default 4 attempts from
+   * 250 ms, doubling; an on-demand attempt is abandoned after `attemptTimeoutMs` (default 25 s), so a
+   * hanging registry also ends in EIO well inside `opTimeoutMs`
+   */
+  retry?: { attempts: number; delayMs: number; attemptTimeoutMs?: number };
 }
 
 export interface LayerSpec {
@@ -67,7 +71,7 @@ export interface OpenRemoteLayerOptions {
   cache: ChunkCache;
   allowUnverified?: boolean;
   logger?: import("pino").Logger;
-  retry?: { attempts: number; delayMs: number };
+  retry?: { attempts: number; delayMs: number; attemptTimeoutMs?: number };
 }
 
 /** A layer opened for reading without a mount: the tree answered from its TOC, bytes fetched on demand. */

@@ -100,3 +100,28 @@ describe("ByteLru", () => {
     expect(lru.size).toBe(0);
   });
 });
+
+describe("ChunkStore against a hanging registry", () => {
+  it("should abandon an on-demand attempt after attemptTimeoutMs and answer FUSEFS_FETCH_FAILED", async () => {
+    const { chunks, source, cache, counters } = setup(1);
+    const hanging = Object.assign(Object.create(source) as typeof source, {
+      fetchRange: (_r: unknown, _d: string, _range: unknown, signal?: AbortSignal) =>
+        new Promise<Buffer>((_res, rej) => signal?.addEventListener("abort", () => rej(signal.reason))),
+    });
+    const store = new ChunkStore({
+      ref: fakeRef,
+      digest: "sha256:" + "b".repeat(64),
+      source: hanging,
+      cache,
+      inflate: fakeInflate,
+      counters,
+      log,
+      retry: { attempts: 2, delayMs: 1, attemptTimeoutMs: 30 },
+      signal: new AbortController().signal,
+    });
+    const t0 = Date.now();
+    await expect(store.slice(chunks[0]!, 0, 4)).rejects.toMatchObject({ code: "FUSEFS_FETCH_FAILED" });
+    expect(Date.now() - t0).toBeLessThan(2000);
+    expect(counters.errors).toBe(2);
+  });
+});

@@ -43,7 +43,7 @@ export async function openLayer(spec: LayerSpec, o: OpenLayerOptions): Promise<S
   const digest = descriptor.digest;
   const log = o.log.child({ layer: digest });
   const counters = o.counters ?? new FetchCounters();
-  const retry = o.retry ?? defaultRetryPolicy;
+  const retry = { ...defaultRetryPolicy, ...o.retry };
   const abort = new AbortController();
   const tocDigest = descriptor.annotations?.[TOC_DIGEST_ANNOTATION];
   const zstd = descriptor.mediaType.endsWith("+zstd") || descriptor.mediaType.endsWith(".zstd");

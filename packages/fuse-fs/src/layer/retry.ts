@@ -8,9 +8,16 @@ export interface RetryPolicy {
   attempts: number;
   /** delay before the second attempt; doubles each time */
   delayMs: number;
+  /** an attempt that takes longer is aborted (on-demand fetches only; background ones may be slow) */
+  attemptTimeoutMs?: number;
 }
 
-export const defaultRetryPolicy: RetryPolicy = { attempts: 4, delayMs: 250 };
+export const defaultRetryPolicy: RetryPolicy = { attempts: 4, delayMs: 250, attemptTimeoutMs: 25_000 };
+
+/** The signal one attempt runs under: the layer's, plus the attempt deadline when there is one. */
+export function attemptSignal(signal: AbortSignal, timeoutMs: number | undefined): AbortSignal {
+  return timeoutMs ? AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]) : signal;
+}
 
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
