@@ -1,0 +1,129 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { effectiveUlimits, ulimitArgs, type HostConfig } from "@lazypull/overlay-launcher";
+import { lazyBreakdown, type LazyBreakdown } from "./breakdown.js";
+import type { DelayProxy, ProxyCounters } from "./delay-proxy.js";
+import { check, spawnTimed } from "./spawn-timed.js";
+
+export const REPO_ROOT = join(import.meta.dirname, "..", "..");
+export const CLI = ["--conditions=@lazypull/source", "--import", "tsx", join(REPO_ROOT, "apps/cli/src/main.ts")];
+
+export type ContenderId = "podman-pull-run" | "lazypull-none" | "lazypull-landmark" | "lazypull-recorded";
+
+export interface Sample {
+  workload: string;
+  contender: ContenderId;
+  rep: number;
+  /** spawn → first stdout byte of the command (for podman: whole pull + run's first byte) */
+  firstOutputMs: number;
+  /** spawn → exit (podman: pull + run) */
+  totalMs: number;
+  /** link bytes (both directions) and HTTP requests before the first output */
+  bytesAtFirstOutput: number;
+  requestsAtFirstOutput: number;
+  /** …and by the time the command exited */
+  bytesTotal: number;
+  requestsTotal: number;
+  /** compressed layer bytes of the image this contender runs */
+  imageBytes: number;
+  breakdown: Partial<LazyBreakdown> & { pull?: number; run?: number; lazypullReady?: number };
+  /** what lazypull itself counted (`--stats`) */
+  lazypullStats?: { bytes: number; requests: number };
+}
+
+export interface ContenderContext {
+  proxy: DelayProxy;
+  host: HostConfig;
+  workload: { id: string; command: string[] };
+  image: { ref: string; bytes: number; layerSizes: Map<string, number> };
+  rep: number;
+}
+
+const linkBytes = (c: ProxyCounters) => c.bytesUp + c.bytesDown;
+
+function parseDuration(s: string): number {
+  const m = /^(?:(\d+)m(\d+)s|([\d.]+)(ms|s))$/.exec(s);
+  if (!m) return NaN;
+  if (m[1] !== undefined) return (Number(m[1]) * 60 + Number(m[2])) * 1000;
+  return Number(m[3]) * (m[4] === "ms" ? 1 : 1000);
+}
+
+function parseBytes(s: string): number {
+  const m = /^([\d.]+) (B|KiB|MiB|GiB)$/.exec(s);
+  if (!m) return NaN;
+  return Number(m[1]) * 1024 ** ["B", "KiB", "MiB", "GiB"].indexOf(m[2]!);
+}
+
+/** Full `podman pull` into a private, empty store, then `podman run` of it, as a user without lazypull would. */
+export async function runPodman(ctx: ContenderContext): Promise<Sample> {
+  const { proxy, host, image } = ctx;
+  const dir = await mkdtemp(join(tmpdir(), "lazypull-bench-podman-"));
+  const store = ["--root", join(dir, "root"), "--runroot", join(dir, "runroot"), ...host.podman.globalArgs];
+  const podman = host.podman.binary;
+  try {
+    const exists = await spawnTimed(podman, [...store, "image", "exists", image.ref]);
+    if (exists.code === 0) throw new Error(`private podman store ${dir} already holds ${image.ref}: not a full pull`);
+    proxy.reset();
+    const pull = check("podman pull", await spawnTimed(podman, [...store, "pull", "--quiet", "--tls-verify=false", image.ref]));
+    let atFirst = proxy.counters();
+    const ulimits = ulimitArgs(await effectiveUlimits(host));
+    const network = host.podman.network ? ["--network", host.podman.network] : [];
+    const args = [...store, "run", "--rm", "--runtime", host.podman.runtime, ...ulimits, ...network, ...host.podman.runArgs, image.ref, ...ctx.workload.command];
+    const run = check("podman run", await spawnTimed(podman, args, { onFirstOutput: () => (atFirst = proxy.counters()) }));
+    if (run.firstOutputMs === undefined) throw new Error("podman run printed nothing");
+    const end = proxy.counters();
+    return {
+      workload: ctx.workload.id,
+      contender: "podman-pull-run",
+      rep: ctx.rep,
+      firstOutputMs: pull.exitMs + run.firstOutputMs,
+      totalMs: pull.exitMs + run.exitMs,
+      bytesAtFirstOutput: linkBytes(atFirst),
+      requestsAtFirstOutput: atFirst.requests,
+      bytesTotal: linkBytes(end),
+      requestsTotal: end.requests,
+      imageBytes: image.bytes,
+      breakdown: { pull: pull.exitMs, run: run.firstOutputMs },
+    };
+  } finally {
+    await spawnTimed(podman, [...store, "rmi", "--all", "--force"]).catch(() => undefined);
+    await spawnTimed(podman, [...store, "system", "reset", "--force"]).catch(() => undefined);
+    await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+/** `lazypull run` from a cold, private cache and state dir. */
+export async function runLazypull(ctx: ContenderContext, contender: ContenderId, prefetch: "none" | "landmark", extra: string[] = []): Promise<Sample> {
+  const { proxy, image } = ctx;
+  const dir = await mkdtemp(join(tmpdir(), "lazypull-bench-lazy-"));
+  const env = { LAZYPULL_CACHE_DIR: join(dir, "cache"), LAZYPULL_STATE_DIR: join(dir, "state") };
+  try {
+    proxy.reset();
+    let atFirst = proxy.counters();
+    const args = [...CLI, "run", "--prefetch", prefetch, "--stats", ...extra, "--rm", image.ref, ...ctx.workload.command];
+    const r = check(`lazypull run (${contender})`, await spawnTimed(process.execPath, args, { env, onFirstOutput: () => (atFirst = proxy.counters()) }));
+    if (r.firstOutputMs === undefined) throw new Error(`lazypull run (${contender}) printed nothing`);
+    const end = proxy.counters();
+    const stats = /image ready in (\S+), container exited \d+ after \S+; fetched (.+) in (\d+) requests/.exec(r.stderr);
+    return {
+      workload: ctx.workload.id,
+      contender,
+      rep: ctx.rep,
+      firstOutputMs: r.firstOutputMs,
+      totalMs: r.exitMs,
+      bytesAtFirstOutput: linkBytes(atFirst),
+      requestsAtFirstOutput: atFirst.requests,
+      bytesTotal: linkBytes(end),
+      requestsTotal: end.requests,
+      imageBytes: image.bytes,
+      breakdown: {
+        ...lazyBreakdown(proxy.log(), r.spawnedAt, r.firstOutputMs, image.layerSizes),
+        ...(stats ? { lazypullReady: parseDuration(stats[1]!) } : {}),
+      },
+      ...(stats ? { lazypullStats: { bytes: parseBytes(stats[2]!), requests: Number(stats[3]) } } : {}),
+    };
+  } finally {
+    await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+  }
+}

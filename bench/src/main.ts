@@ -1,0 +1,174 @@
+/**
+ * `pnpm bench`: lazypull against a full podman pull over a shaped, delayed link, every contender in
+ * one run, cold each repetition. Results: bench/results/<date>-<profile>.{json,md,svg}; with the
+ * default profile and all workloads, also the README's Benchmarks section.
+ *
+ *   pnpm bench [--profile 100mbit/20ms-rtt|20mbit/50ms-rtt] [--reps 3] [--workloads minbase,python,numpy] [--no-extras]
+ */
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { cpus, loadavg, release, tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { loadHostConfig } from "@lazypull/overlay-launcher";
+import { debianRootfsTar, importImage } from "@lazypull/testkit";
+import { CLI, REPO_ROOT, runLazypull, runPodman, type ContenderContext, type Sample } from "./contenders.js";
+import { startDelayProxy, type DelayProxy } from "./delay-proxy.js";
+import { measureConversion, measureReads } from "./extras.js";
+import { createShapedLink, PROFILES } from "./netns.js";
+import { startNetnsRegistry } from "./netns-registry.js";
+import { markdown, svgChart, type BenchResult } from "./report.js";
+import { check, liveChildren, spawnTimed } from "./spawn-timed.js";
+import { WORKLOADS } from "./workloads.js";
+
+const { values: flags } = parseArgs({
+  options: {
+    profile: { type: "string", default: "100mbit/20ms-rtt" },
+    reps: { type: "string", default: "3" },
+    workloads: { type: "string", default: WORKLOADS.map((w) => w.id).join(",") },
+    "no-extras": { type: "boolean", default: false },
+  },
+});
+const profile = PROFILES[flags.profile];
+if (!profile) throw new Error(`unknown --profile ${flags.profile}; one of ${Object.keys(PROFILES).join(", ")}`);
+const reps = Number(flags.reps);
+const workloads = flags.workloads.split(",").map((id) => {
+  const w = WORKLOADS.find((x) => x.id === id);
+  if (!w) throw new Error(`unknown workload ${id}; one of ${WORKLOADS.map((x) => x.id).join(", ")}`);
+  return w;
+});
+
+const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
+
+async function manifestLayers(proxy: DelayProxy, ref: string): Promise<Map<string, number>> {
+  const [, repo, tag] = /^[^/]+\/(.+):([^:]+)$/.exec(ref)!;
+  const res = await fetch(`http://${proxy.host}/v2/${repo}/manifests/${tag}`, {
+    headers: { accept: "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json" },
+  });
+  if (!res.ok) throw new Error(`manifest of ${ref}: HTTP ${res.status}`);
+  const m = (await res.json()) as { layers: { digest: string; size: number }[] };
+  return new Map(m.layers.map((l) => [l.digest, l.size]));
+}
+const total = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
+
+const link = await createShapedLink(profile);
+let registry: Awaited<ReturnType<typeof startNetnsRegistry>> | undefined;
+let proxy: DelayProxy | undefined;
+const work = await mkdtemp(join(tmpdir(), "lazypull-bench-"));
+let tornDown = false;
+async function teardown(): Promise<void> {
+  if (tornDown) return;
+  tornDown = true;
+  for (const c of liveChildren) c.kill("SIGTERM");
+  const deadline = Date.now() + 20_000;
+  while (liveChildren.size && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  for (const c of liveChildren) c.kill("SIGKILL");
+  await proxy?.close();
+  await registry?.stop();
+  await link.destroy();
+  await rm(work, { recursive: true, force: true }).catch(() => undefined);
+}
+for (const sig of ["SIGINT", "SIGTERM"] as const) {
+  process.once(sig, () => {
+    log(`${sig}: tearing down`);
+    void teardown().finally(() => process.exit(130));
+  });
+}
+
+try {
+  registry = await startNetnsRegistry(link.netns, link.nsAddr);
+  proxy = await startDelayProxy({ target: registry.address, rttMs: profile.rttMs });
+  const host = await loadHostConfig();
+  log(`link ${profile.name}: registry ${link.nsAddr}:5000 in netns ${link.netns}, delaying proxy ${proxy.host}`);
+  const result: BenchResult = {
+    date: new Date().toISOString(),
+    profile,
+    reps,
+    host: { cpus: cpus().length, load: loadavg(), kernel: release() },
+    workloads: [],
+    samples: [],
+  };
+  const images = new Map<string, { orig: ContenderContext["image"]; esgz: ContenderContext["image"]; rec: ContenderContext["image"] }>();
+  for (const w of workloads) {
+    log(`${w.id}: building the root filesystem (cached) and pushing it as an ordinary gzip image`);
+    const tar = await debianRootfsTar({ include: w.include });
+    const src = await importImage({ registryHost: proxy.host, repository: `bench/${w.id}`, tag: "orig", layers: [{ tar }] });
+    const esgzRef = `${proxy.host}/bench/${w.id}:esgz`;
+    const recRef = `${proxy.host}/bench/${w.id}:esgz-recorded`;
+    log(`${w.id}: lazypull convert`);
+    const conv = check("lazypull convert", await spawnTimed(process.execPath, [...CLI, "convert", src.ref, esgzRef]));
+    log(`${w.id}: recording the command's file accesses, converting again with --prioritize`);
+    const accessFile = join(work, `${w.id}.access`);
+    const recEnv = { LAZYPULL_CACHE_DIR: join(work, `${w.id}-rec-cache`), LAZYPULL_STATE_DIR: join(work, `${w.id}-rec-state`) };
+    check("lazypull run --record-access", await spawnTimed(process.execPath, [...CLI, "run", "--prefetch", "none", "--record-access", accessFile, "--rm", esgzRef, ...w.command], { env: recEnv }));
+    const recordedFiles = (await readFile(accessFile, "utf8")).split("\n").filter(Boolean).length;
+    check("lazypull convert --prioritize", await spawnTimed(process.execPath, [...CLI, "convert", "--prioritize", accessFile, src.ref, recRef]));
+    const img = async (ref: string) => {
+      const layerSizes = await manifestLayers(proxy!, ref);
+      return { ref, bytes: total(layerSizes), layerSizes };
+    };
+    const set = { orig: await img(src.ref), esgz: await img(esgzRef), rec: await img(recRef) };
+    images.set(w.id, set);
+    result.workloads.push({
+      id: w.id,
+      title: w.title,
+      command: w.command,
+      originalBytes: set.orig.bytes,
+      estargzBytes: set.esgz.bytes,
+      recordedBytes: set.rec.bytes,
+      convertOverLinkMs: conv.exitMs,
+      recordedFiles,
+    });
+  }
+
+  const sampleLine = (s: Sample) =>
+    `${s.workload} ${s.contender} #${s.rep}: first output ${(s.firstOutputMs / 1000).toFixed(2)} s, ${(s.bytesAtFirstOutput / 1e6).toFixed(2)} MB / ${s.requestsAtFirstOutput} req before it, ${(s.bytesTotal / 1e6).toFixed(2)} MB by exit`;
+  for (let rep = 1; rep <= reps; rep++) {
+    for (const w of workloads) {
+      const set = images.get(w.id)!;
+      const ctx = (image: ContenderContext["image"]): ContenderContext => ({ proxy: proxy!, host, workload: w, image, rep });
+      for (const s of [
+        await runPodman(ctx(set.orig)),
+        await runLazypull(ctx(set.esgz), "lazypull-none", "none"),
+        await runLazypull(ctx(set.esgz), "lazypull-landmark", "landmark"),
+        await runLazypull(ctx(set.rec), "lazypull-recorded", "landmark"),
+      ]) {
+        result.samples.push(s);
+        log(sampleLine(s));
+      }
+    }
+  }
+
+  if (!flags["no-extras"]) {
+    log("conversion throughput (local files) next to gzip -9");
+    const tar = await debianRootfsTar();
+    result.conversion = await measureConversion(`${tar}.gz`, tar);
+    const big = workloads[workloads.length - 1]!;
+    log(`sequential read of the largest file of ${big.id}: cold, warm, local disk`);
+    result.reads = await measureReads(images.get(big.id)!.esgz.ref, await debianRootfsTar({ include: big.include }));
+  }
+
+  const dir = join(REPO_ROOT, "bench", "results");
+  await mkdir(dir, { recursive: true });
+  const stem = `${result.date.slice(0, 10)}-${profile.name.replace(/\W+/g, "-")}`;
+  await writeFile(join(dir, `${stem}.json`), JSON.stringify(result, null, 2) + "\n");
+  await writeFile(join(dir, `${stem}.svg`), svgChart(result));
+  const md = markdown(result, `${stem}.svg`);
+  await writeFile(join(dir, `${stem}.md`), md);
+  process.stdout.write(md);
+  if (profile.name === "100mbit/20ms-rtt" && workloads.length === WORKLOADS.length && reps >= 3) {
+    const readme = join(REPO_ROOT, "README.md");
+    const text = await readFile(readme, "utf8");
+    const start = "<!-- bench:start -->";
+    const end = "<!-- bench:end -->";
+    const i = text.indexOf(start);
+    const j = text.indexOf(end);
+    if (i >= 0 && j > i) {
+      const body = markdown(result, `bench/results/${stem}.svg`);
+      await writeFile(readme, `${text.slice(0, i + start.length)}\n${body}${text.slice(j)}`);
+      log("README Benchmarks section updated");
+    }
+  }
+  log(`results in bench/results/${stem}.{json,md,svg}`);
+} finally {
+  await teardown();
+}

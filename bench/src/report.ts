@@ -1,0 +1,154 @@
+import type { ContenderId, Sample } from "./contenders.js";
+import type { ConversionFigures, ReadFigures } from "./extras.js";
+import { median, min } from "./stats.js";
+
+export interface BenchResult {
+  date: string;
+  profile: { name: string; rateMbit: number; rttMs: number };
+  reps: number;
+  host: { cpus: number; load: number[]; kernel: string };
+  workloads: { id: string; title: string; command: string[]; originalBytes: number; estargzBytes: number; recordedBytes?: number; convertOverLinkMs: number; recordedFiles?: number }[];
+  samples: Sample[];
+  conversion?: ConversionFigures;
+  reads?: ReadFigures;
+}
+
+export const CONTENDER_LABEL: Record<ContenderId, string> = {
+  "podman-pull-run": "podman pull + run",
+  "lazypull-none": "lazypull, no prefetch",
+  "lazypull-landmark": "lazypull, landmark prefetch",
+  "lazypull-recorded": "lazypull, recorded file list + landmark",
+};
+const ORDER = Object.keys(CONTENDER_LABEL) as ContenderId[];
+
+const sec = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+const mb = (b: number) => `${(b / 1e6).toFixed(1)} MB`;
+const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
+
+export interface Row {
+  workload: string;
+  contender: ContenderId;
+  firstMin: number;
+  firstMedian: number;
+  bytesMedian: number;
+  requestsMedian: number;
+  fraction: number;
+  totalBytesMedian: number;
+  /** podman's median time to first output / this one's */
+  speedup: number;
+  breakdown: Record<string, number>;
+}
+
+export function summarise(r: BenchResult): Row[] {
+  const rows: Row[] = [];
+  for (const w of r.workloads) {
+    const of = (c: ContenderId) => r.samples.filter((s) => s.workload === w.id && s.contender === c);
+    const base = of("podman-pull-run");
+    const baseMedian = base.length ? median(base.map((s) => s.firstOutputMs)) : NaN;
+    for (const c of ORDER) {
+      const ss = of(c);
+      if (!ss.length) continue;
+      const keys = [...new Set(ss.flatMap((s) => Object.keys(s.breakdown)))];
+      const breakdown = Object.fromEntries(keys.map((k) => [k, median(ss.map((s) => (s.breakdown as Record<string, number>)[k] ?? 0))]));
+      const firstMedian = median(ss.map((s) => s.firstOutputMs));
+      const bytesMedian = median(ss.map((s) => s.bytesAtFirstOutput));
+      rows.push({
+        workload: w.id,
+        contender: c,
+        firstMin: min(ss.map((s) => s.firstOutputMs)),
+        firstMedian,
+        bytesMedian,
+        requestsMedian: median(ss.map((s) => s.requestsAtFirstOutput)),
+        fraction: bytesMedian / ss[0]!.imageBytes,
+        totalBytesMedian: median(ss.map((s) => s.bytesTotal)),
+        speedup: baseMedian / firstMedian,
+        breakdown,
+      });
+    }
+  }
+  return rows;
+}
+
+export function markdown(r: BenchResult, chartFile?: string): string {
+  const rows = summarise(r);
+  const out: string[] = [];
+  out.push(`Profile **${r.profile.name}** (tbf ${r.profile.rateMbit} Mbit/s each way, ${r.profile.rttMs} ms RTT by the delaying proxy), ${r.reps} repetitions, cold cache each; ${r.date}, ${r.host.cpus} CPUs, load ${r.host.load.map((l) => l.toFixed(1)).join("/")}.`);
+  out.push("");
+  out.push("| workload | contender | first output min / median | vs full pull | bytes before first output (median) | of compressed image | requests | bytes by exit |");
+  out.push("| --- | --- | --- | --- | --- | --- | --- | --- |");
+  for (const row of rows) {
+    const w = r.workloads.find((x) => x.id === row.workload)!;
+    out.push(
+      `| ${w.title} | ${CONTENDER_LABEL[row.contender]} | ${sec(row.firstMin)} / ${sec(row.firstMedian)} | ${row.contender === "podman-pull-run" ? "1×" : `${(1 / row.speedup).toFixed(3)} (${row.speedup.toFixed(1)}× faster)`} | ${mb(row.bytesMedian)} | ${pct(row.fraction)} | ${row.requestsMedian} | ${mb(row.totalBytesMedian)} |`,
+    );
+  }
+  out.push("");
+  out.push("Compressed images: " + r.workloads.map((w) => `${w.title} ${mb(w.originalBytes)} gzip / ${mb(w.estargzBytes)} eStargz`).join("; ") + ".");
+  out.push("");
+  out.push("Where the lazy start goes (median ms; startup = spawn → first request: node + tsx + CLI load; resolve = manifest + config; TOC = footer/TOC reads; data = wall time with a data read in flight; rest = FUSE mount, fuse-overlayfs, podman, the command):");
+  out.push("");
+  out.push("| workload | contender | startup | resolve | TOC | data reads | mounts + podman + command | lazypull says ready at |");
+  out.push("| --- | --- | --- | --- | --- | --- | --- | --- |");
+  for (const row of rows.filter((x) => x.contender !== "podman-pull-run")) {
+    const b = row.breakdown;
+    const f = (k: string) => (b[k] === undefined ? "–" : `${Math.round(b[k]!)}`);
+    out.push(`| ${row.workload} | ${CONTENDER_LABEL[row.contender]} | ${f("startup")} | ${f("resolve")} | ${f("toc")} | ${f("dataReads")} | ${f("mountAndPodman")} | ${f("lazypullReady")} |`);
+  }
+  const base = rows.filter((x) => x.contender === "podman-pull-run");
+  if (base.length) {
+    out.push("");
+    out.push("Full pull split (median ms): " + base.map((x) => `${x.workload}: pull ${Math.round(x.breakdown.pull!)}, run to first output ${Math.round(x.breakdown.run!)}`).join("; ") + ".");
+  }
+  if (r.conversion || r.reads) out.push("");
+  if (r.conversion) {
+    out.push(`Conversion (local files, minbase layer, ${mb(r.conversion.tarBytes)} uncompressed): lazypull convert ${r.conversion.localMiBps.toFixed(1)} MiB/s vs gzip -9 ${r.conversion.gzip9MiBps.toFixed(1)} MiB/s. Registry → registry over the link: ` +
+      r.workloads.map((w) => `${w.id} ${sec(w.convertOverLinkMs)}`).join(", ") + ".");
+  }
+  if (r.reads) {
+    const x = r.reads;
+    out.push(`Sequential read of ${x.path} (${mb(x.bytes)}): through lazypull cold over the link ${x.coldMiBps.toFixed(0)} MiB/s, warm (fresh mount over a filled cache) ${x.warmMiBps.toFixed(0)} MiB/s; local disk ${x.localCachedMiBps.toFixed(0)} MiB/s (page cache), ${x.localDirectMiBps.toFixed(0)} MiB/s (O_DIRECT).`);
+  }
+  if (chartFile) out.push("", `![time to first output](${chartFile})`);
+  return out.join("\n") + "\n";
+}
+
+const COLORS: Record<ContenderId, string> = {
+  "podman-pull-run": "#9e9e9e",
+  "lazypull-none": "#1f77b4",
+  "lazypull-landmark": "#2ca02c",
+  "lazypull-recorded": "#ff7f0e",
+};
+
+const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;");
+
+/** A hand-written horizontal bar chart: median time to first output per workload and contender. */
+export function svgChart(r: BenchResult): string {
+  const rows = summarise(r);
+  const maxMs = Math.max(...rows.map((x) => x.firstMedian));
+  const left = 270;
+  const width = 820;
+  const barW = width - left - 90;
+  const barH = 16;
+  const lines: string[] = [];
+  let y = 40;
+  for (const w of r.workloads) {
+    lines.push(`<text x="10" y="${y + 12}" font-weight="bold">${esc(w.title)}</text>`);
+    y += 20;
+    for (const row of rows.filter((x) => x.workload === w.id)) {
+      const len = Math.max(1, (row.firstMedian / maxMs) * barW);
+      lines.push(`<text x="${left - 8}" y="${y + 12}" text-anchor="end">${esc(CONTENDER_LABEL[row.contender])}</text>`);
+      lines.push(`<rect x="${left}" y="${y}" width="${len.toFixed(1)}" height="${barH}" fill="${COLORS[row.contender]}"/>`);
+      lines.push(`<text x="${(left + len + 6).toFixed(1)}" y="${y + 12}">${(row.firstMedian / 1000).toFixed(2)} s</text>`);
+      y += barH + 6;
+    }
+    y += 10;
+  }
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${y + 10}" font-family="sans-serif" font-size="12">`,
+    `<rect width="100%" height="100%" fill="white"/>`,
+    `<text x="10" y="20" font-size="14" font-weight="bold">Time to first output, median of ${r.reps} (${esc(r.profile.name)})</text>`,
+    ...lines,
+    `</svg>`,
+    "",
+  ].join("\n");
+}
