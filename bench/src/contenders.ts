@@ -28,6 +28,8 @@ export interface Sample {
   /** compressed layer bytes of the image this contender runs */
   imageBytes: number;
   breakdown: Partial<LazyBreakdown> & { pull?: number; run?: number; lazypullReady?: number };
+  /** the lazy run's requests up to exit: ms after spawn, method, path tail, range, response bytes, ms to last byte */
+  requests?: { t: number; req: string; range?: string; bytes: number; ms: number }[];
   /** what lazypull itself counted (`--stats`) */
   lazypullStats?: { bytes: number; requests: number };
 }
@@ -121,6 +123,13 @@ export async function runLazypull(ctx: ContenderContext, contender: ContenderId,
         ...lazyBreakdown(proxy.log(), r.spawnedAt, r.firstOutputMs, image.layerSizes),
         ...(stats ? { lazypullReady: parseDuration(stats[1]!) } : {}),
       },
+      requests: proxy.log().map((q) => ({
+        t: Math.round(q.at - r.spawnedAt),
+        req: `${q.method} ${q.path.replace(/^\/v2\/[^]*?\/(manifests|blobs)\//, "$1/").slice(0, 24)}`,
+        ...(q.range ? { range: q.range } : {}),
+        bytes: q.responseBytes,
+        ms: Math.round((q.doneAt || q.at) - q.at),
+      })),
       ...(stats ? { lazypullStats: { bytes: parseBytes(stats[2]!), requests: Number(stats[3]) } } : {}),
     };
   } finally {
