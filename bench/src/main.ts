@@ -28,8 +28,9 @@ const { values: flags } = parseArgs({
     "no-extras": { type: "boolean", default: false },
   },
 });
-const profile = PROFILES[flags.profile];
-if (!profile) throw new Error(`unknown --profile ${flags.profile}; one of ${Object.keys(PROFILES).join(", ")}`);
+const chosen = PROFILES[flags.profile];
+if (!chosen) throw new Error(`unknown --profile ${flags.profile}; one of ${Object.keys(PROFILES).join(", ")}`);
+const profile = chosen;
 const reps = Number(flags.reps);
 const workloads = flags.workloads.split(",").map((id) => {
   const w = WORKLOADS.find((x) => x.id === id);
@@ -54,10 +55,10 @@ const link = await createShapedLink(profile);
 let registry: Awaited<ReturnType<typeof startNetnsRegistry>> | undefined;
 let proxy: DelayProxy | undefined;
 const work = await mkdtemp(join(tmpdir(), "lazypull-bench-"));
-let tornDown = false;
-async function teardown(): Promise<void> {
-  if (tornDown) return;
-  tornDown = true;
+let signalled = false;
+let tearingDown: Promise<void> | undefined;
+const teardown = () => (tearingDown ??= doTeardown());
+async function doTeardown(): Promise<void> {
   for (const c of liveChildren) c.kill("SIGTERM");
   const deadline = Date.now() + 20_000;
   while (liveChildren.size && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
@@ -70,11 +71,12 @@ async function teardown(): Promise<void> {
 for (const sig of ["SIGINT", "SIGTERM"] as const) {
   process.once(sig, () => {
     log(`${sig}: tearing down`);
+    signalled = true;
     void teardown().finally(() => process.exit(130));
   });
 }
 
-try {
+async function main(): Promise<void> {
   registry = await startNetnsRegistry(link.netns, link.nsAddr);
   proxy = await startDelayProxy({ target: registry.address, rttMs: profile.rttMs });
   const host = await loadHostConfig();
@@ -100,8 +102,12 @@ try {
     const accessFile = join(work, `${w.id}.access`);
     const recEnv = { LAZYPULL_CACHE_DIR: join(work, `${w.id}-rec-cache`), LAZYPULL_STATE_DIR: join(work, `${w.id}-rec-state`) };
     check("lazypull run --record-access", await spawnTimed(process.execPath, [...CLI, "run", "--prefetch", "none", "--record-access", accessFile, "--rm", esgzRef, ...w.command], { env: recEnv }));
-    const recordedFiles = (await readFile(accessFile, "utf8")).split("\n").filter(Boolean).length;
-    check("lazypull convert --prioritize", await spawnTimed(process.execPath, [...CLI, "convert", "--prioritize", accessFile, src.ref, recRef]));
+    // fuse-fs records `<layer-hex>/<path>`; `convert --prioritize` wants image paths (single-layer images here)
+    const recorded = (await readFile(accessFile, "utf8")).split("\n").filter(Boolean).map((l) => l.replace(/^[0-9a-f]{12,64}\//, ""));
+    const recordedFiles = recorded.length;
+    const prioritizeFile = `${accessFile}.paths`;
+    await writeFile(prioritizeFile, recorded.join("\n") + "\n");
+    check("lazypull convert --prioritize", await spawnTimed(process.execPath, [...CLI, "convert", "--prioritize", prioritizeFile, src.ref, recRef]));
     const img = async (ref: string) => {
       const layerSizes = await manifestLayers(proxy!, ref);
       return { ref, bytes: total(layerSizes), layerSizes };
@@ -169,6 +175,19 @@ try {
     }
   }
   log(`results in bench/results/${stem}.{json,md,svg}`);
+}
+
+let failed = false;
+try {
+  await main();
+} catch (err) {
+  // after a signal, failures are the teardown pulling the link away; the signal handler exits
+  if (!signalled) {
+    failed = true;
+    process.stderr.write(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  }
 } finally {
   await teardown();
 }
+if (signalled) await new Promise(() => undefined);
+process.exit(failed ? 1 : 0);
