@@ -171,7 +171,7 @@ export async function loadConfig(argv: string[], env: NodeJS.ProcessEnv = proces
   const cfg: DaemonConfig = {
     socket: abs(merged.socket ?? (envSocket || DEFAULT_SOCKET_PATH)),
     root: abs(merged.root ?? DEFAULT_ROOT),
-    cacheDir: abs(merged.cacheDir ?? defaultCacheDir()),
+    cacheDir: abs(merged.cacheDir ?? (env.LAZYPULL_CACHE_DIR?.trim() || defaultCacheDir())),
     prefetch: merged.prefetch ?? "all",
     insecureRegistries: [...new Set([...(file.insecureRegistries ?? []), ...(fromFlags.insecureRegistries ?? [])])],
     allowUnverified: merged.allowUnverified ?? false,

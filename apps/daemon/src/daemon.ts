@@ -131,6 +131,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
     images: store.list().length,
     layers: lazyFs.progress().length,
     fuseMountpoint: mountpoint,
+    memory: (({ rss, heapUsed, heapTotal, external, arrayBuffers }) => ({ rss, heapUsed, heapTotal, external, arrayBuffers }))(process.memoryUsage()),
   });
 
   const cacheStatus = async (): Promise<CacheStatus> => {

@@ -6,8 +6,8 @@ import { Agent, request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { acquireImageLayersFromDaemon, DaemonClient, type ImageLayers, type LayerStatus } from "@lazypull/daemon-client";
 import { cleanStaleMount, isMounted } from "@lazypull/fuse-fs";
-import { startRegistry, type RegistryProcess } from "@lazypull/testkit";
-import { buildSmallImage, mountsUnder, spawnDaemon, type DaemonProcess, type SmallImage } from "./helpers.js";
+import { run, startRegistry, type RegistryProcess } from "@lazypull/testkit";
+import { buildSmallImage, mountsUnder, REPO, spawnDaemon, type DaemonProcess, type SmallImage } from "./helpers.js";
 
 let work: string;
 let registry: RegistryProcess;
@@ -170,6 +170,28 @@ describe("lazypulld", () => {
     expect((results[5]!.body as { code: string }).code).toBe("REGISTRY_NOT_FOUND");
     const health = await client.health();
     expect({ status: health.status, pid: health.pid, images: health.images }).toEqual({ status: "ok", pid: daemon!.pid, images: 0 });
+  });
+
+  it("should show its images and layers through `lazypull status --json`", async () => {
+    const lease = await client.acquire({ reference: image.ref });
+    try {
+      const r = await run(process.execPath, ["--conditions=@lazypull/source", "--import", "tsx", "apps/cli/src/main.ts", "status", "--json"], {
+        cwd: REPO,
+        env: { ...process.env, LAZYPULL_SOCKET: socket },
+        allowFail: true,
+        timeoutMs: 60_000,
+      });
+      expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: "" });
+      const s = JSON.parse(r.stdout) as { socket: string; health: { pid: number }; images: Array<{ id: string }>; layers: Array<{ digest: string; images: string[] }> };
+      expect({ socket: s.socket, pid: s.health.pid, images: s.images.map((i) => i.id), layers: s.layers.map((l) => [l.digest, l.images]).sort() }).toEqual({
+        socket,
+        pid: daemon!.pid,
+        images: [lease.id],
+        layers: lease.layers.map((l) => [l.digest, [lease.id]]).sort(),
+      });
+    } finally {
+      await client.release(lease.id);
+    }
   });
 
   it("should serve Prometheus metrics and cache usage", async () => {

@@ -20,8 +20,8 @@ export interface DaemonProcess {
 }
 
 /** Spawns a real `lazypulld` from source and waits until it answers on its socket. */
-export async function spawnDaemon(args: { socket: string; root: string; config?: string; extra?: string[] }): Promise<DaemonProcess> {
-  const argv = ["--conditions=@lazypull/source", "--import", "tsx", join(REPO, "apps/daemon/src/main.ts"), "--socket", args.socket, "--root", args.root];
+export async function spawnDaemon(args: { socket: string; root: string; config?: string; extra?: string[]; nodeArgs?: string[] }): Promise<DaemonProcess> {
+  const argv = [...(args.nodeArgs ?? []), "--conditions=@lazypull/source", "--import", "tsx", join(REPO, "apps/daemon/src/main.ts"), "--socket", args.socket, "--root", args.root];
   if (args.config) argv.push("--config", args.config);
   argv.push(...(args.extra ?? []));
   const child = spawn(process.execPath, argv, { cwd: REPO, stdio: ["ignore", "ignore", "pipe"] });

@@ -89,4 +89,6 @@ export interface Health {
   images: number;
   layers: number;
   fuseMountpoint: string;
+  /** bytes, from process.memoryUsage() */
+  memory: { rss: number; heapUsed: number; heapTotal: number; external: number; arrayBuffers: number };
 }
