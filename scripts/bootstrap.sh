@@ -22,4 +22,5 @@ if ! command -v pnpm >/dev/null || [ "$(pnpm --version)" != "$PNPM_VERSION" ]; t
   npm install -g --silent "pnpm@$PNPM_VERSION" >/dev/null
 fi
 
-pnpm install --frozen-lockfile --reporter=silent
+# the repo .npmrc silences pnpm (for `pnpm lazypull --json`); an install must show its errors
+pnpm install --frozen-lockfile --reporter=append-only
