@@ -59,6 +59,8 @@ export interface ConvertImageResult {
   manifest: ImageManifest;
   config: ImageConfig;
   layers: ConvertedLayer[];
+  /** prioritised paths found in none of the converted layers (usually a typo or a stale list) */
+  missingPrioritized: string[];
 }
 
 function sha256(b: Buffer): string {
@@ -164,7 +166,9 @@ export async function convertImage(opts: ConvertImageOptions): Promise<ConvertIm
   };
   const manifestBytes = Buffer.from(JSON.stringify(newManifest));
   const digest = await client.pushManifest(dst, manifestBytes, OCI_MANIFEST, { signal: opts.signal });
-  return { reference: dst.toString(), digest, manifest: newManifest, config: newConfig, layers };
+  const converted = layers.filter((l) => l.missingPrioritized);
+  const missingPrioritized = (opts.prioritizedFiles ?? []).filter((p) => converted.length > 0 && converted.every((l) => l.missingPrioritized?.includes(p)));
+  return { reference: dst.toString(), digest, manifest: newManifest, config: newConfig, layers, missingPrioritized };
 }
 
 function sameRegistry(a: ImageReference, b: ImageReference): boolean {

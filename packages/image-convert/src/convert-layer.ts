@@ -64,6 +64,7 @@ export async function convertLayer(job: LayerJob): Promise<ConvertedLayerRecord>
       diffId: res.diffId,
       tocDigest: res.tocDigest,
       uncompressedSize: res.uncompressedSize,
+      missingPrioritized: res.missingPrioritized,
     };
   } finally {
     await rm(work, { recursive: true, force: true });

@@ -10,6 +10,8 @@ export interface ConvertedLayerRecord {
   diffId: string;
   tocDigest: string;
   uncompressedSize: number;
+  /** prioritised paths this layer did not contain */
+  missingPrioritized?: string[];
 }
 
 /**

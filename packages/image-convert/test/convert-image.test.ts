@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { RegistryClient } from "@lazypull/registry-client";
+import { parseReference, RegistryClient } from "@lazypull/registry-client";
 import { openStargz, type RangeReader } from "@lazypull/stargz-format";
 import { importImage, run, startRegistry, type RegistryProcess } from "@lazypull/testkit";
 import { convertImage, TOC_DIGEST_ANNOTATION, UNCOMPRESSED_SIZE_ANNOTATION, type ConvertImageResult } from "../src/index.js";
@@ -95,6 +95,22 @@ describe("convertImage", () => {
     // layers run in parallel: the order in which they finish is not fixed
     expect(events.slice(0, 2)).toEqual(["0:waiting", "1:waiting"]);
     expect(events.slice(2).sort()).toEqual(["0:reused", "1:reused"]);
+  });
+
+  it("should put prioritised files first and report the ones no layer has", async () => {
+    const res = await convertImage({
+      client,
+      source,
+      destination: `${registry.host}/lazy/app:v1-prio`,
+      chunkSize: 64 * 1024,
+      prioritizedFiles: ["usr/bin/big", "nope/missing"],
+    });
+    expect(res.missingPrioritized).toEqual(["nope/missing"]);
+    const blob = await client.getBlob(parseReference(res.reference), res.layers[0]!.digest);
+    const reader = await openStargz(bufferReader(blob));
+    // the prefetch range ends after the prioritised file's chunks
+    const last = reader.chunksFor("usr/bin/big", 0, big.length).at(-1)!;
+    expect(reader.prefetchEnd).toBeGreaterThanOrEqual(last.compressedEnd);
   });
 
   it("should name the missing source image in its error", async () => {

@@ -37,8 +37,11 @@ export async function convertRegistryImage(source: string, destination: string, 
       onProgress: (e) => bars.set(e.index, { label: `layer ${e.index + 1} ${e.sourceDigest.slice(7, 19)}`, done: e.bytes, total: e.total, status: phaseText[e.phase] }),
     });
     bars.finish();
+    if (result.missingPrioritized.length) {
+      process.stderr.write(`lazypull: ${result.missingPrioritized.length} prioritised paths are in no layer: ${result.missingPrioritized.slice(0, 5).join(", ")}${result.missingPrioritized.length > 5 ? ", …" : ""}\n`);
+    }
     if (flags.json) {
-      process.stdout.write(`${JSON.stringify({ reference: result.reference, digest: result.digest, layers: result.layers })}\n`);
+      process.stdout.write(`${JSON.stringify({ reference: result.reference, digest: result.digest, layers: result.layers, missingPrioritized: result.missingPrioritized })}\n`);
     } else {
       for (const l of result.layers) {
         process.stdout.write(`${l.sourceDigest.slice(0, 19)} → ${l.digest.slice(0, 19)}  ${formatBytes(l.size).padStart(10)}  ${l.outcome}\n`);

@@ -1,6 +1,8 @@
+import { join } from "node:path";
 import type { Command } from "commander";
 import { createState, hookProcessSignals, launchContainer, processCleanup } from "@lazypull/overlay-launcher";
 import type { PrefetchPolicy } from "@lazypull/fuse-fs";
+import { writeImageAccessList } from "../access-list.js";
 import { prepareHost } from "../host.js";
 import { acquireImageLayers } from "../image-layers.js";
 import { formatBytes, formatDuration } from "../ui/progress.js";
@@ -60,16 +62,18 @@ export function register(program: Command): void {
     .option("--keep", "keep the container's state dir (its changes) after exit")
     .option("--stats", "print start time and bytes fetched on stderr even when it is not a terminal")
     .option("--allow-unverified", "serve layers whose TOC digest is not in the manifest")
-    .option("--record-access <file>", "write the order in which files are first read (input for --prioritize)")
+    .option("--record-access <file>", "write the image paths in the order they were first read (input for convert --prioritize)")
     .passThroughOptions()
     .action(async (image: string, command: string[], flags: RunFlags) => {
       const t0 = performance.now();
       const host = await prepareHost();
       hookProcessSignals({ stack: processCleanup });
       const state = await createState(host);
+      const accessLog = join(state.dir, "access.log");
       let layers: Awaited<ReturnType<typeof acquireImageLayers>> | undefined;
       const teardown = processCleanup.push(`container ${state.record.id}`, async () => {
         await layers?.release();
+        if (flags.recordAccess) await writeImageAccessList(accessLog, flags.recordAccess);
         const report = await state.destroy(host, { keep: flags.keep });
         if (report.errors.length) process.stderr.write(`lazypull: cleanup: ${report.errors.join("; ")}\n`);
       });
@@ -80,7 +84,7 @@ export function register(program: Command): void {
           platform: flags.platform,
           prefetch: flags.prefetch,
           allowUnverified: flags.allowUnverified,
-          accessLogPath: flags.recordAccess,
+          accessLogPath: flags.recordAccess ? accessLog : undefined,
         });
         const ready = performance.now() - t0;
         const res = await launchContainer({
