@@ -102,12 +102,9 @@ async function main(): Promise<void> {
     const accessFile = join(work, `${w.id}.access`);
     const recEnv = { LAZYPULL_CACHE_DIR: join(work, `${w.id}-rec-cache`), LAZYPULL_STATE_DIR: join(work, `${w.id}-rec-state`) };
     check("lazypull run --record-access", await spawnTimed(process.execPath, [...CLI, "run", "--prefetch", "none", "--record-access", accessFile, "--rm", esgzRef, ...w.command], { env: recEnv }));
-    // fuse-fs records `<layer-hex>/<path>`; `convert --prioritize` wants image paths (single-layer images here)
-    const recorded = (await readFile(accessFile, "utf8")).split("\n").filter(Boolean).map((l) => l.replace(/^[0-9a-f]{12,64}\//, ""));
-    const recordedFiles = recorded.length;
-    const prioritizeFile = `${accessFile}.paths`;
-    await writeFile(prioritizeFile, recorded.join("\n") + "\n");
-    check("lazypull convert --prioritize", await spawnTimed(process.execPath, [...CLI, "convert", "--prioritize", prioritizeFile, src.ref, recRef]));
+    // `--record-access` writes image paths in first-read order: exactly what `--prioritize` takes
+    const recordedFiles = (await readFile(accessFile, "utf8")).split("\n").filter(Boolean).length;
+    check("lazypull convert --prioritize", await spawnTimed(process.execPath, [...CLI, "convert", "--prioritize", accessFile, src.ref, recRef]));
     const img = async (ref: string) => {
       const layerSizes = await manifestLayers(proxy!, ref);
       return { ref, bytes: total(layerSizes), layerSizes };
