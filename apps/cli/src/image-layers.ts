@@ -1,6 +1,7 @@
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { defaultCacheDir, openBlobCache } from "@lazypull/blob-cache";
+import { acquireImageLayersFromDaemon, isDaemonAvailable } from "@lazypull/daemon-client";
 import { mountLazyFs, type PrefetchPolicy } from "@lazypull/fuse-fs";
 import type { StateDir } from "@lazypull/overlay-launcher";
 import { parseReference, type ImageConfig } from "@lazypull/registry-client";
@@ -87,4 +88,16 @@ export async function acquireImageLayers(reference: string, opts: AcquireOptions
     await closeAll();
     throw err;
   }
+}
+
+/**
+ * The layers from `lazypulld` when its socket answers (`LAZYPULL_SOCKET` overrides the path): shared
+ * with every other container on the host, fetched once, kept after we exit. Otherwise in-process.
+ * With the daemon, its own prefetch policy applies and accesses are not recorded here.
+ */
+export async function acquireImageLayersAnywhere(reference: string, opts: AcquireOptions): Promise<ImageLayers & { via: "daemon" | "process" }> {
+  if (!opts.accessLogPath && (await isDaemonAvailable())) {
+    return { ...(await acquireImageLayersFromDaemon(reference, { platform: opts.platform })), via: "daemon" };
+  }
+  return { ...(await acquireImageLayers(reference, opts)), via: "process" };
 }

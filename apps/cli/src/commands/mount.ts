@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import { createState, hookProcessSignals, mountImageRoot, processCleanup, unmountImageRoot } from "@lazypull/overlay-launcher";
 import type { PrefetchPolicy } from "@lazypull/fuse-fs";
 import { prepareHost } from "../host.js";
-import { acquireImageLayers } from "../image-layers.js";
+import { acquireImageLayersAnywhere } from "../image-layers.js";
 
 /**
  * `lazypull mount IMAGE DIR`: the image's merged root filesystem at DIR, without a container. This
@@ -32,7 +32,7 @@ export function register(program: Command): void {
       // a signal runs the stack (unmount, remove state) and then exits 128+N
       hookProcessSignals({ stack: processCleanup });
       try {
-        const layers = await acquireImageLayers(image, { state, platform: flags.platform, prefetch: flags.prefetch, allowUnverified: flags.allowUnverified });
+        const layers = await acquireImageLayersAnywhere(image, { state, platform: flags.platform, prefetch: flags.prefetch, allowUnverified: flags.allowUnverified });
         release = () => layers.release();
         const m = await mountImageRoot({ host, lowerDirs: layers.lowerDirs, target: dir, state });
         process.stderr.write(`lazypull: ${layers.reference} mounted at ${m.target}; Ctrl-C or \`lazypull umount ${dir}\` to unmount\n`);

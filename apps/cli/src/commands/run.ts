@@ -4,7 +4,7 @@ import { createState, hookProcessSignals, launchContainer, processCleanup } from
 import type { PrefetchPolicy } from "@lazypull/fuse-fs";
 import { writeImageAccessList } from "../access-list.js";
 import { prepareHost } from "../host.js";
-import { acquireImageLayers } from "../image-layers.js";
+import { acquireImageLayersAnywhere } from "../image-layers.js";
 import { formatBytes, formatDuration } from "../ui/progress.js";
 
 interface RunFlags {
@@ -70,7 +70,7 @@ export function register(program: Command): void {
       hookProcessSignals({ stack: processCleanup });
       const state = await createState(host);
       const accessLog = join(state.dir, "access.log");
-      let layers: Awaited<ReturnType<typeof acquireImageLayers>> | undefined;
+      let layers: Awaited<ReturnType<typeof acquireImageLayersAnywhere>> | undefined;
       const teardown = processCleanup.push(`container ${state.record.id}`, async () => {
         await layers?.release();
         if (flags.recordAccess) await writeImageAccessList(accessLog, flags.recordAccess);
@@ -79,7 +79,7 @@ export function register(program: Command): void {
       });
       let exitCode = 1;
       try {
-        layers = await acquireImageLayers(image, {
+        layers = await acquireImageLayersAnywhere(image, {
           state,
           platform: flags.platform,
           prefetch: flags.prefetch,
@@ -113,7 +113,7 @@ export function register(program: Command): void {
           const s = await layers.stats();
           process.stderr.write(
             `lazypull: image ready in ${formatDuration(ready)}, container exited ${exitCode} after ${formatDuration(performance.now() - t0)}; ` +
-              `fetched ${formatBytes(s.bytesFetched)} in ${s.requests} requests\n`,
+              `fetched ${formatBytes(s.bytesFetched)} in ${s.requests} requests${layers.via === "daemon" ? " (layers served by lazypulld)" : ""}\n`,
           );
         }
       } finally {
