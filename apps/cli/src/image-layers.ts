@@ -1,24 +1,14 @@
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { defaultCacheDir, openBlobCache } from "@lazypull/blob-cache";
-import { acquireImageLayersFromDaemon, isDaemonAvailable } from "@lazypull/daemon-client";
+import { acquireImageLayersFromDaemon, isDaemonAvailable, type ImageLayers } from "@lazypull/daemon-client";
 import { mountLazyFs, type PrefetchPolicy } from "@lazypull/fuse-fs";
 import type { StateDir } from "@lazypull/overlay-launcher";
-import { parseReference, type ImageConfig } from "@lazypull/registry-client";
+import { parseReference } from "@lazypull/registry-client";
 import { createRegistryClient } from "./registry.js";
 
-/** An image's layers served as directories, ready for fuse-overlayfs; `release()` gives them back. */
-export interface ImageLayers {
-  reference: string;
-  manifestDigest: string;
-  config: ImageConfig;
-  /** top-most layer first, as fuse-overlayfs' lowerdir wants */
-  lowerDirs: string[];
-  /** the FUSE mount serving them, when this process made it */
-  fuseMountpoint?: string;
-  stats(): Promise<{ bytesFetched: number; requests: number }>;
-  release(): Promise<void>;
-}
+// One shape for layers served by the daemon or by this process, so run/mount use either.
+export type { ImageLayers };
 
 export interface AcquireOptions {
   platform?: string;
