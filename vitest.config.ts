@@ -7,7 +7,8 @@ const ssr = { resolve: { conditions: ["@lazypull/source"], externalConditions: [
 
 export default defineConfig({
   test: {
-    reporters: process.env.CI ? ["default"] : ["default"],
+    // In CI a JSON report too, from which .ci/run prints a plain "N passed, N failed" closing line.
+    reporters: process.env.CI ? ["default", ["json", { outputFile: ".cache/vitest-results.json" }]] : ["default"],
     projects: [
       {
         resolve,
