@@ -10,7 +10,8 @@ import { join } from "node:path";
 import { debianRootfsTar, importImage, run, startRegistry } from "@lazypull/testkit";
 
 const root = join(import.meta.dirname, "..");
-const cli = ["--conditions=@lazypull/source", "--import", "tsx", join(root, "apps/cli/src/main.ts")];
+// the built CLI, as an installed `lazypull` runs (`pnpm demo` builds it first)
+const cli = [join(root, "apps/cli/dist/main.js")];
 
 function step(msg: string): void {
   process.stderr.write(`\n\x1b[1m==> ${msg}\x1b[0m\n`);
