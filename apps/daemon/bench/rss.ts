@@ -78,7 +78,7 @@ try {
   const socket = join(work, "run", "lazypulld.sock");
   const root = join(work, "root");
   const nodeArgs = (process.env.DAEMON_NODE_ARGS ?? "").split(" ").filter(Boolean);
-  daemon = await spawnDaemon({ socket, root, nodeArgs, extra: ["--cache-dir", join(work, "cache"), "--log-level", "warn", "--prefetch", process.env.PREFETCH ?? "all"] });
+  daemon = await spawnDaemon({ socket, root, nodeArgs, dist: process.env.DAEMON_DIST === "1", extra: ["--cache-dir", join(work, "cache"), "--log-level", "warn", "--prefetch", process.env.PREFETCH ?? "all", ...(process.env.CACHE_MEM ? ["--cache-memory-size", process.env.CACHE_MEM] : [])] });
   const client = new DaemonClient({ socketPath: socket });
   await new Promise((r) => setTimeout(r, 1000));
   const idle = await rss(daemon.pid);
@@ -121,6 +121,9 @@ try {
   await client.close();
 
   const report = {
+    daemon: process.env.DAEMON_DIST === "1" ? "dist/main.js" : "src/main.ts via tsx",
+    prefetch: process.env.PREFETCH ?? "all",
+    walk: process.env.WALK === "stat" ? "stat every entry" : "stat and read every file",
     files: walked.files,
     dirs: walked.dirs,
     bytesRead: walked.bytes,

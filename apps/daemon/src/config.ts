@@ -95,6 +95,7 @@ export const USAGE = `Usage: lazypulld [options]
   --config FILE             JSON config file (default ${DEFAULT_CONFIG_FILE} when it exists)
   --cache-dir DIR           chunk cache directory (default: $LAZYPULL_CACHE_DIR or the host default)
   --cache-max-size SIZE     chunk cache cap, e.g. 20GiB
+  --cache-memory-size SIZE  in-memory tier of the chunk cache (0 disables it)
   --prefetch POLICY         none | landmark | all (landmark, then the whole layer in the background; default)
   --insecure-registry HOST  plain-HTTP registry (repeatable)
   --allow-unverified        serve layers whose TOC digest is not in the manifest
@@ -128,6 +129,7 @@ export async function loadConfig(argv: string[], env: NodeJS.ProcessEnv = proces
         config: { type: "string" },
         "cache-dir": { type: "string" },
         "cache-max-size": { type: "string" },
+        "cache-memory-size": { type: "string" },
         prefetch: { type: "string" },
         "insecure-registry": { type: "string", multiple: true },
         "allow-unverified": { type: "boolean" },
@@ -158,6 +160,7 @@ export async function loadConfig(argv: string[], env: NodeJS.ProcessEnv = proces
       root: values.root,
       cacheDir: values["cache-dir"],
       cacheMaxSize: values["cache-max-size"],
+      cacheMemorySize: values["cache-memory-size"],
       prefetch: values.prefetch,
       insecureRegistries: values["insecure-registry"],
       allowUnverified: values["allow-unverified"],

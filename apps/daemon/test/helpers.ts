@@ -20,8 +20,17 @@ export interface DaemonProcess {
 }
 
 /** Spawns a real `lazypulld` from source and waits until it answers on its socket. */
-export async function spawnDaemon(args: { socket: string; root: string; config?: string; extra?: string[]; nodeArgs?: string[] }): Promise<DaemonProcess> {
-  const argv = [...(args.nodeArgs ?? []), "--conditions=@lazypull/source", "--import", "tsx", join(REPO, "apps/daemon/src/main.ts"), "--socket", args.socket, "--root", args.root];
+export async function spawnDaemon(args: {
+  socket: string;
+  root: string;
+  config?: string;
+  extra?: string[];
+  nodeArgs?: string[];
+  /** run the built `dist/main.js` (as installed) instead of the sources through tsx */
+  dist?: boolean;
+}): Promise<DaemonProcess> {
+  const entry = args.dist ? [join(REPO, "apps/daemon/dist/main.js")] : ["--conditions=@lazypull/source", "--import", "tsx", join(REPO, "apps/daemon/src/main.ts")];
+  const argv = [...(args.nodeArgs ?? []), ...entry, "--socket", args.socket, "--root", args.root];
   if (args.config) argv.push("--config", args.config);
   argv.push(...(args.extra ?? []));
   const child = spawn(process.execPath, argv, { cwd: REPO, stdio: ["ignore", "ignore", "pipe"] });
