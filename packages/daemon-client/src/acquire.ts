@@ -17,6 +17,11 @@ export interface ImageLayers {
   release(): Promise<void>;
 }
 
+/** What the daemon variant adds: the lease id, so another process (e.g. `lazypull umount`) can end it. */
+export interface DaemonImageLayers extends ImageLayers {
+  leaseId: string;
+}
+
 export interface DaemonAcquireOptions {
   platform?: string;
   /** default: `daemonSocketPath()` */
@@ -29,7 +34,7 @@ export interface DaemonAcquireOptions {
  * Asks lazypulld to mount an image (layers already served for other images are shared) and leases it
  * for as long as this process lives, or until `release()`.
  */
-export async function acquireImageLayersFromDaemon(reference: string, opts: DaemonAcquireOptions = {}): Promise<ImageLayers> {
+export async function acquireImageLayersFromDaemon(reference: string, opts: DaemonAcquireOptions = {}): Promise<DaemonImageLayers> {
   const client = new DaemonClient(opts.socketPath === undefined ? {} : { socketPath: opts.socketPath });
   const pid = opts.pid === undefined ? process.pid : opts.pid;
   try {
@@ -41,6 +46,7 @@ export async function acquireImageLayersFromDaemon(reference: string, opts: Daem
     const digests = new Set(lease.layers.map((l) => l.digest));
     let released = false;
     return {
+      leaseId: lease.id,
       reference: lease.reference,
       manifestDigest: lease.manifestDigest,
       config: lease.config,
