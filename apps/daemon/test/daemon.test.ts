@@ -202,6 +202,16 @@ describe("lazypulld", () => {
     expect({ dir: cache.dir, hasEntries: cache.entries > 0 }).toEqual({ dir: join(work, "cache"), hasEntries: true });
   });
 
+  it("should refuse to start a second daemon on a socket that a live one answers", async () => {
+    const r = await run(
+      process.execPath,
+      ["--conditions=@lazypull/source", "--import", "tsx", "apps/daemon/src/main.ts", "--socket", socket, "--root", join(work, "root2"), "--config", config],
+      { cwd: REPO, allowFail: true, timeoutMs: 60_000 },
+    );
+    expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 1, stderr: `lazypulld: DAEMON_ALREADY_RUNNING: another lazypulld is answering on ${socket}\n` });
+    expect((await client.health()).pid).toBe(daemon!.pid);
+  });
+
   it("should come back after kill -9 with no stale mount, and serve the next acquisition", async () => {
     const lease = await acquireImageLayersFromDaemon(image.ref, { socketPath: socket });
     await readAll(lease);
