@@ -105,6 +105,31 @@ describe("lazypull run", () => {
   });
 });
 
+describe("after lazypull is killed with SIGKILL", () => {
+  it("should have the next invocation remove the container, mounts and state it left", async () => {
+    const child = spawnLazypull(["run", "--rm", "--name", "e2e-killed", lazyRef, "sh", "-c", "echo started; sleep 120"], env);
+    let out = "";
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`container did not start: ${out}`)), 120_000);
+      child.stdout.on("data", (b: Buffer) => {
+        out += b.toString();
+        if (out.includes("started")) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
+    const exited = new Promise((r) => child.once("exit", r));
+    child.kill("SIGKILL");
+    await exited;
+    const next = await lazypull(["run", "--rm", lazyRef, "true"], { env });
+    expect(next.stderr).toMatch(/cleaned up after dead process \d+/);
+    const ps = await run("podman", ["ps", "--all", "--filter", "name=e2e-killed", "--format", "{{.Names}}"]);
+    expect(ps.stdout.trim()).toBe("");
+    // afterEach checks that nothing is mounted under the suite's directories any more
+  });
+});
+
 describe("reading an image without running it", () => {
   it("should cat and ls a remote image with range reads only", async () => {
     const cat = await lazypull(["cat", "--stats", lazyRef, "/etc/os-release"], { env });

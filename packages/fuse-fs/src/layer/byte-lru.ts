@@ -17,8 +17,11 @@ export class ByteLru<K> {
     return this.map.has(key);
   }
 
-  set(key: K, value: Buffer): void {
-    if (value.length > this.maxBytes) return;
+  set(key: K, valueIn: Buffer): void {
+    if (valueIn.length > this.maxBytes) return;
+    // A small chunk is often a view into a much larger zlib output buffer; keeping the view keeps all
+    // of it alive, and the byte count lies (seen: 365 MB held by a "64 MiB" LRU walking 20k files).
+    const value = valueIn.byteLength * 2 < valueIn.buffer.byteLength ? Buffer.from(valueIn) : valueIn;
     const old = this.map.get(key);
     if (old) {
       this.bytes -= old.length;
