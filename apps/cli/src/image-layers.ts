@@ -82,7 +82,8 @@ export async function acquireImageLayers(reference: string, opts: AcquireOptions
 
 /**
  * The layers from `lazypulld` when its socket answers (`LAZYPULL_SOCKET` overrides the path): shared
- * with every other container on the host, fetched once, kept after we exit. Otherwise in-process.
+ * with every other container on the host and fetched once; the lease ends when this process does
+ * (or on release). Otherwise in-process.
  * With the daemon, its own prefetch policy applies and accesses are not recorded here.
  */
 export async function acquireImageLayersAnywhere(reference: string, opts: AcquireOptions): Promise<ImageLayers & { via: "daemon" | "process" }> {
