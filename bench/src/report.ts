@@ -85,7 +85,7 @@ export function markdown(r: BenchResult, chartFile?: string): string {
   out.push("");
   out.push("Compressed images: " + r.workloads.map((w) => `${w.title} ${mb(w.originalBytes)} gzip / ${mb(w.estargzBytes)} eStargz`).join("; ") + ".");
   out.push("");
-  out.push("Where the lazy start goes (median ms; startup = spawn → first request: node + tsx + CLI load; resolve = manifest + config; TOC = footer/TOC reads; data = wall time with a data read in flight; rest = FUSE mount, fuse-overlayfs, podman, the command):");
+  out.push("Where the lazy start goes (median ms; startup = spawn → first request: node + CLI load; resolve = manifest + config; TOC = footer/TOC reads; data = wall time with a data read in flight; rest = FUSE mount, fuse-overlayfs, podman, the command):");
   out.push("");
   out.push("| workload | contender | startup | resolve | TOC | data reads | mounts + podman + command | lazypull says ready at |");
   out.push("| --- | --- | --- | --- | --- | --- | --- | --- |");
