@@ -5,7 +5,7 @@ import type { Logger } from "pino";
 import { FuseFsError } from "../errors.js";
 import { ByteLru } from "./byte-lru.js";
 import type { FetchCounters } from "./counters.js";
-import { attemptSignal, defaultRetryPolicy, withRetries, type RetryPolicy } from "./retry.js";
+import { defaultRetryPolicy, withAttemptSignal, withRetries, type RetryPolicy } from "./retry.js";
 
 /** demand: a reader waits; background: yields to demand (waits until no reader is waiting). */
 export type Priority = "demand" | "background";
@@ -210,7 +210,7 @@ export class ChunkStore {
     const datas = await withRetries(what, this.o.retry, { counters, log, signal }, async () => {
       if (prio === "background") await this.whenDemandIdle();
       const timeout = prio === "demand" ? (this.o.retry.attemptTimeoutMs ?? defaultRetryPolicy.attemptTimeoutMs) : undefined;
-      const buf = await this.o.source.fetchRange(this.o.ref, this.o.digest, { offset: start, length: end - start }, attemptSignal(signal, timeout));
+      const buf = await withAttemptSignal(signal, timeout, (s) => this.o.source.fetchRange(this.o.ref, this.o.digest, { offset: start, length: end - start }, s));
       counters.noteRequest(buf.length);
       if (buf.length !== end - start) {
         throw new FuseFsError("FUSEFS_FETCH_FAILED", `short range: got ${buf.length} of ${end - start} bytes`, what);

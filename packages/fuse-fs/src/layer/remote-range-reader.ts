@@ -2,7 +2,7 @@ import type { BlobSource, ImageReference } from "@lazypull/registry-client";
 import type { RangeReader } from "@lazypull/stargz-format";
 import type { Logger } from "pino";
 import type { FetchCounters } from "./counters.js";
-import { attemptSignal, withRetries, type RetryPolicy } from "./retry.js";
+import { withAttemptSignal, withRetries, type RetryPolicy } from "./retry.js";
 
 /**
  * The RangeReader stargz-format opens a blob through. The first read near the end fetches the blob's
@@ -23,7 +23,7 @@ export function remoteRangeReader(o: {
   let tail: Promise<Buffer> | undefined;
   const fetch = (offset: number, length: number) =>
     withRetries({ digest: o.digest, offset, length }, o.retry, o, async () => {
-      const buf = await o.source.fetchRange(o.ref, o.digest, { offset, length }, attemptSignal(o.signal, o.retry.attemptTimeoutMs));
+      const buf = await withAttemptSignal(o.signal, o.retry.attemptTimeoutMs, (s) => o.source.fetchRange(o.ref, o.digest, { offset, length }, s));
       o.counters.noteRequest(buf.length);
       return buf;
     });

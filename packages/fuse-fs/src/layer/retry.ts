@@ -15,8 +15,25 @@ export interface RetryPolicy {
 export const defaultRetryPolicy: RetryPolicy = { attempts: 4, delayMs: 250, attemptTimeoutMs: 25_000 };
 
 /** The signal one attempt runs under: the layer's, plus the attempt deadline when there is one. */
-export function attemptSignal(signal: AbortSignal, timeoutMs: number | undefined): AbortSignal {
-  return timeoutMs ? AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]) : signal;
+/**
+ * Runs one attempt with a signal that aborts when `signal` does or after `timeoutMs`. Not
+ * `AbortSignal.any([signal, AbortSignal.timeout(ms)])`: Node may garbage-collect those signals before
+ * the timeout fires, and the attempt then hangs forever (seen in CI). Here the timer holds the
+ * controller, and both are released when the attempt ends.
+ */
+export async function withAttemptSignal<T>(signal: AbortSignal, timeoutMs: number | undefined, fn: (s: AbortSignal) => Promise<T>): Promise<T> {
+  if (!timeoutMs) return fn(signal);
+  const ac = new AbortController();
+  const onAbort = () => ac.abort(signal.reason);
+  if (signal.aborted) onAbort();
+  else signal.addEventListener("abort", onAbort, { once: true });
+  const timer = setTimeout(() => ac.abort(new DOMException(`attempt timed out after ${timeoutMs} ms`, "TimeoutError")), timeoutMs);
+  try {
+    return await fn(ac.signal);
+  } finally {
+    clearTimeout(timer);
+    signal.removeEventListener("abort", onAbort);
+  }
 }
 
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
