@@ -35,3 +35,18 @@ export async function mountsUnder(prefix: string): Promise<string[]> {
     .filter((f) => f.length > 2 && (f[1] ?? "").startsWith(prefix))
     .map((f) => `${f[0]} ${f[1]} ${f[2]}`);
 }
+
+/** Resolves once the child's stdout contains `text`; rejects after `timeoutMs` with what it printed. */
+export function waitForStdout(child: { stdout: NodeJS.ReadableStream }, text: string, timeoutMs = 120_000): Promise<void> {
+  let out = "";
+  return new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no "${text}" on stdout within ${timeoutMs} ms: ${out}`)), timeoutMs);
+    child.stdout.on("data", (b: Buffer) => {
+      out += b.toString();
+      if (out.includes(text)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+}

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { debianRootfsTar, importImage, run, startRegistry, type RegistryProcess } from "@lazypull/testkit";
-import { lazypull, mountsUnder, spawnLazypull } from "./helpers.js";
+import { lazypull, mountsUnder, spawnLazypull, waitForStdout } from "./helpers.js";
 
 /**
  * The whole path on real parts: a docker-registry process, a real Debian bookworm root filesystem
@@ -85,17 +85,7 @@ describe("lazypull run", () => {
 
   it("should clean up every mount when interrupted with SIGINT", async () => {
     const child = spawnLazypull(["run", "--rm", lazyRef, "sh", "-c", "echo started; sleep 60"], env);
-    let out = "";
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`container did not start: ${out}`)), 120_000);
-      child.stdout.on("data", (b: Buffer) => {
-        out += b.toString();
-        if (out.includes("started")) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-    });
+    await waitForStdout(child, "started");
     expect(await mountsUnder(work)).not.toEqual([]);
     const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
     child.kill("SIGINT");
@@ -108,17 +98,7 @@ describe("lazypull run", () => {
 describe("after lazypull is killed with SIGKILL", () => {
   it("should have the next invocation remove the container, mounts and state it left", async () => {
     const child = spawnLazypull(["run", "--rm", "--name", "e2e-killed", lazyRef, "sh", "-c", "echo started; sleep 120"], env);
-    let out = "";
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`container did not start: ${out}`)), 120_000);
-      child.stdout.on("data", (b: Buffer) => {
-        out += b.toString();
-        if (out.includes("started")) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-    });
+    await waitForStdout(child, "started");
     const exited = new Promise((r) => child.once("exit", r));
     child.kill("SIGKILL");
     await exited;

@@ -1,11 +1,10 @@
-import { spawn } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openBlobCache, type BlobCache } from "@lazypull/blob-cache";
 import { RegistryClient, parseReference } from "@lazypull/registry-client";
 import type { Descriptor, ImageReference } from "@lazypull/registry-client";
-import { debianRootfsTar, startRegistry, type RegistryProcess } from "@lazypull/testkit";
+import { debianRootfsTar, run, startRegistry, type RegistryProcess } from "@lazypull/testkit";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isMounted, mountLazyFs, type LazyFs } from "../src/index.js";
@@ -15,18 +14,8 @@ import { mountSnapshot, tarSnapshot, type TreeEntry } from "./helpers/tar-snapsh
 
 const log = pino({ level: process.env.LAZYPULL_TEST_LOG ?? "silent" });
 
-/** Runs a command in a child process (never read the mount from the process that serves it). */
-function sh(cmd: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const c = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    c.stdout.on("data", (b: Buffer) => (stdout += b.toString()));
-    c.stderr.on("data", (b: Buffer) => (stderr += b.toString()));
-    c.on("error", reject);
-    c.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
+/** Runs a command in a child process: never read the mount from the process that serves it. */
+const sh = (cmd: string, args: string[]) => run(cmd, args, { allowFail: true });
 
 describe("a converted Debian bookworm image, mounted lazily", () => {
   let registry: RegistryProcess;

@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { mkdir, mkdtemp, open, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -6,7 +5,7 @@ import { openBlobCache, type BlobCache } from "@lazypull/blob-cache";
 import { RegistryClient, parseReference } from "@lazypull/registry-client";
 import type { Descriptor } from "@lazypull/registry-client";
 import { fileRangeReader, openStargz } from "@lazypull/stargz-format";
-import { debianRootfsTar, freePort, startRegistry, type RegistryProcess } from "@lazypull/testkit";
+import { debianRootfsTar, freePort, run, startRegistry, type RegistryProcess } from "@lazypull/testkit";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mountLazyFs, type LazyFs } from "../src/index.js";
@@ -16,17 +15,8 @@ import { tarSnapshot, type TreeEntry } from "./helpers/tar-snapshot.js";
 
 const log = pino({ level: process.env.LAZYPULL_TEST_LOG ?? "silent" });
 
-function sh(cmd: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const c = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    c.stdout.on("data", (b: Buffer) => (stdout += b.toString()));
-    c.stderr.on("data", (b: Buffer) => (stderr += b.toString()));
-    c.on("error", reject);
-    c.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
+/** Runs a command in a child process: never read the mount from the process that serves it. */
+const sh = (cmd: string, args: string[]) => run(cmd, args, { allowFail: true });
 
 describe("registry faults under a mounted layer", () => {
   let registry: RegistryProcess;

@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { createReadStream, createWriteStream } from "node:fs";
 import { mkdir, mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -8,7 +7,7 @@ import { hasCode } from "@lazypull/errors";
 import { RegistryClient } from "@lazypull/registry-client";
 import type { Descriptor, ImageReference } from "@lazypull/registry-client";
 import { convertToEstargz } from "@lazypull/stargz-format";
-import { startRegistry, type RegistryProcess } from "@lazypull/testkit";
+import { run, startRegistry, type RegistryProcess } from "@lazypull/testkit";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mountLazyFs, openRemoteLayer, type LazyFs } from "../src/index.js";
@@ -18,17 +17,8 @@ import { mountSnapshot, tarSnapshot, type TreeEntry } from "./helpers/tar-snapsh
 
 const log = pino({ level: process.env.LAZYPULL_TEST_LOG ?? "silent" });
 
-function sh(cmd: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const c = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    c.stdout.on("data", (b: Buffer) => (stdout += b.toString()));
-    c.stderr.on("data", (b: Buffer) => (stderr += b.toString()));
-    c.on("error", reject);
-    c.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
+/** Runs a command in a child process: never read the mount from the process that serves it. */
+const sh = (cmd: string, args: string[]) => run(cmd, args, { allowFail: true });
 
 const XATTRS_PY = `import os, sys, json
 root = sys.argv[1]
