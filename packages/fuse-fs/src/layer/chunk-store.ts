@@ -59,6 +59,9 @@ export function coalesce(chunks: ChunkRef[], maxBytes: number): ChunkRef[][] {
  * fetch, neighbouring missing chunks go in one range request, and bytes are stored only after their
  * digest matched.
  */
+/** cache writes in flight per fetched run */
+const CACHE_WRITERS = 8;
+
 export class ChunkStore {
   private readonly inflight = new Map<string, Promise<Buffer>>();
   private readonly loading = new Map<string, Promise<Buffer | undefined>>();
@@ -219,17 +222,21 @@ export class ChunkStore {
         run.map((c) => this.o.inflate(c, buf.subarray(c.compressedOffset - start, c.compressedEnd - start))),
       );
     });
-    await Promise.all(
-      run.map(async (c, i) => {
-        const data = datas[i]!;
-        this.mem.set(chunkId(c), data);
+    run.forEach((c, i) => this.mem.set(chunkId(c), datas[i]!));
+    // A run of thousands of small files would otherwise be thousands of cache writes at once, each
+    // with its temp file, handle and buffers alive: a few at a time keep memory flat.
+    let next = 0;
+    const writer = async () => {
+      for (let i = next++; i < run.length; i = next++) {
+        const c = run[i]!;
         try {
-          await this.o.cache.put(this.key(c), data);
+          await this.o.cache.put(this.key(c), datas[i]!);
         } catch (err) {
           log.warn({ err, digest: this.o.digest, chunk: chunkId(c) }, "cache put failed; serving from memory");
         }
-      }),
-    );
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(CACHE_WRITERS, run.length) }, writer));
     return datas;
   }
 
