@@ -1,3 +1,5 @@
+import type { LayerProgress } from "../types.js";
+
 /** What a layer cost on the network; shared by every reader of the layer's blob. */
 export class FetchCounters {
   requests = 0;
@@ -13,5 +15,16 @@ export class FetchCounters {
   noteError(message: string): void {
     this.errors += 1;
     this.lastError = message;
+  }
+
+  /** A layer's progress as the apps see it, from these counters. */
+  progress(layer: Pick<LayerProgress, "digest" | "state" | "kind" | "bytesTotal">): Omit<LayerProgress, "dir"> {
+    return {
+      ...layer,
+      bytesFetched: this.bytesFetched,
+      requests: this.requests,
+      errors: this.errors,
+      ...(this.lastError !== undefined ? { lastError: this.lastError } : {}),
+    };
   }
 }

@@ -189,17 +189,7 @@ export class EstargzLayer implements ServedLayer {
   }
 
   progress(): Omit<LayerProgress, "dir"> {
-    const c = this.o.counters;
-    return {
-      digest: this.digest,
-      state: this.state,
-      kind: this.kind,
-      bytesFetched: c.bytesFetched,
-      bytesTotal: this.o.blobSize,
-      requests: c.requests,
-      errors: c.errors,
-      ...(c.lastError !== undefined ? { lastError: c.lastError } : {}),
-    };
+    return this.o.counters.progress({ digest: this.digest, state: this.state, kind: this.kind, bytesTotal: this.o.blobSize });
   }
 
   close(): void {

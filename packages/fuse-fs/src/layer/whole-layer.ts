@@ -254,17 +254,7 @@ export class WholeLayer implements ServedLayer {
   }
 
   progress(): Omit<LayerProgress, "dir"> {
-    const c = this.o.counters;
-    return {
-      digest: this.digest,
-      state: this.state,
-      kind: "whole",
-      bytesFetched: c.bytesFetched,
-      bytesTotal: this.o.blobSize,
-      requests: c.requests,
-      errors: c.errors,
-      ...(c.lastError !== undefined ? { lastError: c.lastError } : {}),
-    };
+    return this.o.counters.progress({ digest: this.digest, state: this.state, kind: "whole", bytesTotal: this.o.blobSize });
   }
 
   close(): void {
