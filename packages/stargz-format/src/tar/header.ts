@@ -199,21 +199,8 @@ function formatPaxTime(sec: number): string {
   return sec.toFixed(9).replace(/0+$/, "");
 }
 
-function ustarBlock(h: {
-  name: string;
-  prefix: string;
-  flag: string;
-  mode: number;
-  uid: number;
-  gid: number;
-  size: number;
-  mtime: number;
-  linkName: string;
-  uname: string;
-  gname: string;
-  devMajor: number;
-  devMinor: number;
-}): Buffer {
+/** One 512-byte ustar block: the header's fields as ustar stores them, with the name split at `prefix`. */
+function ustarBlock(h: Omit<TarHeader, "type" | "xattrs" | "pax"> & { prefix: string; flag: string }): Buffer {
   const b = Buffer.alloc(BLOCK);
   writeString(b, 0, 100, h.name);
   writeOctal(b, 100, 8, h.mode);
