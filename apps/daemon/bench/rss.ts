@@ -86,7 +86,18 @@ try {
   const t1 = Date.now();
   const lease = await client.acquire({ reference: ref });
   const mounted = await rss(daemon.pid);
-  const walked = await walk(lease.lowerDirs[0]!);
+  // what the daemon reports about itself while the walk runs: which part of memory makes the peak
+  const peaks: Record<string, number> = {};
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      const m = (await client.health()).memory;
+      for (const [k, v] of Object.entries(m)) peaks[k] = Math.max(peaks[k] ?? 0, +(v / 2 ** 20).toFixed(1));
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  })();
+  const walked = await walk(lease.lowerDirs[0]!).finally(() => (sampling = false));
+  await sampler;
   const walkSec = (Date.now() - t1) / 1000;
   const afterWalk = await rss(daemon.pid);
   if (process.env.SNAPSHOT) {
@@ -109,7 +120,8 @@ try {
     console.error([...by].sort((a, b) => b[1] - a[1]).slice(0, 8));
     console.error(maps.filter((m) => m.name === "[anon]").sort((a, b) => b.rss - a.rss).slice(0, 10).map((m) => m.rss));
   }
-  for (let i = 0; i < 600; i++) {
+  // with prefetch "none" nothing runs in the background: a layer stays "ready"
+  for (let i = 0; i < 600 && (process.env.PREFETCH ?? "all") !== "none"; i++) {
     const layers = await client.layers();
     if (layers.every((l) => l.state === "complete" || l.state === "error")) break;
     await new Promise((r) => setTimeout(r, 500));
@@ -131,6 +143,7 @@ try {
     buildSec,
     walkSec,
     rssMB: { idleBaseline: idle.rssMB, afterMount: mounted.rssMB, afterWalk: afterWalk.rssMB, afterBackgroundFetch: settled.rssMB, peak: settled.hwmMB },
+    walkPeaksMB: peaks,
     heapMB: Object.fromEntries(Object.entries(heap).map(([k, v]) => [k, +(v / 2 ** 20).toFixed(1)])),
     budgetMB: BUDGET_MB,
     withinBudget: settled.hwmMB < BUDGET_MB,

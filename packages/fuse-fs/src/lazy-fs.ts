@@ -46,7 +46,7 @@ class MountedLazyFs implements LazyFs {
     private readonly opts: MountOptions,
     private readonly fuse: Fuse,
     private readonly core: FsCore,
-    private readonly recorder: AccessRecorder,
+    private readonly recorder: AccessRecorder | undefined,
     private readonly log: Logger,
   ) {
     this.mountpoint = resolve(opts.mountpoint);
@@ -162,7 +162,7 @@ class MountedLazyFs implements LazyFs {
           }, { cause: err });
         }
       } finally {
-        await this.recorder.close();
+        await this.recorder?.close();
       }
     })();
     return this.closed;
@@ -181,7 +181,8 @@ export async function mountLazyFs(opts: MountOptions): Promise<LazyFs> {
   if (await isMounted(mountpoint)) {
     throw new FuseFsError("FUSEFS_MOUNTPOINT_BUSY", `${mountpoint} is already a live mount`, { mountpoint });
   }
-  const recorder = new AccessRecorder(opts.accessLogPath);
+  // only a mount asked to record keeps the list: a daemon's mount lives for weeks and reads every file
+  const recorder = opts.accessLogPath ? new AccessRecorder(opts.accessLogPath) : undefined;
   const core = new FsCore(recorder);
   const ops = createOperations(core, log);
   const isRoot = typeof process.getuid === "function" && process.getuid() === 0;
@@ -202,7 +203,7 @@ export async function mountLazyFs(opts: MountOptions): Promise<LazyFs> {
   try {
     await new Promise<void>((res, rej) => fuse.mount((err) => (err ? rej(err) : res())));
   } catch (err) {
-    await recorder.close();
+    await recorder?.close();
     throw new FuseFsError("FUSEFS_MOUNT_FAILED", `mounting ${mountpoint} failed: ${describeError(err)}`, { mountpoint }, { cause: err });
   }
   log.info("mounted");
