@@ -1,7 +1,7 @@
 /**
  * What an opened reader costs for a big TOC: heap and RSS it keeps after GC, the RSS peak while opening,
- * and the open time. Builds a generated N-file eStargz blob once (default 20,000 small files in 200 dirs,
- * cached in the temp dir), then measures each run in a fresh process, so one run's garbage and peak do
+ * and the open time. Builds a generated N-file eStargz blob once (default 20,000 files in 200 dirs, cached
+ * in the temp dir), then measures each run in a fresh process, so one run's garbage and peak do
  * not leak into the next. Baseline in the same run: `JSON.parse` of the same TOC alone (what any reader
  * that keeps the parsed TOC pays before building anything of its own).
  * `node --expose-gc --conditions=@lazypull/source --import tsx bench/reader-memory.ts [files] [runs]`
@@ -22,10 +22,14 @@ async function buildBlob(path: string): Promise<void> {
   const parts: Buffer[] = [];
   for (let d = 0; d < FILES / 100; d++) {
     const dir = `usr/share/pkg-${d}/`;
-    parts.push(encodeHeader({ ...emptyHeader(dir, "dir"), mode: 0o755 }));
+    // like a distro layer: files of a package share an mtime, packages differ; now and then a file
+    // bigger than a chunk (4 MiB, several TOC entries)
+    const mtime = 1_700_000_000 + d * 3600;
+    parts.push(encodeHeader({ ...emptyHeader(dir, "dir"), mode: 0o755, mtime }));
     for (let f = 0; f < 100; f++) {
-      const data = Buffer.from(`package ${d} file ${f}\n`.repeat(1 + ((d * 7 + f) % 40)));
-      parts.push(encodeHeader({ ...emptyHeader(`${dir}file-${f}.txt`, "reg"), mode: 0o644, size: data.length }), data, Buffer.alloc(padding(data.length)));
+      const line = `package ${d} file ${f}\n`;
+      const data = Buffer.from(line.repeat(f === 0 && d % 20 === 0 ? Math.ceil((9 << 20) / line.length) : 1 + ((d * 7 + f) % 40)));
+      parts.push(encodeHeader({ ...emptyHeader(`${dir}file-${f}.txt`, "reg"), mode: 0o644, mtime, size: data.length }), data, Buffer.alloc(padding(data.length)));
     }
   }
   parts.push(END_OF_ARCHIVE);
@@ -57,19 +61,30 @@ async function measure(path: string, what: "reader" | "parse"): Promise<Record<s
     const size = parseInt(tar.toString("latin1", 124, 136).replace(/\0.*$/, "").trim(), 8);
     return JSON.parse(tar.toString("utf8", 512, 512 + size));
   };
-  gc();
-  gc();
+  for (let i = 0; i < 3; i++) {
+    gc();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
   const before = process.memoryUsage();
   writeFileSync("/proc/self/clear_refs", "5"); // reset VmHWM to the current RSS
   const t0 = performance.now();
   let kept: unknown = await open();
   const ms = performance.now() - t0;
   const peak = status("VmHWM");
-  gc();
-  gc();
+  // Buffers dropped during the open are only freed by a GC after the current task: settle first
+  for (let i = 0; i < 3; i++) {
+    gc();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
   const after = process.memoryUsage();
   if (what === "reader") (kept as StargzReader).allChunks(); // keep it alive past the GC above
-  const result = { heap: (after.heapUsed - before.heapUsed) / MB, rss: (after.rss - before.rss) / MB, peak: (peak - before.rss) / MB, ms };
+  const result = {
+    heap: (after.heapUsed - before.heapUsed) / MB,
+    external: (after.external - before.external) / MB,
+    rss: (after.rss - before.rss) / MB,
+    peak: (peak - before.rss) / MB,
+    ms,
+  };
   // warm open times (JIT settled): the first open above includes compiling the reader
   const warm: number[] = [];
   kept = undefined;
@@ -87,7 +102,7 @@ if (process.argv[4] === "--child") {
 } else {
   const dir = join(tmpdir(), "lazypull-bench");
   mkdirSync(dir, { recursive: true });
-  const path = join(dir, `reader-memory-${FILES}.esgz`);
+  const path = join(dir, `reader-memory-v2-${FILES}.esgz`);
   if (!existsSync(path)) await buildBlob(path);
   const r = await openStargz({ size: readFileSync(path).length, read: async (o, l) => readFileSync(path).subarray(o, o + l) });
   console.log(`blob ${path}: ${(readFileSync(path).length / MB).toFixed(1)} MB, ${FILES} files, TOC member ${((readFileSync(path).length - r.tocOffset) / 1024).toFixed(0)} KiB`);
@@ -100,7 +115,7 @@ if (process.argv[4] === "--child") {
     );
     const med = (k: string) => runs.map((x) => x[k]!).sort((a, b) => a - b)[runs.length >> 1]!;
     console.log(
-      `${what === "parse" ? "JSON.parse(TOC) only (baseline)" : "openStargz reader"}: retained heap ${fmt(med("heap"))} MB, retained RSS ${fmt(med("rss"))} MB, ` +
+      `${what === "parse" ? "JSON.parse(TOC) only (baseline)" : "openStargz reader"}: retained heap ${fmt(med("heap"))} MB + external ${fmt(med("external"))} MB, retained RSS ${fmt(med("rss"))} MB, ` +
         `peak RSS while opening +${fmt(med("peak"))} MB, first open ${fmt(med("ms"))} ms, warm open ${fmt(med("warmMs"))} ms (median of ${RUNS} processes)`,
     );
   }

@@ -6,11 +6,16 @@ export const PREFETCH_LANDMARK = ".prefetch.landmark";
 export const NO_PREFETCH_LANDMARK = ".no.prefetch.landmark";
 export const LANDMARK_CONTENTS = 0x0f;
 
+/** A NUL, or an empty, `.` or `..` component (leading, trailing and doubled `/` make empty ones). */
+const NEEDS_WORK = /\0|\/\/|^\/|\/$|(?:^|\/)\.\.?(?:\/|$)/;
+
 /**
  * `./usr/bin/` → `usr/bin`; `/` or `./` → "" (root). Returns undefined for names that escape
  * (a `..` component) or contain NUL.
  */
 export function normalizeName(raw: string): string | undefined {
+  // most names (all our writer's, most of containerd's) are already normal: no split, no new string
+  if (!NEEDS_WORK.test(raw)) return raw;
   if (raw.includes("\0")) return undefined;
   const parts: string[] = [];
   for (const p of raw.split("/")) {

@@ -95,7 +95,12 @@ export interface OpenOptions {
 
 /** An opened eStargz or legacy stargz blob: everything answered from the TOC, data through chunk refs. */
 export interface StargzReader {
-  readonly toc: Toc;
+  /**
+   * The TOC exactly as stored (`stargz.index.json`), decoded again from the compressed TOC member the
+   * reader keeps: the reader does not hold the parsed TOC (tens of MB of objects for big layers).
+   * Each call inflates and parses anew; callers that need it often should keep the result.
+   */
+  readToc(): Promise<Toc>;
   /** sha256 of the TOC JSON bytes */
   readonly tocDigest: string;
   readonly format: "estargz" | "stargz";

@@ -29,7 +29,7 @@ export async function localToc(path: string, expectedTocDigest?: string): Promis
   const blob = await openLocalBlob(path, expectedTocDigest);
   try {
     const r = blob.reader;
-    return { format: r.format, tocDigest: r.tocDigest, tocOffset: r.tocOffset, prefetchEnd: r.prefetchEnd, toc: r.toc };
+    return { format: r.format, tocDigest: r.tocDigest, tocOffset: r.tocOffset, prefetchEnd: r.prefetchEnd, toc: await r.readToc() };
   } finally {
     await blob.close();
   }
