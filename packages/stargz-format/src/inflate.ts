@@ -35,10 +35,18 @@ export function inflatePrefix(compressed: Buffer, need: number, context: Record<
   });
 }
 
-/** Inflate a whole (small, bounded) member; exceeding `maxBytes` is `tooLarge()`. */
+/**
+ * Inflate a whole (bounded) gzip member; exceeding `maxBytes` is `tooLarge()`. The member's trailer
+ * says its inflated size (ISIZE, mod 2^32): zlib gets an output buffer that size, so a multi-MB TOC is
+ * inflated into one buffer instead of 16 KiB chunks concatenated at the end (half the peak). ISIZE is
+ * only a hint: zlib checks it against the output anyway, so a wrong one fails as corrupt (after at most
+ * `maxBytes` of mostly untouched address space), never gives a wrong result.
+ */
 export function inflateBounded(compressed: Buffer, maxBytes: number, tooLarge: () => Error, corrupt: (e: Error) => Error): Promise<Buffer> {
+  const hinted = compressed.length >= 18 ? compressed.readUInt32LE(compressed.length - 4) + 1 : 0;
+  const chunkSize = Math.min(Math.max(16 * 1024, hinted), maxBytes + 1);
   return new Promise((resolve, reject) => {
-    gunzip(compressed, { maxOutputLength: maxBytes }, (err, out) => {
+    gunzip(compressed, { maxOutputLength: maxBytes, chunkSize }, (err, out) => {
       if (!err) return resolve(out);
       if ((err as { code?: string }).code === "ERR_BUFFER_TOO_LARGE" || err instanceof RangeError) return reject(tooLarge());
       reject(corrupt(err));
