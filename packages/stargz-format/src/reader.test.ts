@@ -138,6 +138,29 @@ describe("blobs from other writers", () => {
     expect(await readAll(r)).toEqual({ "bin/exact": sha(big.subarray(0, 4096)), "bin/ln": sha(big), "bin/sh": sha(big), "bin/zero": sha("") });
   });
 
+  it("should give back the TOC exactly as written from readToc(), decoded anew on each call, and keep no parsed TOC", async () => {
+    const { blob, toc } = handBlob(hand, { chunkSize: 4096 });
+    const r = await openStargz(memRange(blob));
+    const [a, b] = [await r.readToc(), await r.readToc()];
+    expect(a).toEqual(toc);
+    expect(b).toEqual(toc);
+    expect(a === b || a.entries === b.entries).toBe(false);
+    expect(Object.keys(r)).not.toContain("toc");
+    expect(r.readdir("bin")).toEqual(["exact", "ln", "s", "sh", "zero"]);
+  });
+
+  it("should answer lookup and walk with plain FileNode values: exactly its fields, in order, nothing of the reader's own", async () => {
+    const { blob } = handBlob(hand, { chunkSize: 4096 });
+    const r = await openStargz(memRange(blob));
+    const sh = r.lookup("bin/sh")!;
+    const expected = { path: "bin/sh", type: "reg", mode: 0o755, uid: 0, gid: 0, size: big.length, mtimeMs: 0, xattrs: {}, nlink: 2, ino: sh.ino, digest: sha(big) };
+    expect(sh).toEqual(expected);
+    expect(Object.keys(sh)).toEqual(Object.keys(expected));
+    expect(JSON.parse(JSON.stringify(r.lookup("bin/ln")))).toEqual({ ...expected, path: "bin/ln", xattrs: {} });
+    expect({ ...r.lookup("bin") }).toEqual({ path: "bin", type: "dir", mode: 0o755, uid: 0, gid: 0, size: 0, mtimeMs: 0, xattrs: {}, nlink: 2, ino: r.lookup("bin")!.ino });
+    expect([...r.walk()].find((n) => n.path === "bin/sh")).toEqual(expected);
+  });
+
   it("should read legacy CRFS stargz blobs with the 47-byte footer and no chunk digests", async () => {
     const { blob } = handBlob(hand, { chunkSize: 4096, legacy: true });
     const r = await openStargz(memRange(blob));
