@@ -13,6 +13,7 @@ import { DaemonClient } from "@lazypull/daemon-client";
 import { convertImage } from "@lazypull/image-convert";
 import { RegistryClient } from "@lazypull/registry-client";
 import { importImage, run, startRegistry } from "@lazypull/testkit";
+import { NODE_FLAGS } from "../src/node-flags.js";
 import { mountsUnder, spawnDaemon } from "../test/helpers.js";
 
 const FILES = Number(process.env.FILES ?? 20_000);
@@ -77,7 +78,8 @@ try {
   await mkdir(join(work, "run"), { mode: 0o700 });
   const socket = join(work, "run", "lazypulld.sock");
   const root = join(work, "root");
-  const nodeArgs = (process.env.DAEMON_NODE_ARGS ?? "").split(" ").filter(Boolean);
+  // DAEMON_NODE_ARGS replaces the bin's node flags (e.g. DAEMON_NODE_ARGS=" " to measure without them)
+  const nodeArgs = process.env.DAEMON_NODE_ARGS === undefined ? [...NODE_FLAGS] : process.env.DAEMON_NODE_ARGS.split(" ").filter(Boolean);
   daemon = await spawnDaemon({ socket, root, nodeArgs, dist: process.env.DAEMON_DIST === "1", extra: ["--cache-dir", join(work, "cache"), "--log-level", "warn", "--prefetch", process.env.PREFETCH ?? "all", ...(process.env.CACHE_MEM ? ["--cache-memory-size", process.env.CACHE_MEM] : [])] });
   const client = new DaemonClient({ socketPath: socket });
   await new Promise((r) => setTimeout(r, 1000));
@@ -134,6 +136,7 @@ try {
 
   const report = {
     daemon: process.env.DAEMON_DIST === "1" ? "dist/main.js" : "src/main.ts via tsx",
+    nodeArgs,
     prefetch: process.env.PREFETCH ?? "all",
     walk: process.env.WALK === "stat" ? "stat every entry" : "stat and read every file",
     files: walked.files,

@@ -27,6 +27,7 @@ describe("loadConfig", () => {
       root: "/srv/lp",
       cacheDir: "/var/cache/lp",
       cacheMaxBytes: 2 * 2 ** 30,
+      cacheMemoryBytes: 32 * 2 ** 20,
       prefetch: "none",
       insecureRegistries: ["reg.lan:5000", "other:5000"],
       allowUnverified: false,

@@ -17,8 +17,11 @@ export interface DaemonConfig {
   cacheDir: string;
   /** on-disk cap of the chunk cache in bytes */
   cacheMaxBytes?: number;
-  /** in-memory tier of the chunk cache in bytes */
-  cacheMemoryBytes?: number;
+  /**
+   * inflated chunks kept in memory, in bytes (the mount's LRU; the disk cache keeps no second copy).
+   * The kernel page cache holds what was served, so this only needs the chunks being read piecewise.
+   */
+  cacheMemoryBytes: number;
   /** what to fetch before it is read: nothing, the landmark range, or landmark then the whole layer in the background */
   prefetch: PrefetchPolicy;
   /** registries reached over plain HTTP (loopback always is) */
@@ -35,6 +38,8 @@ export interface DaemonConfig {
 }
 
 export const DEFAULT_ROOT = "/var/lib/lazypull/daemon";
+/** enough for a few large chunks read piecewise at once; a small part of the 150 MB the daemon aims for */
+export const DEFAULT_MEMORY_BYTES = 32 * 2 ** 20;
 export const DEFAULT_CONFIG_FILE = "/etc/lazypull/lazypulld.json";
 
 /** The JSON config file: every key optional, sizes as numbers or strings like "10GiB". */
@@ -95,7 +100,7 @@ export const USAGE = `Usage: lazypulld [options]
   --config FILE             JSON config file (default ${DEFAULT_CONFIG_FILE} when it exists)
   --cache-dir DIR           chunk cache directory (default: $LAZYPULL_CACHE_DIR or the host default)
   --cache-max-size SIZE     chunk cache cap, e.g. 20GiB
-  --cache-memory-size SIZE  in-memory tier of the chunk cache (0 disables it)
+  --cache-memory-size SIZE  inflated chunks kept in memory (default 32MiB; 0 disables it)
   --prefetch POLICY         none | landmark | all (landmark, then the whole layer in the background; default)
   --insecure-registry HOST  plain-HTTP registry (repeatable)
   --allow-unverified        serve layers whose TOC digest is not in the manifest
@@ -181,11 +186,10 @@ export async function loadConfig(argv: string[], env: NodeJS.ProcessEnv = proces
     opTimeoutMs: merged.opTimeoutMs ?? 120_000,
     leaseCheckIntervalMs: merged.leaseCheckIntervalMs ?? 2000,
     logLevel: merged.logLevel ?? "info",
+    cacheMemoryBytes: size(merged.cacheMemorySize, "cacheMemorySize") ?? DEFAULT_MEMORY_BYTES,
   };
   const maxBytes = size(merged.cacheMaxSize, "cacheMaxSize");
   if (maxBytes !== undefined) cfg.cacheMaxBytes = maxBytes;
-  const memBytes = size(merged.cacheMemorySize, "cacheMemorySize");
-  if (memBytes !== undefined) cfg.cacheMemoryBytes = memBytes;
   if (merged.registriesConf !== undefined) cfg.registriesConf = merged.registriesConf;
   return cfg;
 }

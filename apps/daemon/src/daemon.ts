@@ -90,7 +90,8 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
   const cache = await openBlobCache({
     dir: config.cacheDir,
     ...(config.cacheMaxBytes !== undefined ? { maxBytes: config.cacheMaxBytes } : {}),
-    ...(config.cacheMemoryBytes !== undefined ? { memoryBytes: config.cacheMemoryBytes } : {}),
+    // the mount's LRU above it already holds inflated chunks: a second in-memory copy would double the bytes
+    memoryBytes: 0,
     onCorrupt: (err) => cacheLog.error({ err, ...err.context }, "corrupt cache entry dropped"),
   });
   const client = new RegistryClient({
@@ -112,6 +113,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
       prefetch: config.prefetch,
       allowUnverified: config.allowUnverified,
       opTimeoutMs: config.opTimeoutMs,
+      memoryBytes: config.cacheMemoryBytes,
       logger: log,
     });
   } catch (err) {

@@ -4,3 +4,4 @@ export { ImageStore, isPidAlive } from "./images.js";
 export { createServer, statusFor } from "./server.js";
 export { renderMetrics, type Family, type Sample } from "./metrics.js";
 export { DaemonError, type DaemonErrorCode } from "./errors.js";
+export { NODE_FLAGS, missingNodeFlags } from "./node-flags.js";

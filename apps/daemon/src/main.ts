@@ -1,8 +1,9 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --optimize-for-size
 import pino from "pino";
 import { describeError } from "@lazypull/errors";
 import { loadConfig, USAGE } from "./config.js";
 import { startDaemon } from "./daemon.js";
+import { missingNodeFlags } from "./node-flags.js";
 
 /**
  * `lazypulld` in the foreground (systemd runs it as a simple service). SIGTERM/SIGINT unmount
@@ -16,6 +17,8 @@ async function main(): Promise<number> {
   }
   const log = pino({ level: config.logLevel, base: { pid: process.pid } }, pino.destination({ fd: 2, sync: false }));
   const daemon = await startDaemon(config, log);
+  const missing = missingNodeFlags();
+  if (missing.length > 0) log.warn({ missing }, "started without lazypulld's node flags: memory will run higher (run the lazypulld bin or pass them to node)");
   return await new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (signal: NodeJS.Signals) => {

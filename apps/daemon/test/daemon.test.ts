@@ -8,6 +8,7 @@ import { acquireImageLayersFromDaemon, DaemonClient, type ImageLayers, type Laye
 import { cleanStaleMount, isMounted } from "@lazypull/fuse-fs";
 import { run, startRegistry, type RegistryProcess } from "@lazypull/testkit";
 import { buildSmallImage, mountsUnder, REPO, spawnDaemon, type DaemonProcess, type SmallImage } from "./helpers.js";
+import { NODE_FLAGS } from "../src/node-flags.js";
 
 let work: string;
 let registry: RegistryProcess;
@@ -205,7 +206,7 @@ describe("lazypulld", () => {
   it("should refuse to start a second daemon on a socket that a live one answers", async () => {
     const r = await run(
       process.execPath,
-      ["--conditions=@lazypull/source", "--import", "tsx", "apps/daemon/src/main.ts", "--socket", socket, "--root", join(work, "root2"), "--config", config],
+      [...NODE_FLAGS, "--conditions=@lazypull/source", "--import", "tsx", "apps/daemon/src/main.ts", "--socket", socket, "--root", join(work, "root2"), "--config", config],
       { cwd: REPO, allowFail: true, timeoutMs: 60_000 },
     );
     expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 1, stderr: `lazypulld: DAEMON_ALREADY_RUNNING: another lazypulld is answering on ${socket}\n` });

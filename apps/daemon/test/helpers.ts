@@ -7,6 +7,7 @@ import { listMounts } from "@lazypull/fuse-fs";
 import { convertImage } from "@lazypull/image-convert";
 import { RegistryClient } from "@lazypull/registry-client";
 import { importImage, run } from "@lazypull/testkit";
+import { NODE_FLAGS } from "../src/node-flags.js";
 
 export const REPO = resolve(import.meta.dirname, "../../..");
 
@@ -25,12 +26,13 @@ export async function spawnDaemon(args: {
   root: string;
   config?: string;
   extra?: string[];
+  /** node's own flags; default: the ones the lazypulld bin runs with */
   nodeArgs?: string[];
   /** run the built `dist/main.js` (as installed) instead of the sources through tsx */
   dist?: boolean;
 }): Promise<DaemonProcess> {
   const entry = args.dist ? [join(REPO, "apps/daemon/dist/main.js")] : ["--conditions=@lazypull/source", "--import", "tsx", join(REPO, "apps/daemon/src/main.ts")];
-  const argv = [...(args.nodeArgs ?? []), ...entry, "--socket", args.socket, "--root", args.root];
+  const argv = [...(args.nodeArgs ?? NODE_FLAGS), ...entry, "--socket", args.socket, "--root", args.root];
   if (args.config) argv.push("--config", args.config);
   argv.push(...(args.extra ?? []));
   const child = spawn(process.execPath, argv, { cwd: REPO, stdio: ["ignore", "ignore", "pipe"] });

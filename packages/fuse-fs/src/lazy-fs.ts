@@ -15,6 +15,7 @@ import type { LayerProgress, LayerSpec, LayerState, LazyFs, MountOptions } from 
 
 const DIGEST = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:([a-f0-9]{32,})$/;
 const MAX_SLOTS = 255;
+const DEFAULT_MEMORY_BYTES = 64 * 1024 * 1024;
 
 interface Entry {
   digest: string;
@@ -40,7 +41,7 @@ class MountedLazyFs implements LazyFs {
   private readonly entries = new Map<string, Entry>();
   private closed: Promise<void> | undefined;
   /** inflated chunks in memory, shared by all layers so the bound holds however many are mounted */
-  private readonly memory = new ByteLru<string>(64 * 1024 * 1024);
+  private readonly memory: ByteLru<string>;
 
   constructor(
     private readonly opts: MountOptions,
@@ -50,6 +51,7 @@ class MountedLazyFs implements LazyFs {
     private readonly log: Logger,
   ) {
     this.mountpoint = resolve(opts.mountpoint);
+    this.memory = new ByteLru<string>(opts.memoryBytes ?? DEFAULT_MEMORY_BYTES);
   }
 
   addLayer(spec: LayerSpec): Promise<string> {
@@ -177,6 +179,9 @@ class MountedLazyFs implements LazyFs {
 export async function mountLazyFs(opts: MountOptions): Promise<LazyFs> {
   const mountpoint = resolve(opts.mountpoint);
   const log = (opts.logger ?? fallbackLogger()).child({ component: "fuse-fs", mountpoint });
+  if (opts.memoryBytes !== undefined && !(Number.isSafeInteger(opts.memoryBytes) && opts.memoryBytes >= 0)) {
+    throw new FuseFsError("FUSEFS_INVALID", `memoryBytes must be a non-negative integer, got ${opts.memoryBytes}`, { memoryBytes: opts.memoryBytes });
+  }
   await cleanStaleMount(mountpoint);
   if (await isMounted(mountpoint)) {
     throw new FuseFsError("FUSEFS_MOUNTPOINT_BUSY", `${mountpoint} is already a live mount`, { mountpoint });

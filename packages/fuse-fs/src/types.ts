@@ -23,6 +23,12 @@ export interface MountOptions {
   logger?: import("pino").Logger;
   /** let other users (podman, containers) see the mount; default: true when running as root */
   allowOther?: boolean;
+  /**
+   * inflated chunks kept in process memory, shared by every layer of the mount; default 64 MiB. The
+   * kernel's page cache keeps what was already served, so this mainly holds chunks being read piecewise
+   * (a 4 MiB chunk arrives in 128 KiB reads); a long-lived daemon can keep it small.
+   */
+  memoryBytes?: number;
   /** uncompressed bytes fetched ahead of a sequential reader; default 8 MiB */
   readAheadBytes?: number;
   /**
