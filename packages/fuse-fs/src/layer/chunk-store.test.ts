@@ -35,6 +35,12 @@ describe("coalesce", () => {
     const cap = b.compressedEnd - a.compressedOffset;
     expect(coalesce([a, b, c, d], cap)).toEqual([[a, b], [c, d]]);
   });
+
+  it("should split a run at the member count cap", () => {
+    const { chunks } = setup(5);
+    const [a, b, c, d, e] = chunks as [typeof chunks[0], typeof chunks[0], typeof chunks[0], typeof chunks[0], typeof chunks[0]];
+    expect(coalesce([a, b, c, d, e], 1e9, 2)).toEqual([[a, b], [c, d], [e]]);
+  });
 });
 
 describe("ChunkStore", () => {

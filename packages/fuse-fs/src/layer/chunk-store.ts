@@ -32,15 +32,22 @@ export function chunkId(c: ChunkRef): string {
   return c.innerOffset ? `${c.compressedOffset}+${c.innerOffset}` : String(c.compressedOffset);
 }
 
+/**
+ * Members per request at most. A run is inflated, kept and written to the cache as one batch; 4 MiB of
+ * a small-file layer is ~20,000 members, whose buffers and promises all alive at once made the
+ * daemon's memory spike during background fetching.
+ */
+export const MAX_RUN_CHUNKS = 1024;
+
 /** Groups chunks (sorted by blob offset) into runs whose members touch, each run one range request. */
-export function coalesce(chunks: ChunkRef[], maxBytes: number): ChunkRef[][] {
+export function coalesce(chunks: ChunkRef[], maxBytes: number, maxChunks = MAX_RUN_CHUNKS): ChunkRef[][] {
   const sorted = [...chunks].sort((a, b) => a.compressedOffset - b.compressedOffset || a.innerOffset - b.innerOffset);
   const runs: ChunkRef[][] = [];
   let run: ChunkRef[] = [];
   let start = 0;
   let end = 0;
   for (const c of sorted) {
-    if (run.length > 0 && c.compressedOffset <= end && Math.max(end, c.compressedEnd) - start <= maxBytes) {
+    if (run.length > 0 && run.length < maxChunks && c.compressedOffset <= end && Math.max(end, c.compressedEnd) - start <= maxBytes) {
       run.push(c);
       end = Math.max(end, c.compressedEnd);
       continue;
