@@ -304,16 +304,14 @@ class Builder {
         if (size !== derived || size <= 0 || tooBig) {
           this.fail("ESTARGZ_BAD_SIZE", `chunk size ${size} at ${p.chunkOffset} does not match the file size ${node.size}`, p, p.index);
         }
-        const ref: ChunkRef = {
-          path: node.path,
-          fileOffset: p.chunkOffset,
-          size,
-          compressedOffset: p.offset,
-          compressedEnd: endOf(p.offset),
-          innerOffset: p.innerOffset,
-        };
-        // a single-chunk file's chunkDigest is its digest: keep one string, not two equal ones
-        if (p.chunkDigest !== undefined) ref.chunkDigest = p.chunkDigest === node.digest ? node.digest : p.chunkDigest;
+        const { chunkOffset: fileOffset, offset: compressedOffset, innerOffset, chunkDigest } = p;
+        const compressedEnd = endOf(compressedOffset);
+        // one literal per shape keeps every field in the object (a property added later costs a second
+        // allocation); a single-chunk file's chunkDigest is its digest: one string, not two equal ones
+        const ref: ChunkRef =
+          chunkDigest === undefined
+            ? { path: node.path, fileOffset, size, compressedOffset, compressedEnd, innerOffset }
+            : { path: node.path, fileOffset, size, compressedOffset, compressedEnd, innerOffset, chunkDigest: chunkDigest === node.digest ? node.digest : chunkDigest };
         if (refs === undefined) refs = ref;
         else if (Array.isArray(refs)) refs.push(ref);
         else refs = [refs, ref];
