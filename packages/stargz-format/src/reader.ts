@@ -3,7 +3,7 @@ import { StargzError, where } from "./errors.js";
 import { requireFooter, LEGACY_FOOTER_SIZE } from "./footer.js";
 import { inflateBounded, inflatePrefix } from "./inflate.js";
 import { readTar } from "./tar/reader.js";
-import { normalizeName, sha256, TOC_TAR_NAME } from "./toc.js";
+import { normalizeName, normalizeQuery, sha256, TOC_TAR_NAME } from "./toc.js";
 import { buildTree, type Tree, type TreeNode } from "./tree.js";
 import type { ChunkRef, FileNode, OpenOptions, RangeReader, StargzReader, Toc } from "./types.js";
 
@@ -48,12 +48,12 @@ class Reader implements StargzReader {
   }
 
   private node(path: string): TreeNode | undefined {
-    const p = normalizeName(path);
+    const p = normalizeQuery(path);
     return p === undefined ? undefined : this.byPath.get(p);
   }
 
   lookup(path: string): FileNode | undefined {
-    const p = normalizeName(path);
+    const p = normalizeQuery(path);
     const n = p === undefined ? undefined : this.byPath.get(p);
     if (!n) return undefined;
     // a hardlink name shares its target's node: answer with its own path

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { normalizeName } from "./toc.js";
+import { normalizeName, normalizeQuery } from "./toc.js";
 
 /** The definition: drop empty and `.` components, refuse `..` and NUL. */
 function reference(raw: string): string | undefined {
@@ -17,14 +17,15 @@ function reference(raw: string): string | undefined {
 describe("normalizeName", () => {
   it("should normalise the names real layers use and refuse escapes", () => {
     const names = ["", "/", "./", ".", "usr/bin/", "./usr//bin/./sh", "/etc/hosts", "a", ".a", "..a", "a..", "...", "a/.b/c", "a/../b", "..", "../x", "x/..", "a\0b", "a/./"];
+    expect(names.map(normalizeQuery)).toEqual(names.map(normalizeName));
     expect(names.map(normalizeName)).toEqual(["", "", "", "", "usr/bin", "usr/bin/sh", "etc/hosts", "a", ".a", "..a", "a..", "...", "a/.b/c", undefined, undefined, undefined, undefined, undefined, "a"]);
   });
 
-  it("should agree with the component-by-component definition on any name (its fast path included)", () => {
+  it("should agree with the component-by-component definition on any name (fast paths and the query variant included)", () => {
     const name = fc.array(fc.constantFrom("a", "b", ".", "..", "/", "//", "\0", "é"), { maxLength: 10 }).map((p) => p.join(""));
     fc.assert(
       fc.property(name, (raw) => {
-        expect(normalizeName(raw)).toEqual(reference(raw));
+        expect([normalizeName(raw), normalizeQuery(raw)]).toEqual([reference(raw), reference(raw)]);
       }),
       { numRuns: 2000, seed: 7 },
     );

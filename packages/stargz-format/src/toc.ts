@@ -26,6 +26,19 @@ export function normalizeName(raw: string): string | undefined {
   return parts.join("/");
 }
 
+/**
+ * `normalizeName` for queries (lookup, readdir, chunksFor): callers often pass "/usr/bin" or
+ * "./usr/bin/", so only the ends are trimmed when that is all the name needs. The result may be a slice
+ * that keeps the argument alive: fine for a lookup, not for storing (use `normalizeName`).
+ */
+export function normalizeQuery(raw: string): string | undefined {
+  if (!NEEDS_WORK.test(raw)) return raw;
+  let s = raw;
+  while (s.startsWith("/") || s.startsWith("./")) s = s.slice(s.startsWith("/") ? 1 : 2);
+  while (s.endsWith("/")) s = s.slice(0, -1);
+  return NEEDS_WORK.test(s) ? normalizeName(raw) : s;
+}
+
 export function sha256(data: Buffer | string): string {
   return `sha256:${createHash("sha256").update(data).digest("hex")}`;
 }
