@@ -36,6 +36,8 @@ export default defineConfig({
         test: {
           name: "e2e",
           include: ["e2e/**/*.test.ts"],
+          // the registry and the converted Debian image, shared by every e2e file
+          globalSetup: ["e2e/global-setup.ts"],
           pool: "forks",
           poolOptions: { forks: { singleFork: true } },
           testTimeout: 300_000,

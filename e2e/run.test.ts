@@ -1,47 +1,29 @@
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { debianRootfsTar, importImage, run, startRegistry, type RegistryProcess } from "@lazypull/testkit";
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
+import { debianRootfsTar, importImage, run } from "@lazypull/testkit";
 import { lazypull, mountsUnder, spawnLazypull, waitForStdout } from "./helpers.js";
 
 /**
  * The whole path on real parts: a docker-registry process, a real Debian bookworm root filesystem
- * imported as an ordinary gzip image, `lazypull convert`, then `lazypull run` through FUSE,
- * fuse-overlayfs and podman. `E2E_SOURCE_IMAGE` swaps the imported Debian image for any reachable
- * image (e.g. docker.io/library/fedora where docker.io is reachable).
+ * imported as an ordinary gzip image, `lazypull convert` (both in global-setup.ts), then `lazypull run`
+ * through FUSE, fuse-overlayfs and podman.
  */
-let registry: RegistryProcess;
 let work: string;
 let env: NodeJS.ProcessEnv;
-let sourceRef: string;
-let lazyRef: string;
+const registryHost = inject("registryHost");
+const sourceRef = inject("sourceRef");
+const lazyRef = inject("lazyRef");
 let multiRef: string;
 const external = process.env.E2E_SOURCE_IMAGE;
 
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), "lazypull-e2e-"));
   env = { LAZYPULL_STATE_DIR: join(work, "state"), LAZYPULL_CACHE_DIR: join(work, "cache") };
-  registry = await startRegistry();
-  if (external) {
-    sourceRef = external;
-  } else {
-    const image = await importImage({
-      registryHost: registry.host,
-      repository: "library/debian",
-      tag: "bookworm",
-      layers: [{ tar: await debianRootfsTar() }],
-    });
-    sourceRef = image.ref;
-  }
-  lazyRef = `${registry.host}/lazy/debian:bookworm-esgz`;
-  const res = await lazypull(["convert", sourceRef, lazyRef, "--json"], { env, timeoutMs: 600_000 });
-  const out = JSON.parse(res.stdout) as { digest: string };
-  expect(out.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
 });
 
 afterAll(async () => {
-  await registry?.stop();
   if (work) await rm(work, { recursive: true, force: true });
 });
 
@@ -155,12 +137,12 @@ describe.skipIf(Boolean(external))("a multi-layer image with whiteouts", () => {
     const tar = join(work, "layer2.tar");
     await run("tar", ["--numeric-owner", "--owner=0", "--group=0", "-C", dir, "-cf", tar, "."]);
     const image = await importImage({
-      registryHost: registry.host,
+      registryHost: registryHost,
       repository: "library/debian-multi",
       tag: "v2",
       layers: [{ tar: await debianRootfsTar() }, { tar }],
     });
-    multiRef = `${registry.host}/lazy/debian-multi:v2-esgz`;
+    multiRef = `${registryHost}/lazy/debian-multi:v2-esgz`;
     await lazypull(["convert", image.ref, multiRef], { env, timeoutMs: 600_000 });
   });
 
