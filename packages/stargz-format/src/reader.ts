@@ -206,29 +206,16 @@ function tooLarge(label: string | undefined, maxToc: number): StargzError {
   return new StargzError("ESTARGZ_TOC_TOO_LARGE", `${where(label)}TOC is larger than ${maxToc} bytes`, { label, maxTocBytes: maxToc });
 }
 
+type BadToc = (what: string, cause?: unknown) => StargzError;
+
 /**
- * Inflate the TOC member, take `stargz.index.json` out of its tar, hash and parse it. The inflated tar
- * and the JSON text are dropped as soon as they are used, so they do not outlive the parse.
+ * Inflate the TOC member, take `stargz.index.json` out of its tar, hash and parse it. The inflated bytes
+ * are dropped before JSON.parse starts, so its first scavenges can free them.
  */
 async function decodeToc(member: Buffer, place: TocPlace, expectedTocDigest?: string): Promise<{ toc: Toc; tocDigest: string }> {
-  const { label, maxToc } = place;
-  const badToc = (what: string, cause?: unknown): StargzError =>
-    new StargzError("ESTARGZ_BAD_TOC", `${where(label)}TOC ${what}`, { label, tocOffset: place.tocOffset }, { cause });
-  let tarBytes: Buffer | undefined = await inflateBounded(member, maxToc + 64 * 1024, () => tooLarge(label, maxToc), (e) => badToc(`does not inflate: ${e.message}`, e));
-  let json: Buffer | undefined;
-  try {
-    for await (const entry of readTar(new StreamByteSource([tarBytes][Symbol.iterator]() as unknown as AsyncIterator<Buffer>))) {
-      if (normalizeName(entry.header.name) !== TOC_TAR_NAME) throw badToc(`member holds ${JSON.stringify(entry.header.name)}, not ${TOC_TAR_NAME}`);
-      if (entry.header.size > maxToc) throw tooLarge(label, maxToc);
-      json = await entry.read(entry.header.size);
-      break;
-    }
-  } catch (err) {
-    if (err instanceof StargzError && err.code.startsWith("ESTARGZ_")) throw err;
-    throw badToc(`is not a valid tar: ${(err as Error).message}`, err);
-  }
-  tarBytes = undefined;
-  if (!json) throw badToc("member is empty");
+  const { label } = place;
+  const badToc: BadToc = (what, cause) => new StargzError("ESTARGZ_BAD_TOC", `${where(label)}TOC ${what}`, { label, tocOffset: place.tocOffset }, { cause });
+  let json: Buffer | undefined = await tocJson(member, place, badToc);
   const tocDigest = sha256(json);
   if (expectedTocDigest !== undefined && expectedTocDigest !== tocDigest) {
     throw new StargzError("ESTARGZ_TOC_DIGEST_MISMATCH", `${where(label)}TOC digest is ${tocDigest}, expected ${expectedTocDigest}`, {
@@ -249,4 +236,21 @@ async function decodeToc(member: Buffer, place: TocPlace, expectedTocDigest?: st
     throw badToc("has no version or entries");
   }
   return { toc, tocDigest };
+}
+
+/** The bytes of `stargz.index.json` from the TOC member (a view of the inflated tar). Its own function: no iterator or tar reader of it outlives the call. */
+async function tocJson(member: Buffer, place: TocPlace, badToc: BadToc): Promise<Buffer> {
+  const { label, maxToc } = place;
+  const tarBytes = await inflateBounded(member, maxToc + 64 * 1024, () => tooLarge(label, maxToc), (e) => badToc(`does not inflate: ${e.message}`, e));
+  try {
+    for await (const entry of readTar(new StreamByteSource([tarBytes][Symbol.iterator]() as unknown as AsyncIterator<Buffer>))) {
+      if (normalizeName(entry.header.name) !== TOC_TAR_NAME) throw badToc(`member holds ${JSON.stringify(entry.header.name)}, not ${TOC_TAR_NAME}`);
+      if (entry.header.size > maxToc) throw tooLarge(label, maxToc);
+      return await entry.read(entry.header.size);
+    }
+  } catch (err) {
+    if (err instanceof StargzError && err.code.startsWith("ESTARGZ_")) throw err;
+    throw badToc(`is not a valid tar: ${(err as Error).message}`, err);
+  }
+  throw badToc("member is empty");
 }
