@@ -20,7 +20,6 @@ import {
   CacheValueError,
 } from "./errors.js";
 import {
-  blobOfEntryName,
   cachePaths,
   decodeBlob,
   encodeBlob,
@@ -30,6 +29,7 @@ import {
   pidAlive,
   type Paths,
 } from "./layout.js";
+import { EntryIndex, EntryNameParser } from "./entry-index.js";
 import { HandlePool } from "./handle-pool.js";
 import { MemoryTier } from "./memory-tier.js";
 import { parseSize } from "./parse-size.js";
@@ -97,16 +97,6 @@ export interface EvictResult {
   busy: boolean;
 }
 
-interface DiskEntry {
-  rel: string;
-  blob: string;
-  size: number;
-  lastUse: number;
-  /** last mtime we know the file has */
-  touched: number;
-  addedAt: number;
-}
-
 /**
  * Wall-clock ms with sub-ms precision: last uses in one process must order strictly, and must compare
  * right with file mtimes (the kernel's coarse clock, never ahead of this one).
@@ -146,7 +136,13 @@ export async function openBlobCache(opts: BlobCacheOptions = {}): Promise<BlobCa
  * written by other processes are found and entries they evicted are misses.
  */
 export class BlobCache implements ChunkCache {
-  private readonly index = new Map<string, DiskEntry>();
+  /**
+   * Per entry: size, last use, last mtime we know the file has (`touched`), and `addedAt`: when this
+   * process added it (rescans keep such entries), or for entries found by a rescan a negative number
+   * unique to that rescan (so eviction can tell an entry forgotten and found again from the one it chose).
+   */
+  private readonly index = new EntryIndex();
+  private scans = 0;
   private usedBytes = 0;
   private bytesSinceScan = 0;
   private readonly memory: MemoryTier;
@@ -256,9 +252,9 @@ export class BlobCache implements ChunkCache {
     }
     await this.writeEntry(rel, header, data);
     const now = preciseNow();
-    const old = this.index.get(rel);
-    this.usedBytes += total - (old?.size ?? 0);
-    this.index.set(rel, { rel, blob: key.blob, size: total, lastUse: now, touched: now, addedAt: now });
+    const old = this.index.find(rel);
+    this.usedBytes += total - (old >= 0 ? this.index.size(old) : 0);
+    this.index.set(rel, total, now, now, now);
     this.bytesSinceScan += total;
     this.headers.delete(rel);
     this.handles.drop(rel);
@@ -327,7 +323,7 @@ export class BlobCache implements ChunkCache {
 
   stats(): BlobCacheStats {
     return {
-      entries: this.index.size,
+      entries: this.index.count,
       bytes: this.usedBytes,
       maxBytes: this.maxBytes,
       memoryBytes: this.memory.bytes,
@@ -367,14 +363,22 @@ export class BlobCache implements ChunkCache {
     await this.rescan();
     const pinned = await this.pinnedBlobs();
     const out: CacheListing[] = [];
-    for (const e of this.index.values()) {
-      const h = await this.loadHeader(e.rel).catch((err) => {
+    for (const slot of this.index.slots()) {
+      const id = this.index.keyOf(slot);
+      const blob = this.index.blob(slot);
+      let diskBytes = this.index.size(slot);
+      let lastUse = this.index.lastUse(slot);
+      const h = await this.loadHeader(this.index.rel(slot)).catch((err) => {
         if (err instanceof CacheCorruptEntryError || isMissing(err)) return undefined;
         throw err;
       });
       if (!h) continue;
+      if (this.index.holds(slot, id)) {
+        diskBytes = this.index.size(slot);
+        lastUse = this.index.lastUse(slot);
+      }
       const key = parseKeyString(h.key);
-      out.push({ ...key, size: h.payloadLen, diskBytes: e.size, lastUse: new Date(e.lastUse), pinned: pinned.has(e.blob) });
+      out.push({ ...key, size: h.payloadLen, diskBytes, lastUse: new Date(lastUse), pinned: pinned.has(blob) });
     }
     return out.sort((a, b) => b.lastUse.getTime() - a.lastUse.getTime());
   }
@@ -383,13 +387,12 @@ export class BlobCache implements ChunkCache {
   async usage(): Promise<CacheUsage> {
     this.assertOpen();
     await this.rescan();
-    const blobs = new Set([...this.index.values()].map((e) => e.blob));
     return {
       dir: this.dir,
-      entries: this.index.size,
+      entries: this.index.count,
       bytes: this.usedBytes,
       maxBytes: this.maxBytes,
-      blobs: blobs.size,
+      blobs: this.index.blobCount,
       pinnedBlobs: [...(await this.pinnedBlobs())].sort(),
     };
   }
@@ -420,14 +423,24 @@ export class BlobCache implements ChunkCache {
 
   /** Writes last uses newer than the files' mtimes, so other processes and the next run see them. */
   private async flushLastUse(): Promise<void> {
-    const stale = [...this.index.values()].filter((e) => e.lastUse > e.touched);
+    const stale: number[] = [];
+    const ids: string[] = [];
+    for (const slot of this.index.slots()) {
+      if (this.index.lastUse(slot) > this.index.touched(slot)) {
+        stale.push(slot);
+        ids.push(this.index.keyOf(slot));
+      }
+    }
     for (let i = 0; i < stale.length; i += 64) {
-      await Promise.all(
-        stale.slice(i, i + 64).map((e) => {
-          e.touched = e.lastUse;
-          return utimes(join(this.paths.data, e.rel), e.lastUse / 1000, e.lastUse / 1000).catch(() => undefined);
-        }),
-      );
+      const batch: Promise<void>[] = [];
+      for (let j = i; j < Math.min(i + 64, stale.length); j++) {
+        const slot = stale[j]!;
+        if (!this.index.holds(slot, ids[j]!)) continue; // forgotten meanwhile: its file is gone
+        const lastUse = this.index.lastUse(slot);
+        this.index.setTouched(slot, lastUse);
+        batch.push(utimes(join(this.paths.data, this.index.rel(slot)), lastUse / 1000, lastUse / 1000).catch(() => undefined));
+      }
+      await Promise.all(batch);
     }
   }
 
@@ -444,34 +457,50 @@ export class BlobCache implements ChunkCache {
   /** @internal Re-reads sizes and mtimes from disk; keeps entries this process added during the scan. */
   async rescan(): Promise<void> {
     const started = preciseNow();
-    const found = new Map<string, { blob: string; size: number; mtime: number }>();
+    const scan = -++this.scans;
+    // What the scan found, kept compact until it is applied at once (the scan of a large cache must not
+    // cost more memory than its index): binary name hashes, shared blob names, sizes, mtimes.
+    const hashes: string[] = [];
+    const encs: string[] = [];
+    const sizes: number[] = [];
+    const mtimes: number[] = [];
+    const parser = new EntryNameParser();
     for (const fan of await readdir(this.paths.data)) {
       if (!/^[0-9a-f]{2}$/.test(fan)) continue;
       const names = await readdir(join(this.paths.data, fan)).catch((err) => (isMissing(err) ? [] : Promise.reject(err)));
       await Promise.all(
         names.map(async (name) => {
-          const blob = blobOfEntryName(name);
-          if (!blob) return;
+          const parsed = parser.parse(fan, name);
+          if (!parsed) return;
           const st = await stat(join(this.paths.data, fan, name)).catch((err) => (isMissing(err) ? undefined : Promise.reject(err)));
-          if (st) found.set(`${fan}/${name}`, { blob, size: st.size, mtime: st.mtimeMs });
+          if (!st) return;
+          hashes.push(parsed.hash);
+          encs.push(parsed.enc);
+          sizes.push(st.size);
+          mtimes.push(st.mtimeMs);
         }),
       );
     }
-    for (const [rel, e] of this.index) {
-      if (!found.has(rel) && e.addedAt < started) this.forget(rel);
-    }
-    for (const [rel, f] of found) {
-      const e = this.index.get(rel);
-      if (e && e.addedAt >= started) continue; // written by us during the scan: fresher than the stat
-      if (e) {
-        this.usedBytes += f.size - e.size;
-        e.size = f.size;
-        e.lastUse = Math.max(e.lastUse, f.mtime);
-        e.touched = Math.max(e.touched, f.mtime);
+    const seen = new Uint8Array(this.index.slotLimit + hashes.length); // slots found on disk
+    for (let i = 0; i < hashes.length; i++) {
+      const size = sizes[i]!;
+      const mtime = mtimes[i]!;
+      let slot = this.index.findName(hashes[i]!, encs[i]!);
+      if (slot >= 0) {
+        seen[slot] = 1;
+        if (this.index.addedAt(slot) >= started) continue; // written by us during the scan: fresher than the stat
+        this.usedBytes += size - this.index.size(slot);
+        this.index.setSize(slot, size);
+        this.index.setLastUse(slot, Math.max(this.index.lastUse(slot), mtime));
+        this.index.setTouched(slot, Math.max(this.index.touched(slot), mtime));
       } else {
-        this.index.set(rel, { rel, blob: f.blob, size: f.size, lastUse: f.mtime, touched: f.mtime, addedAt: 0 });
-        this.usedBytes += f.size;
+        slot = this.index.setName(hashes[i]!, encs[i]!, size, mtime, mtime, scan);
+        seen[slot] = 1;
+        this.usedBytes += size;
       }
+    }
+    for (const slot of this.index.slots()) {
+      if (!seen[slot] && this.index.addedAt(slot) < started) this.forget(this.index.rel(slot));
     }
     this.bytesSinceScan = 0;
   }
@@ -511,7 +540,8 @@ export class BlobCache implements ChunkCache {
     if (!slot) return undefined;
     const fh = slot.fh;
     try {
-      const size = this.index.get(rel)?.size ?? (await fh.stat()).size;
+      const known = this.index.find(rel);
+      const size = known >= 0 ? this.index.size(known) : (await fh.stat()).size;
       const buf = Buffer.allocUnsafe(size);
       const { bytesRead } = await fh.read(buf, 0, size, 0);
       const file = buf.subarray(0, bytesRead);
@@ -617,10 +647,10 @@ export class BlobCache implements ChunkCache {
   }
 
   private forget(rel: string): void {
-    const e = this.index.get(rel);
-    if (e) {
-      this.usedBytes -= e.size;
-      this.index.delete(rel);
+    const slot = this.index.find(rel);
+    if (slot >= 0) {
+      this.usedBytes -= this.index.size(slot);
+      this.index.remove(slot);
     }
     this.headers.delete(rel);
     this.handles.drop(rel);
@@ -629,18 +659,15 @@ export class BlobCache implements ChunkCache {
   /** Records a use; refreshes the file's mtime (its last use for other processes) at most every 30 s. */
   private noteUse(rel: string, size?: number): void {
     const now = preciseNow();
-    let e = this.index.get(rel);
-    if (!e) {
+    let slot = this.index.find(rel);
+    if (slot < 0) {
       if (size === undefined) return;
-      const blob = blobOfEntryName(basename(rel));
-      if (!blob) return;
-      e = { rel, blob, size, lastUse: now, touched: 0, addedAt: now };
-      this.index.set(rel, e);
+      slot = this.index.set(rel, size, now, 0, now);
       this.usedBytes += size;
     }
-    e.lastUse = now;
-    if (now - e.touched > TOUCH_INTERVAL_MS) {
-      e.touched = now;
+    this.index.setLastUse(slot, now);
+    if (now - this.index.touched(slot) > TOUCH_INTERVAL_MS) {
+      this.index.setTouched(slot, now);
       void utimes(join(this.paths.data, rel), now / 1000, now / 1000).catch(() => undefined);
     }
   }
@@ -668,14 +695,22 @@ export class BlobCache implements ChunkCache {
       await this.rescan();
       if (this.usedBytes <= target) return { evicted, freedBytes, busy: false };
       const pinned = await this.pinnedBlobs();
-      const victims = [...this.index.values()].filter((e) => !pinned.has(e.blob)).sort((a, b) => a.lastUse - b.lastUse);
-      for (const e of victims) {
+      const victims: number[] = [];
+      for (const slot of this.index.slots()) if (!pinned.has(this.index.blob(slot))) victims.push(slot);
+      victims.sort((a, b) => this.index.lastUse(a) - this.index.lastUse(b));
+      const ids = victims.map((slot) => this.index.keyOf(slot));
+      const added = victims.map((slot) => this.index.addedAt(slot));
+      for (let i = 0; i < victims.length; i++) {
         if (this.usedBytes <= target) break;
-        if (this.index.get(e.rel) !== e) continue; // rewritten by us meanwhile: it is fresh now
-        this.forget(e.rel);
-        await unlink(join(this.paths.data, e.rel)).catch(ignoreMissing);
+        const slot = victims[i]!;
+        // rewritten by us meanwhile (or forgotten and found again): it is fresh now
+        if (!this.index.holds(slot, ids[i]!) || this.index.addedAt(slot) !== added[i]) continue;
+        const rel = this.index.rel(slot);
+        const size = this.index.size(slot);
+        this.forget(rel);
+        await unlink(join(this.paths.data, rel)).catch(ignoreMissing);
         evicted++;
-        freedBytes += e.size;
+        freedBytes += size;
         this.counters.evictions++;
       }
       return { evicted, freedBytes, busy: false };

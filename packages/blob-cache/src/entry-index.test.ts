@@ -1,0 +1,141 @@
+import { describe, expect, it } from "vitest";
+import { EntryIndex, EntryNameParser } from "./entry-index.js";
+import { blobOfEntryName, entryRelPath } from "./layout.js";
+
+const BLOBS = [`sha256:${"a1".repeat(32)}`, `sha256:${"b2".repeat(32)}`, `sha512:${"c3".repeat(64)}`];
+const rel = (i: number, blob = BLOBS[i % BLOBS.length]!) => entryRelPath({ blob, id: `chunk:${i}` });
+
+interface Fields {
+  rel: string;
+  blob: string;
+  size: number;
+  lastUse: number;
+  touched: number;
+  addedAt: number;
+}
+
+/** Everything the index holds, read back through its public accessors, in a stable order. */
+function contents(index: EntryIndex): Fields[] {
+  return [...index.slots()]
+    .map((s) => ({
+      rel: index.rel(s),
+      blob: index.blob(s),
+      size: index.size(s),
+      lastUse: index.lastUse(s),
+      touched: index.touched(s),
+      addedAt: index.addedAt(s),
+    }))
+    .sort((a, b) => a.rel.localeCompare(b.rel));
+}
+
+function rng(seed: number): () => number {
+  return () => ((seed = (Math.imul(seed ^ (seed >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0) / 2 ** 32);
+}
+
+describe("EntryIndex", () => {
+  it("should give back each entry's exact path, blob and fields", () => {
+    const index = new EntryIndex();
+    const slots = [0, 1, 2, 3].map((i) => index.set(rel(i), 1000 + i, 1.5 + i, 0.25 + i, -i));
+    expect(contents(index)).toEqual(
+      [0, 1, 2, 3]
+        .map((i) => ({ rel: rel(i), blob: BLOBS[i % 3], size: 1000 + i, lastUse: 1.5 + i, touched: 0.25 + i, addedAt: -i }))
+        .sort((a, b) => a.rel.localeCompare(b.rel)),
+    );
+    expect([0, 1, 2, 3].map((i) => index.find(rel(i)))).toEqual(slots);
+    expect([index.find(rel(4)), index.count, index.blobCount]).toEqual([-1, 4, 3]);
+  });
+
+  it("should update an entry in place when it is set again", () => {
+    const index = new EntryIndex();
+    const slot = index.set(rel(7), 10, 1, 1, 1);
+    expect(index.set(rel(7), 20, 2, 3, 4)).toBe(slot);
+    index.setSize(slot, 21);
+    index.setLastUse(slot, 5);
+    index.setTouched(slot, 6);
+    expect([index.count, contents(index)]).toEqual([1, [{ rel: rel(7), blob: BLOBS[1], size: 21, lastUse: 5, touched: 6, addedAt: 4 }]]);
+  });
+
+  it("should reuse removed slots, tell a reused slot from the entry it held, and drop blobs with their last entry", () => {
+    const index = new EntryIndex();
+    const a = index.set(rel(0), 1, 1, 1, 1);
+    const b = index.set(rel(1), 2, 2, 2, 2);
+    const keyA = index.keyOf(a);
+    index.remove(a);
+    index.remove(a); // a second remove of a free slot changes nothing
+    expect([index.count, index.blobCount, index.find(rel(0)), index.holds(a, keyA)]).toEqual([1, 1, -1, false]);
+    const c = index.set(rel(3), 3, 3, 3, 3); // same blob as rel(0)
+    expect([c, index.holds(c, keyA), index.holds(c, index.keyOf(c)), index.rel(c), index.blob(c)]).toEqual([a, false, true, rel(3), BLOBS[0]]);
+    index.remove(b);
+    index.remove(c);
+    expect([index.count, index.blobCount, [...index.slots()]]).toEqual([0, 0, []]);
+  });
+
+  it("should keep entries of the same name hash in two blobs apart", () => {
+    // a foreign file can carry another blob's name with the same 40 hex: two entries, as on disk
+    const index = new EntryIndex();
+    const r = rel(1, BLOBS[0]);
+    const other = r.replace("sha256-" + "a1".repeat(32), "sha256-" + "b2".repeat(32));
+    const s1 = index.set(r, 1, 1, 1, 1);
+    const s2 = index.set(other, 2, 2, 2, 2);
+    expect([s1 !== s2, index.rel(s1), index.rel(s2), index.blob(s2), index.count]).toEqual([true, r, other, BLOBS[1], 2]);
+  });
+
+  it("should match a Map of objects under a random workload that grows it past its first capacity", () => {
+    const index = new EntryIndex();
+    const model = new Map<string, Fields>();
+    const rand = rng(7);
+    for (let op = 0; op < 6000; op++) {
+      const r = rel(Math.floor(rand() * 2500));
+      const x = rand();
+      if (x < 0.7) {
+        const f = { size: Math.floor(rand() * 1e6), lastUse: rand() * 1e12, touched: rand() * 1e12, addedAt: -op };
+        index.set(r, f.size, f.lastUse, f.touched, f.addedAt);
+        model.set(r, { rel: r, blob: blobOfEntryName(r.slice(3))!, ...f });
+      } else if (x < 0.85) {
+        const s = index.find(r);
+        if (s >= 0) index.remove(s);
+        model.delete(r);
+      } else {
+        const s = index.find(r);
+        expect(s >= 0).toBe(model.has(r));
+        if (s >= 0) {
+          index.setLastUse(s, op);
+          model.get(r)!.lastUse = op;
+        }
+      }
+    }
+    expect(index.count).toBe(model.size);
+    expect(index.blobCount).toBe(new Set([...model.values()].map((f) => f.blob)).size);
+    expect(contents(index)).toEqual([...model.values()].sort((a, b) => a.rel.localeCompare(b.rel)));
+  });
+});
+
+describe("EntryNameParser", () => {
+  it("should read entry names into the same entries as their paths, and refuse anything else", () => {
+    const parser = new EntryNameParser();
+    const index = new EntryIndex();
+    const r = rel(5);
+    const [fan, name] = r.split("/") as [string, string];
+    const parsed = parser.parse(fan, name)!;
+    const slot = index.setName(parsed.hash, parsed.enc, 9, 9, 9, 9);
+    expect([index.rel(slot), index.find(r), index.findName(parsed.hash, parsed.enc), parsed.enc]).toEqual([r, slot, slot, name.split(".")[0]]);
+
+    const hex = name.slice(-40);
+    const enc = name.slice(0, -41);
+    const foreign: [string, string][] = [
+      ["zz", name], // fan-out not hex
+      [fan, name.toUpperCase()], // the path rebuilt from the hash would be another file
+      [fan, `${enc}.${hex.slice(1)}`], // 39 hex
+      [fan, `${enc}.${hex}0`], // 41 hex
+      [fan, `latest.${hex}`], // not a blob
+      [fan, `sha256-short.${hex}`],
+      [fan, hex],
+      [fan, `.${hex}`],
+    ];
+    expect(foreign.map(([f, n]) => parser.parse(f, n))).toEqual(foreign.map(() => undefined));
+    // the layout's own check agrees on the names
+    expect(foreign.slice(1).map(([, n]) => blobOfEntryName(n) !== undefined && n.toLowerCase() === n)).toEqual(foreign.slice(1).map(() => false));
+    // one shared string per blob, however many names carry it
+    expect(parser.parse(fan, name)!.enc).toBe(parsed.enc);
+  });
+});

@@ -1,0 +1,247 @@
+import { decodeBlob } from "./layout.js";
+
+const HASH_BYTES = 21; // the 42 hex of sha256 in an entry's path: 2 of fan-out, 40 in the name
+const KEY_BYTES = HASH_BYTES + 3; // + the blob's id in the blob table, little-endian
+const MAX_BLOBS = 2 ** 24;
+const FIRST_CAPACITY = 1024;
+const HEX40 = /^[0-9a-f]{40}$/;
+const HEX2 = /^[0-9a-f]{2}$/;
+
+/** An entry's path `<fan>/<enc>.<name hash>` split into the binary hash (latin1, 21 chars) and the encoded blob. */
+export interface EntryName {
+  hash: string;
+  /** the blob as it appears in file names: "sha256-<hex>" */
+  enc: string;
+}
+
+/**
+ * Reads the entry names of a directory scan; blob names are checked once and shared between entries, so the
+ * names the scan keeps cost no more than the index they become.
+ */
+export class EntryNameParser {
+  private readonly encs = new Map<string, string | undefined>();
+  private readonly scratch = Buffer.alloc(HASH_BYTES);
+
+  /** Splits a file name found in fan-out directory `fan`; undefined for anything that is not an entry. */
+  parse(fan: string, name: string): EntryName | undefined {
+    const dot = name.lastIndexOf(".");
+    if (dot <= 0 || name.length - dot !== 41 || !HEX2.test(fan)) return undefined;
+    const hex = name.slice(dot + 1);
+    if (!HEX40.test(hex)) return undefined;
+    const raw = name.slice(0, dot);
+    let enc = this.encs.get(raw);
+    if (enc === undefined) {
+      if (this.encs.has(raw)) return undefined;
+      enc = decodeBlob(raw) ? raw : undefined;
+      this.encs.set(raw, enc);
+      if (!enc) return undefined;
+    }
+    this.scratch.write(fan, 0, 1, "hex");
+    this.scratch.write(hex, 1, HASH_BYTES - 1, "hex");
+    return { hash: this.scratch.toString("latin1"), enc };
+  }
+}
+
+/**
+ * The in-memory index of the entries on disk, compact because a cache of small chunks holds hundreds of
+ * thousands of them in a daemon that must stay small: about 130 bytes per entry where one object per
+ * entry keyed by its ~115-char path took about 450.
+ *
+ * An entry lives in a numbered slot of typed arrays (size, last use, last known mtime, when this process
+ * added it). A Map from a 24-char one-byte key (the binary hash of its path + its blob's id in an interned
+ * blob table) finds the slot; the path is rebuilt from the key when one is needed. Slots of removed
+ * entries are reused; a blob leaves the table with its last entry.
+ */
+export class EntryIndex {
+  private readonly slotOf = new Map<string, number>();
+  /** slot → key ("" when free): to rebuild the path and to find the Map entry again */
+  private readonly keys: string[] = [];
+  private readonly free: number[] = [];
+  private sizes = new Float64Array(FIRST_CAPACITY);
+  private lastUses = new Float64Array(FIRST_CAPACITY);
+  private toucheds = new Float64Array(FIRST_CAPACITY);
+  private addedAts = new Float64Array(FIRST_CAPACITY);
+
+  private readonly blobIdOf = new Map<string, number>();
+  private readonly blobEnc: string[] = [];
+  private readonly blobName: string[] = [];
+  private readonly blobRefs: number[] = [];
+  private readonly freeBlobIds: number[] = [];
+
+  private readonly scratch = Buffer.alloc(KEY_BYTES);
+
+  /** entries */
+  get count(): number {
+    return this.slotOf.size;
+  }
+
+  /** distinct blobs with at least one entry */
+  get blobCount(): number {
+    return this.blobIdOf.size;
+  }
+
+  /** one past the highest slot in use so far (slots are small integers) */
+  get slotLimit(): number {
+    return this.keys.length;
+  }
+
+  /** The entry's slot, or -1. `rel` is a path built by `entryRelPath` (trusted, not checked). */
+  find(rel: string): number {
+    const dot = rel.lastIndexOf(".");
+    const id = this.blobIdOf.get(rel.slice(3, dot));
+    if (id === undefined) return -1;
+    return this.slotOf.get(this.relKey(rel, dot, id)) ?? -1;
+  }
+
+  findName(hash: string, enc: string): number {
+    const id = this.blobIdOf.get(enc);
+    if (id === undefined) return -1;
+    return this.slotOf.get(this.key(hash, id)) ?? -1;
+  }
+
+  /** Sets an entry's fields, adding it when absent; returns its slot (an existing entry keeps its slot). */
+  set(rel: string, size: number, lastUse: number, touched: number, addedAt: number): number {
+    const dot = rel.lastIndexOf(".");
+    const id = this.internBlob(rel.slice(3, dot));
+    return this.setKey(this.relKey(rel, dot, id), id, size, lastUse, touched, addedAt);
+  }
+
+  setName(hash: string, enc: string, size: number, lastUse: number, touched: number, addedAt: number): number {
+    const id = this.internBlob(enc);
+    return this.setKey(this.key(hash, id), id, size, lastUse, touched, addedAt);
+  }
+
+  private setKey(key: string, blobId: number, size: number, lastUse: number, touched: number, addedAt: number): number {
+    let slot = this.slotOf.get(key);
+    if (slot === undefined) {
+      slot = this.free.pop() ?? this.keys.length;
+      if (slot === this.keys.length) {
+        this.keys.push(key);
+        if (slot === this.sizes.length) this.grow();
+      } else {
+        this.keys[slot] = key;
+      }
+      this.slotOf.set(key, slot);
+      this.blobRefs[blobId]!++;
+    }
+    this.sizes[slot] = size;
+    this.lastUses[slot] = lastUse;
+    this.toucheds[slot] = touched;
+    this.addedAts[slot] = addedAt;
+    return slot;
+  }
+  remove(slot: number): void {
+    const key = this.keys[slot];
+    if (!key) return;
+    this.slotOf.delete(key);
+    this.keys[slot] = "";
+    this.free.push(slot);
+    const id = this.blobIdOfKey(key);
+    if (--this.blobRefs[id]! === 0) {
+      this.blobIdOf.delete(this.blobEnc[id]!);
+      this.blobEnc[id] = "";
+      this.blobName[id] = "";
+      this.freeBlobIds.push(id);
+    }
+  }
+
+  /** Live slots, in insertion order; entries removed meanwhile are skipped, entries added are visited. */
+  slots(): IterableIterator<number> {
+    return this.slotOf.values();
+  }
+
+  /** True while `slot` holds the entry it held when `key(slot)` was read. */
+  holds(slot: number, key: string): boolean {
+    return key !== "" && this.keys[slot] === key;
+  }
+
+  keyOf(slot: number): string {
+    return this.keys[slot] ?? "";
+  }
+
+  rel(slot: number): string {
+    const key = this.keys[slot]!;
+    this.scratch.write(key, 0, HASH_BYTES, "latin1");
+    const hex = this.scratch.toString("hex", 0, HASH_BYTES);
+    return `${hex.slice(0, 2)}/${this.blobEnc[this.blobIdOfKey(key)]}.${hex.slice(2)}`;
+  }
+
+  /** "sha256:<hex>" */
+  blob(slot: number): string {
+    return this.blobName[this.blobIdOfKey(this.keys[slot]!)]!;
+  }
+
+  size(slot: number): number {
+    return this.sizes[slot]!;
+  }
+  lastUse(slot: number): number {
+    return this.lastUses[slot]!;
+  }
+  touched(slot: number): number {
+    return this.toucheds[slot]!;
+  }
+  addedAt(slot: number): number {
+    return this.addedAts[slot]!;
+  }
+  setSize(slot: number, v: number): void {
+    this.sizes[slot] = v;
+  }
+  setLastUse(slot: number, v: number): void {
+    this.lastUses[slot] = v;
+  }
+  setTouched(slot: number, v: number): void {
+    this.toucheds[slot] = v;
+  }
+
+  /** A flat one-byte string: a concatenation would be a cons string, an object more per entry. */
+  private key(hash: string, blobId: number): string {
+    this.scratch.write(hash, 0, HASH_BYTES, "latin1");
+    return this.finishKey(blobId);
+  }
+
+  /** The key of "<2 hex>/<enc>.<40 hex>" (the dot at `dot`) without slicing the hex apart. */
+  private relKey(rel: string, dot: number, blobId: number): string {
+    this.scratch.write(rel, 0, 1, "hex");
+    this.scratch.write(rel.slice(dot + 1), 1, HASH_BYTES - 1, "hex");
+    return this.finishKey(blobId);
+  }
+
+  private finishKey(blobId: number): string {
+    const s = this.scratch;
+    s[HASH_BYTES] = blobId & 0xff;
+    s[HASH_BYTES + 1] = (blobId >>> 8) & 0xff;
+    s[HASH_BYTES + 2] = blobId >>> 16;
+    return s.toString("latin1", 0, KEY_BYTES);
+  }
+
+  private blobIdOfKey(key: string): number {
+    return key.charCodeAt(HASH_BYTES) | (key.charCodeAt(HASH_BYTES + 1) << 8) | (key.charCodeAt(HASH_BYTES + 2) << 16);
+  }
+
+  private internBlob(enc: string): number {
+    let id = this.blobIdOf.get(enc);
+    if (id !== undefined) return id;
+    const name = decodeBlob(enc);
+    if (!name) throw new TypeError(`not an encoded blob digest: ${JSON.stringify(enc)}`);
+    id = this.freeBlobIds.pop() ?? this.blobEnc.length;
+    if (id >= MAX_BLOBS) throw new RangeError(`more than ${MAX_BLOBS} blobs in the cache index`);
+    this.blobEnc[id] = enc;
+    this.blobName[id] = name;
+    this.blobRefs[id] = 0;
+    this.blobIdOf.set(enc, id);
+    return id;
+  }
+
+  private grow(): void {
+    const n = this.sizes.length * 2;
+    const bigger = (a: Float64Array) => {
+      const b = new Float64Array(n);
+      b.set(a);
+      return b;
+    };
+    this.sizes = bigger(this.sizes);
+    this.lastUses = bigger(this.lastUses);
+    this.toucheds = bigger(this.toucheds);
+    this.addedAts = bigger(this.addedAts);
+  }
+}
