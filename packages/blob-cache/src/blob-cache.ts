@@ -254,7 +254,7 @@ export class BlobCache implements ChunkCache {
     const now = preciseNow();
     const old = this.index.find(rel);
     this.usedBytes += total - (old >= 0 ? this.index.size(old) : 0);
-    this.index.set(rel, total, now, now, now);
+    this.index.set(rel, total, now, now, now, key.blob);
     this.bytesSinceScan += total;
     this.headers.delete(rel);
     this.handles.drop(rel);
@@ -495,6 +495,7 @@ export class BlobCache implements ChunkCache {
         this.index.setTouched(slot, Math.max(this.index.touched(slot), mtime));
       } else {
         slot = this.index.setName(hashes[i]!, encs[i]!, size, mtime, mtime, scan);
+        if (slot < 0) continue; // the parser only passes names whose blob decodes
         seen[slot] = 1;
         this.usedBytes += size;
       }
@@ -663,6 +664,7 @@ export class BlobCache implements ChunkCache {
     if (slot < 0) {
       if (size === undefined) return;
       slot = this.index.set(rel, size, now, 0, now);
+      if (slot < 0) return;
       this.usedBytes += size;
     }
     this.index.setLastUse(slot, now);

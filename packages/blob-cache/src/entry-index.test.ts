@@ -80,6 +80,16 @@ describe("EntryIndex", () => {
     expect([s1 !== s2, index.rel(s1), index.rel(s2), index.blob(s2), index.count]).toEqual([true, r, other, BLOBS[1], 2]);
   });
 
+  it("should take the blob's name from the caller when its file name does not decode back to it", () => {
+    // "x-y:<128>" is a valid digest, but its file-name form "x-y-<128>" reads back as "x:y-<128>" (too long)
+    const blob = `x-y:${"d".repeat(128)}`;
+    const r = entryRelPath({ blob, id: "1" });
+    const index = new EntryIndex();
+    expect(index.set(r, 1, 1, 1, 1)).toBe(-1);
+    const slot = index.set(r, 1, 1, 1, 1, blob);
+    expect([index.find(r), index.rel(slot), index.blob(slot), index.count]).toEqual([slot, r, blob, 1]);
+  });
+
   it("should match a Map of objects under a random workload that grows it past its first capacity", () => {
     const index = new EntryIndex();
     const model = new Map<string, Fields>();

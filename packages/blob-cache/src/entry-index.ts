@@ -99,15 +99,22 @@ export class EntryIndex {
     return this.slotOf.get(this.key(hash, id)) ?? -1;
   }
 
-  /** Sets an entry's fields, adding it when absent; returns its slot (an existing entry keeps its slot). */
-  set(rel: string, size: number, lastUse: number, touched: number, addedAt: number): number {
+  /**
+   * Sets an entry's fields, adding it when absent; returns its slot (an existing entry keeps its slot).
+   * `blob` is the digest as the caller knows it; without it the name is decoded from the path, and an
+   * entry whose name does not decode (an algorithm with "-" and a 128-char digest) is not added: -1.
+   */
+  set(rel: string, size: number, lastUse: number, touched: number, addedAt: number, blob?: string): number {
     const dot = rel.lastIndexOf(".");
-    const id = this.internBlob(rel.slice(3, dot));
+    const id = this.internBlob(rel.slice(3, dot), blob);
+    if (id < 0) return -1;
     return this.setKey(this.relKey(rel, dot, id), id, size, lastUse, touched, addedAt);
   }
 
+  /** `set` for a name read by `EntryNameParser` (-1 when its blob does not decode, as `set`). */
   setName(hash: string, enc: string, size: number, lastUse: number, touched: number, addedAt: number): number {
     const id = this.internBlob(enc);
+    if (id < 0) return -1;
     return this.setKey(this.key(hash, id), id, size, lastUse, touched, addedAt);
   }
 
@@ -218,12 +225,14 @@ export class EntryIndex {
     return key.charCodeAt(HASH_BYTES) | (key.charCodeAt(HASH_BYTES + 1) << 8) | (key.charCodeAt(HASH_BYTES + 2) << 16);
   }
 
-  private internBlob(enc: string): number {
+  /** The blob's id, added with no entries yet when new; -1 when it has no name. */
+  private internBlob(enc: string, blob?: string): number {
     let id = this.blobIdOf.get(enc);
     if (id !== undefined) return id;
-    const name = decodeBlob(enc);
-    if (!name) throw new TypeError(`not an encoded blob digest: ${JSON.stringify(enc)}`);
+    const name = blob ?? decodeBlob(enc);
+    if (!name) return -1;
     id = this.freeBlobIds.pop() ?? this.blobEnc.length;
+    // unreachable in practice: a blob has an id only while it has entries, and 16M entries would not fit
     if (id >= MAX_BLOBS) throw new RangeError(`more than ${MAX_BLOBS} blobs in the cache index`);
     this.blobEnc[id] = enc;
     this.blobName[id] = name;
