@@ -2,11 +2,12 @@
 // Run: pnpm --filter @lazypull/blob-cache bench:index [N] [SCAN_N]   (not part of the tests; needs --expose-gc)
 //
 // 1. N synthetic entry files (empty: a rescan only lists and stats them) are indexed by the real open path
-//    (`openBlobCache` → rescan); retained heap = heapUsed after gc minus heapUsed before, over N.
+//    (`openBlobCache` → rescan); retained memory = heapUsed + arrayBuffers after gc, minus the same before, over N.
 //    Same run baseline: the representation before the compact index (Map<rel, object>) filled from the same
 //    directory listing the way the old rescan did.
 //    Then one real put on the filled cache (counted once, read back, no entry lost).
-// 2. The index module alone, N entries added directly (no directory listing involved).
+// 2. The index module alone, N entries added directly (no directory listing involved); and what a rescan
+//    holds until it applies its findings, old (Map of objects) and now (ScannedEntries), from the same names.
 // 3. Scan time of a SCAN_N-entry directory: opening a cache (empty index) and rescanning a populated one,
 //    interleaved with the old representation's scan (same listing and stats) as the same-run baseline.
 import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
@@ -14,7 +15,7 @@ import { mkdtemp, readdir, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BlobCache, openBlobCache } from "../src/index.js";
-import { EntryIndex } from "../src/entry-index.js";
+import { EntryIndex, ScannedEntries } from "../src/entry-index.js";
 import { blobOfEntryName, entryRelPath } from "../src/layout.js";
 
 const gc = (globalThis as { gc?: () => void }).gc;
@@ -25,7 +26,9 @@ const BLOBS = Array.from({ length: 40 }, (_, i) => `sha256:${i.toString(16).padS
 
 function heap(): number {
   for (let i = 0; i < 4; i++) gc!();
-  return process.memoryUsage().heapUsed;
+  // typed arrays keep their contents outside the JS heap: count those bytes too
+  const m = process.memoryUsage();
+  return m.heapUsed + m.arrayBuffers;
 }
 
 /** n empty entry files named as real keys would be (40 layers, chunk ids), written synchronously: setup only. */
@@ -112,6 +115,19 @@ try {
     const cache = await openBlobCache({ dir: big, memoryBytes: 0 });
     return { entries: cache.stats().entries, keep: cache };
   });
+  // what a rescan holds until it applies its findings: before, a Map<rel, { blob, size, mtime }>
+  const names = readdirSync(join(big, "v1", "data")).flatMap((fan) => readdirSync(join(big, "v1", "data", fan)).map((n) => [fan, n] as const));
+  const oldScanBytes = await perEntry(async () => {
+    const found = new Map<string, { blob: string; size: number; mtime: number }>();
+    for (const [fan, name] of names) found.set(`${fan}/${name}`, { blob: blobOfEntryName(name)!, size: 4096, mtime: Date.now() });
+    return { entries: found.size, keep: found };
+  });
+  const scanBytes = await perEntry(async () => {
+    const found = new ScannedEntries();
+    for (const [fan, name] of names) found.add(fan, name, found.blobOf(fan, name), 4096, Date.now());
+    return { entries: found.count, keep: found };
+  });
+
   await checkPut(big);
   const moduleBytes = await perEntry(async () => {
     const index = new EntryIndex();
@@ -127,6 +143,9 @@ try {
   console.log(`  old representation (Map<rel, object>, same listing): ${legacyBytes.toFixed(1)} B`);
   console.log(`  BlobCache index after open (rescan):                 ${cacheBytes.toFixed(1)} B`);
   console.log(`  EntryIndex alone, entries added by path:             ${moduleBytes.toFixed(1)} B`);
+  console.log(`what a rescan holds until it applies its findings (the listing's names not counted):`);
+  console.log(`  old Map<rel, { blob, size, mtime }>:                 ${oldScanBytes.toFixed(1)} B`);
+  console.log(`  ScannedEntries:                                      ${scanBytes.toFixed(1)} B`);
 
   // rescan time
   const small = join(root, "small");

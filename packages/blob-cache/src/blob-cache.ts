@@ -29,7 +29,7 @@ import {
   pidAlive,
   type Paths,
 } from "./layout.js";
-import { EntryIndex, EntryNameParser } from "./entry-index.js";
+import { EntryIndex, ScannedEntries } from "./entry-index.js";
 import { HandlePool } from "./handle-pool.js";
 import { MemoryTier } from "./memory-tier.js";
 import { parseSize } from "./parse-size.js";
@@ -458,34 +458,24 @@ export class BlobCache implements ChunkCache {
   async rescan(): Promise<void> {
     const started = preciseNow();
     const scan = -++this.scans;
-    // What the scan found, kept compact until it is applied at once (the scan of a large cache must not
-    // cost more memory than its index): binary name hashes, shared blob names, sizes, mtimes.
-    const hashes: string[] = [];
-    const encs: string[] = [];
-    const sizes: number[] = [];
-    const mtimes: number[] = [];
-    const parser = new EntryNameParser();
+    const found = new ScannedEntries();
     for (const fan of await readdir(this.paths.data)) {
       if (!/^[0-9a-f]{2}$/.test(fan)) continue;
       const names = await readdir(join(this.paths.data, fan)).catch((err) => (isMissing(err) ? [] : Promise.reject(err)));
       await Promise.all(
         names.map(async (name) => {
-          const parsed = parser.parse(fan, name);
-          if (!parsed) return;
+          const blob = found.blobOf(fan, name);
+          if (blob < 0) return;
           const st = await stat(join(this.paths.data, fan, name)).catch((err) => (isMissing(err) ? undefined : Promise.reject(err)));
-          if (!st) return;
-          hashes.push(parsed.hash);
-          encs.push(parsed.enc);
-          sizes.push(st.size);
-          mtimes.push(st.mtimeMs);
+          if (st) found.add(fan, name, blob, st.size, st.mtimeMs);
         }),
       );
     }
-    const seen = new Uint8Array(this.index.slotLimit + hashes.length); // slots found on disk
-    for (let i = 0; i < hashes.length; i++) {
-      const size = sizes[i]!;
-      const mtime = mtimes[i]!;
-      let slot = this.index.findName(hashes[i]!, encs[i]!);
+    const seen = new Uint8Array(this.index.slotLimit + found.count); // slots found on disk
+    for (let i = 0; i < found.count; i++) {
+      const size = found.size(i);
+      const mtime = found.mtime(i);
+      let slot = this.index.findScanned(found, i);
       if (slot >= 0) {
         seen[slot] = 1;
         if (this.index.addedAt(slot) >= started) continue; // written by us during the scan: fresher than the stat
@@ -494,8 +484,8 @@ export class BlobCache implements ChunkCache {
         this.index.setLastUse(slot, Math.max(this.index.lastUse(slot), mtime));
         this.index.setTouched(slot, Math.max(this.index.touched(slot), mtime));
       } else {
-        slot = this.index.setName(hashes[i]!, encs[i]!, size, mtime, mtime, scan);
-        if (slot < 0) continue; // the parser only passes names whose blob decodes
+        slot = this.index.addScanned(found, i, mtime, mtime, scan);
+        if (slot < 0) continue; // blobOf only passes names whose blob decodes
         seen[slot] = 1;
         this.usedBytes += size;
       }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { EntryIndex, EntryNameParser } from "./entry-index.js";
+import { EntryIndex, ScannedEntries } from "./entry-index.js";
 import { blobOfEntryName, entryRelPath } from "./layout.js";
 
 const BLOBS = [`sha256:${"a1".repeat(32)}`, `sha256:${"b2".repeat(32)}`, `sha512:${"c3".repeat(64)}`];
@@ -120,16 +120,29 @@ describe("EntryIndex", () => {
   });
 });
 
-describe("EntryNameParser", () => {
+describe("ScannedEntries", () => {
   it("should read entry names into the same entries as their paths, and refuse anything else", () => {
-    const parser = new EntryNameParser();
+    const found = new ScannedEntries();
     const index = new EntryIndex();
-    const r = rel(5);
-    const [fan, name] = r.split("/") as [string, string];
-    const parsed = parser.parse(fan, name)!;
-    const slot = index.setName(parsed.hash, parsed.enc, 9, 9, 9, 9);
-    expect([index.rel(slot), index.find(r), index.findName(parsed.hash, parsed.enc), parsed.enc]).toEqual([r, slot, slot, name.split(".")[0]]);
+    const names = [5, 6, 7, 8, 9, 10, 11].map((i) => rel(i).split("/") as [string, string]);
+    for (const [i, [fan, name]] of names.entries()) found.add(fan, name, found.blobOf(fan, name), 100 + i, 1e12 + i);
+    expect(found.count).toBe(7);
+    const slots = names.map((_, i) => {
+      expect(index.findScanned(found, i)).toBe(-1);
+      return index.addScanned(found, i, found.mtime(i), found.mtime(i), -1);
+    });
+    expect(names.map((_, i) => index.findScanned(found, i))).toEqual(slots);
+    expect(contents(index)).toEqual(
+      names
+        .map(([fan, name], i) => {
+          const r = `${fan}/${name}`;
+          return { rel: r, blob: blobOfEntryName(name), size: 100 + i, lastUse: 1e12 + i, touched: 1e12 + i, addedAt: -1 };
+        })
+        .sort((a, b) => a.rel.localeCompare(b.rel)),
+    );
+    expect(names.map(([fan, name]) => index.find(`${fan}/${name}`))).toEqual(slots);
 
+    const [fan, name] = names[0]!;
     const hex = name.slice(-40);
     const enc = name.slice(0, -41);
     const foreign: [string, string][] = [
@@ -141,11 +154,25 @@ describe("EntryNameParser", () => {
       [fan, `sha256-short.${hex}`],
       [fan, hex],
       [fan, `.${hex}`],
+      [fan, `${name}.123.4`], // a temp file's name
     ];
-    expect(foreign.map(([f, n]) => parser.parse(f, n))).toEqual(foreign.map(() => undefined));
-    // the layout's own check agrees on the names
-    expect(foreign.slice(1).map(([, n]) => blobOfEntryName(n) !== undefined && n.toLowerCase() === n)).toEqual(foreign.slice(1).map(() => false));
-    // one shared string per blob, however many names carry it
-    expect(parser.parse(fan, name)!.enc).toBe(parsed.enc);
+    expect(foreign.map(([f, n]) => found.blobOf(f, n))).toEqual(foreign.map(() => -1));
+    // one id per blob, however many names carry it
+    expect(found.blobOf(fan, name)).toBe(found.blobOf(...names[3]!));
+  });
+
+  it("should keep every entry of a scan that outgrows its first arrays", () => {
+    const found = new ScannedEntries();
+    const index = new EntryIndex();
+    for (let i = 0; i < 1000; i++) {
+      const [fan, name] = rel(i).split("/") as [string, string];
+      found.add(fan, name, found.blobOf(fan, name), i, 2 * i);
+    }
+    for (let i = 0; i < found.count; i++) index.addScanned(found, i, found.mtime(i), 0, -1);
+    expect(contents(index)).toEqual(
+      Array.from({ length: 1000 }, (_, i) => ({ rel: rel(i), blob: BLOBS[i % 3], size: i, lastUse: 2 * i, touched: 0, addedAt: -1 })).sort((a, b) =>
+        a.rel.localeCompare(b.rel),
+      ),
+    );
   });
 });

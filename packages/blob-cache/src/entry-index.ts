@@ -7,38 +7,74 @@ const FIRST_CAPACITY = 1024;
 const HEX40 = /^[0-9a-f]{40}$/;
 const HEX2 = /^[0-9a-f]{2}$/;
 
-/** An entry's path `<fan>/<enc>.<name hash>` split into the binary hash (latin1, 21 chars) and the encoded blob. */
-export interface EntryName {
-  hash: string;
-  /** the blob as it appears in file names: "sha256-<hex>" */
-  enc: string;
-}
-
 /**
- * Reads the entry names of a directory scan; blob names are checked once and shared between entries, so the
- * names the scan keeps cost no more than the index they become.
+ * What a directory scan found (name hash, blob, size, mtime per entry file), held in typed arrays until it is
+ * applied to the index at once: a scan of a large cache must not cost more memory than the index itself.
+ * Blob names are checked once and stored once.
  */
-export class EntryNameParser {
-  private readonly encs = new Map<string, string | undefined>();
-  private readonly scratch = Buffer.alloc(HASH_BYTES);
+export class ScannedEntries {
+  /** entries added */
+  count = 0;
+  private hashes = Buffer.alloc(HASH_BYTES * 256);
+  private blobIds = new Uint32Array(256);
+  private sizes = new Float64Array(256);
+  private mtimes = new Float64Array(256);
+  private readonly encs: string[] = [];
+  /** file-name form of a blob → its id here, -1 when it is not a blob */
+  private readonly encIdOf = new Map<string, number>();
 
-  /** Splits a file name found in fan-out directory `fan`; undefined for anything that is not an entry. */
-  parse(fan: string, name: string): EntryName | undefined {
+  /** The blob of file `name` in fan-out directory `fan` (an id for `add`), or -1 for anything that is not an entry. */
+  blobOf(fan: string, name: string): number {
     const dot = name.lastIndexOf(".");
-    if (dot <= 0 || name.length - dot !== 41 || !HEX2.test(fan)) return undefined;
-    const hex = name.slice(dot + 1);
-    if (!HEX40.test(hex)) return undefined;
+    if (dot <= 0 || name.length - dot !== 41 || !HEX2.test(fan) || !HEX40.test(name.slice(dot + 1))) return -1;
     const raw = name.slice(0, dot);
-    let enc = this.encs.get(raw);
-    if (enc === undefined) {
-      if (this.encs.has(raw)) return undefined;
-      enc = decodeBlob(raw) ? raw : undefined;
-      this.encs.set(raw, enc);
-      if (!enc) return undefined;
+    let id = this.encIdOf.get(raw);
+    if (id === undefined) {
+      id = decodeBlob(raw) ? this.encs.push(raw) - 1 : -1;
+      this.encIdOf.set(raw, id);
     }
-    this.scratch.write(fan, 0, 1, "hex");
-    this.scratch.write(hex, 1, HASH_BYTES - 1, "hex");
-    return { hash: this.scratch.toString("latin1"), enc };
+    return id;
+  }
+
+  /** Records entry file `name` in `fan` (its `blobOf` was `blobId`). */
+  add(fan: string, name: string, blobId: number, size: number, mtime: number): void {
+    const i = this.count++;
+    if (i === this.sizes.length) this.grow();
+    const at = i * HASH_BYTES;
+    this.hashes.write(fan, at, 1, "hex");
+    this.hashes.write(name.slice(name.length - 40), at + 1, HASH_BYTES - 1, "hex");
+    this.blobIds[i] = blobId;
+    this.sizes[i] = size;
+    this.mtimes[i] = mtime;
+  }
+
+  /** the blob's file-name form, "sha256-<hex>" */
+  enc(i: number): string {
+    return this.encs[this.blobIds[i]!]!;
+  }
+  size(i: number): number {
+    return this.sizes[i]!;
+  }
+  mtime(i: number): number {
+    return this.mtimes[i]!;
+  }
+  copyHash(i: number, to: Buffer): void {
+    this.hashes.copy(to, 0, i * HASH_BYTES, (i + 1) * HASH_BYTES);
+  }
+
+  private grow(): void {
+    const n = this.sizes.length * 2;
+    const hashes = Buffer.alloc(n * HASH_BYTES);
+    this.hashes.copy(hashes);
+    this.hashes = hashes;
+    const blobIds = new Uint32Array(n);
+    blobIds.set(this.blobIds);
+    this.blobIds = blobIds;
+    for (const k of ["sizes", "mtimes"] as const) {
+      const b = new Float64Array(n);
+      b.set(this[k]);
+      this[k] = b;
+    }
   }
 }
 
@@ -93,10 +129,12 @@ export class EntryIndex {
     return this.slotOf.get(this.relKey(rel, dot, id)) ?? -1;
   }
 
-  findName(hash: string, enc: string): number {
-    const id = this.blobIdOf.get(enc);
+  /** The slot of entry `i` of a scan, or -1. */
+  findScanned(found: ScannedEntries, i: number): number {
+    const id = this.blobIdOf.get(found.enc(i));
     if (id === undefined) return -1;
-    return this.slotOf.get(this.key(hash, id)) ?? -1;
+    found.copyHash(i, this.scratch);
+    return this.slotOf.get(this.finishKey(id)) ?? -1;
   }
 
   /**
@@ -111,11 +149,12 @@ export class EntryIndex {
     return this.setKey(this.relKey(rel, dot, id), id, size, lastUse, touched, addedAt);
   }
 
-  /** `set` for a name read by `EntryNameParser` (-1 when its blob does not decode, as `set`). */
-  setName(hash: string, enc: string, size: number, lastUse: number, touched: number, addedAt: number): number {
-    const id = this.internBlob(enc);
+  /** Adds entry `i` of a scan with its size (it must not be in the index: see `findScanned`). */
+  addScanned(found: ScannedEntries, i: number, lastUse: number, touched: number, addedAt: number): number {
+    const id = this.internBlob(found.enc(i));
     if (id < 0) return -1;
-    return this.setKey(this.key(hash, id), id, size, lastUse, touched, addedAt);
+    found.copyHash(i, this.scratch);
+    return this.setKey(this.finishKey(id), id, found.size(i), lastUse, touched, addedAt);
   }
 
   private setKey(key: string, blobId: number, size: number, lastUse: number, touched: number, addedAt: number): number {
@@ -200,12 +239,6 @@ export class EntryIndex {
     this.toucheds[slot] = v;
   }
 
-  /** A flat one-byte string: a concatenation would be a cons string, an object more per entry. */
-  private key(hash: string, blobId: number): string {
-    this.scratch.write(hash, 0, HASH_BYTES, "latin1");
-    return this.finishKey(blobId);
-  }
-
   /** The key of "<2 hex>/<enc>.<40 hex>" (the dot at `dot`) without slicing the hex apart. */
   private relKey(rel: string, dot: number, blobId: number): string {
     this.scratch.write(rel, 0, 1, "hex");
@@ -213,6 +246,7 @@ export class EntryIndex {
     return this.finishKey(blobId);
   }
 
+  /** The key whose hash is in `scratch`: a flat one-byte string (a concatenation would be a cons string, one more object per entry). */
   private finishKey(blobId: number): string {
     const s = this.scratch;
     s[HASH_BYTES] = blobId & 0xff;
