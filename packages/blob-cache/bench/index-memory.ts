@@ -139,7 +139,7 @@ try {
     return { entries: index.count, keep: index };
   });
 
-  console.log(`retained heap per entry, ${N} entries:`);
+  console.log(`retained memory per entry (heapUsed + arrayBuffers, after gc), ${N} entries:`);
   console.log(`  old representation (Map<rel, object>, same listing): ${legacyBytes.toFixed(1)} B`);
   console.log(`  BlobCache index after open (rescan):                 ${cacheBytes.toFixed(1)} B`);
   console.log(`  EntryIndex alone, entries added by path:             ${moduleBytes.toFixed(1)} B`);

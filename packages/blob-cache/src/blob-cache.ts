@@ -364,7 +364,7 @@ export class BlobCache implements ChunkCache {
     const pinned = await this.pinnedBlobs();
     const out: CacheListing[] = [];
     for (const slot of this.index.slots()) {
-      const id = this.index.keyOf(slot);
+      const id = this.index.ticket(slot);
       const blob = this.index.blob(slot);
       let diskBytes = this.index.size(slot);
       let lastUse = this.index.lastUse(slot);
@@ -424,11 +424,11 @@ export class BlobCache implements ChunkCache {
   /** Writes last uses newer than the files' mtimes, so other processes and the next run see them. */
   private async flushLastUse(): Promise<void> {
     const stale: number[] = [];
-    const ids: string[] = [];
+    const ids: number[] = [];
     for (const slot of this.index.slots()) {
       if (this.index.lastUse(slot) > this.index.touched(slot)) {
         stale.push(slot);
-        ids.push(this.index.keyOf(slot));
+        ids.push(this.index.ticket(slot));
       }
     }
     for (let i = 0; i < stale.length; i += 64) {
@@ -690,7 +690,7 @@ export class BlobCache implements ChunkCache {
       const victims: number[] = [];
       for (const slot of this.index.slots()) if (!pinned.has(this.index.blob(slot))) victims.push(slot);
       victims.sort((a, b) => this.index.lastUse(a) - this.index.lastUse(b));
-      const ids = victims.map((slot) => this.index.keyOf(slot));
+      const ids = victims.map((slot) => this.index.ticket(slot));
       const added = victims.map((slot) => this.index.addedAt(slot));
       for (let i = 0; i < victims.length; i++) {
         if (this.usedBytes <= target) break;

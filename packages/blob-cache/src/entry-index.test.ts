@@ -59,12 +59,12 @@ describe("EntryIndex", () => {
     const index = new EntryIndex();
     const a = index.set(rel(0), 1, 1, 1, 1);
     const b = index.set(rel(1), 2, 2, 2, 2);
-    const keyA = index.keyOf(a);
+    const ticketA = index.ticket(a);
     index.remove(a);
     index.remove(a); // a second remove of a free slot changes nothing
-    expect([index.count, index.blobCount, index.find(rel(0)), index.holds(a, keyA)]).toEqual([1, 1, -1, false]);
+    expect([index.count, index.blobCount, index.find(rel(0)), index.holds(a, ticketA)]).toEqual([1, 1, -1, false]);
     const c = index.set(rel(3), 3, 3, 3, 3); // same blob as rel(0)
-    expect([c, index.holds(c, keyA), index.holds(c, index.keyOf(c)), index.rel(c), index.blob(c)]).toEqual([a, false, true, rel(3), BLOBS[0]]);
+    expect([c, index.holds(c, ticketA), index.holds(c, index.ticket(c)), index.rel(c), index.blob(c)]).toEqual([a, false, true, rel(3), BLOBS[0]]);
     index.remove(b);
     index.remove(c);
     expect([index.count, index.blobCount, [...index.slots()]]).toEqual([0, 0, []]);
@@ -90,14 +90,23 @@ describe("EntryIndex", () => {
     expect([index.find(r), index.rel(slot), index.blob(slot), index.count]).toEqual([slot, r, blob, 1]);
   });
 
-  it("should match a Map of objects under a random workload that grows it past its first capacity", () => {
+  it("should match a Map of objects under a random workload that grows it past its first capacity and removes a third of what it adds", () => {
     const index = new EntryIndex();
     const model = new Map<string, Fields>();
     const rand = rng(7);
-    for (let op = 0; op < 6000; op++) {
+    const check = () => {
+      expect([index.count, contents(index)]).toEqual([model.size, [...model.values()].sort((a, b) => a.rel.localeCompare(b.rel))]);
+      // every path finds its own entry, and only present ones are found
+      for (let i = 0; i < 2500; i++) {
+        const s = index.find(rel(i));
+        expect(s >= 0 ? index.rel(s) : undefined).toBe(model.has(rel(i)) ? rel(i) : undefined);
+      }
+    };
+    for (let op = 0; op < 12_000; op++) {
+      if (op % 3000 === 2999) check();
       const r = rel(Math.floor(rand() * 2500));
       const x = rand();
-      if (x < 0.7) {
+      if (x < 0.6) {
         const f = { size: Math.floor(rand() * 1e6), lastUse: rand() * 1e12, touched: rand() * 1e12, addedAt: -op };
         index.set(r, f.size, f.lastUse, f.touched, f.addedAt);
         model.set(r, { rel: r, blob: blobOfEntryName(r.slice(3))!, ...f });
@@ -114,9 +123,10 @@ describe("EntryIndex", () => {
         }
       }
     }
-    expect(index.count).toBe(model.size);
+    check();
     expect(index.blobCount).toBe(new Set([...model.values()].map((f) => f.blob)).size);
-    expect(contents(index)).toEqual([...model.values()].sort((a, b) => a.rel.localeCompare(b.rel)));
+    for (const s of [...index.slots()]) index.remove(s);
+    expect([index.count, index.blobCount, [0, 1, 2].map((i) => index.find(rel(i)))]).toEqual([0, 0, [-1, -1, -1]]);
   });
 });
 

@@ -1,8 +1,8 @@
 import { decodeBlob } from "./layout.js";
 
 const HASH_BYTES = 21; // the 42 hex of sha256 in an entry's path: 2 of fan-out, 40 in the name
-const KEY_BYTES = HASH_BYTES + 3; // + the blob's id in the blob table, little-endian
-const MAX_BLOBS = 2 ** 24;
+const FREE = 0xffffffff; // blob id of a free slot
+const EMPTY = -1; // an empty place in the hash table
 const FIRST_CAPACITY = 1024;
 const HEX40 = /^[0-9a-f]{40}$/;
 const HEX2 = /^[0-9a-f]{2}$/;
@@ -80,23 +80,30 @@ export class ScannedEntries {
 
 /**
  * The in-memory index of the entries on disk, compact because a cache of small chunks holds hundreds of
- * thousands of them in a daemon that must stay small: about 130 bytes per entry where one object per
- * entry keyed by its ~115-char path took about 450.
+ * thousands of them in a daemon that must stay small: about 90 bytes per entry, all of it in typed
+ * arrays (nothing per entry for the garbage collector to trace), where one object per entry keyed by its
+ * ~115-char path took about 430 bytes of heap.
  *
- * An entry lives in a numbered slot of typed arrays (size, last use, last known mtime, when this process
- * added it). A Map from a 24-char one-byte key (the binary hash of its path + its blob's id in an interned
- * blob table) finds the slot; the path is rebuilt from the key when one is needed. Slots of removed
- * entries are reused; a blob leaves the table with its last entry.
+ * An entry lives in a numbered slot: the 21 bytes of its path's sha256 hex, its blob's id in an interned
+ * blob table, size, last use, last known mtime, when this process added it. An open-addressing table
+ * (linear probing, at most half full) maps (hash, blob) to the slot; the path is rebuilt from them when
+ * one is needed. Slots of removed entries are reused; a blob leaves the table with its last entry.
  */
 export class EntryIndex {
-  private readonly slotOf = new Map<string, number>();
-  /** slot → key ("" when free): to rebuild the path and to find the Map entry again */
-  private readonly keys: string[] = [];
+  private live = 0;
+  private limit = 0;
   private readonly free: number[] = [];
+  private hashes = Buffer.alloc(FIRST_CAPACITY * HASH_BYTES);
+  /** FREE for a free slot */
+  private blobIds = new Uint32Array(FIRST_CAPACITY).fill(FREE);
+  /** bumped when a slot is freed: tells an entry from a later one in the same slot */
+  private gens = new Uint32Array(FIRST_CAPACITY);
   private sizes = new Float64Array(FIRST_CAPACITY);
   private lastUses = new Float64Array(FIRST_CAPACITY);
   private toucheds = new Float64Array(FIRST_CAPACITY);
   private addedAts = new Float64Array(FIRST_CAPACITY);
+  /** slot numbers, EMPTY where none; length a power of two */
+  private table = new Int32Array(FIRST_CAPACITY * 2).fill(EMPTY);
 
   private readonly blobIdOf = new Map<string, number>();
   private readonly blobEnc: string[] = [];
@@ -104,11 +111,12 @@ export class EntryIndex {
   private readonly blobRefs: number[] = [];
   private readonly freeBlobIds: number[] = [];
 
-  private readonly scratch = Buffer.alloc(KEY_BYTES);
+  /** the hash being looked up or added */
+  private readonly scratch = Buffer.alloc(HASH_BYTES);
 
   /** entries */
   get count(): number {
-    return this.slotOf.size;
+    return this.live;
   }
 
   /** distinct blobs with at least one entry */
@@ -118,7 +126,7 @@ export class EntryIndex {
 
   /** one past the highest slot in use so far (slots are small integers) */
   get slotLimit(): number {
-    return this.keys.length;
+    return this.limit;
   }
 
   /** The entry's slot, or -1. `rel` is a path built by `entryRelPath` (trusted, not checked). */
@@ -126,7 +134,8 @@ export class EntryIndex {
     const dot = rel.lastIndexOf(".");
     const id = this.blobIdOf.get(rel.slice(3, dot));
     if (id === undefined) return -1;
-    return this.slotOf.get(this.relKey(rel, dot, id)) ?? -1;
+    this.hashOfRel(rel, dot);
+    return this.lookup(id);
   }
 
   /** The slot of entry `i` of a scan, or -1. */
@@ -134,7 +143,7 @@ export class EntryIndex {
     const id = this.blobIdOf.get(found.enc(i));
     if (id === undefined) return -1;
     found.copyHash(i, this.scratch);
-    return this.slotOf.get(this.finishKey(id)) ?? -1;
+    return this.lookup(id);
   }
 
   /**
@@ -146,7 +155,8 @@ export class EntryIndex {
     const dot = rel.lastIndexOf(".");
     const id = this.internBlob(rel.slice(3, dot), blob);
     if (id < 0) return -1;
-    return this.setKey(this.relKey(rel, dot, id), id, size, lastUse, touched, addedAt);
+    this.hashOfRel(rel, dot);
+    return this.setScratch(id, size, lastUse, touched, addedAt);
   }
 
   /** Adds entry `i` of a scan with its size (it must not be in the index: see `findScanned`). */
@@ -154,35 +164,30 @@ export class EntryIndex {
     const id = this.internBlob(found.enc(i));
     if (id < 0) return -1;
     found.copyHash(i, this.scratch);
-    return this.setKey(this.finishKey(id), id, found.size(i), lastUse, touched, addedAt);
+    return this.setScratch(id, found.size(i), lastUse, touched, addedAt);
   }
 
-  private setKey(key: string, blobId: number, size: number, lastUse: number, touched: number, addedAt: number): number {
-    let slot = this.slotOf.get(key);
-    if (slot === undefined) {
-      slot = this.free.pop() ?? this.keys.length;
-      if (slot === this.keys.length) {
-        this.keys.push(key);
-        if (slot === this.sizes.length) this.grow();
-      } else {
-        this.keys[slot] = key;
-      }
-      this.slotOf.set(key, slot);
-      this.blobRefs[blobId]!++;
-    }
-    this.sizes[slot] = size;
-    this.lastUses[slot] = lastUse;
-    this.toucheds[slot] = touched;
-    this.addedAts[slot] = addedAt;
-    return slot;
-  }
   remove(slot: number): void {
-    const key = this.keys[slot];
-    if (!key) return;
-    this.slotOf.delete(key);
-    this.keys[slot] = "";
+    const id = this.blobIds[slot];
+    if (id === undefined || id === FREE) return;
+    const mask = this.table.length - 1;
+    let hole = this.home(this.hashes, slot * HASH_BYTES, id);
+    while (this.table[hole] !== slot) hole = (hole + 1) & mask;
+    // Backward-shift deletion: move later members of the probe run into the hole when their home allows.
+    for (let j = (hole + 1) & mask; ; j = (j + 1) & mask) {
+      const s = this.table[j]!;
+      if (s === EMPTY) break;
+      const h = this.home(this.hashes, s * HASH_BYTES, this.blobIds[s]!);
+      const stays = hole <= j ? hole < h && h <= j : hole < h || h <= j;
+      if (stays) continue;
+      this.table[hole] = s;
+      hole = j;
+    }
+    this.table[hole] = EMPTY;
+    this.blobIds[slot] = FREE;
+    this.gens[slot]!++;
     this.free.push(slot);
-    const id = this.blobIdOfKey(key);
+    this.live--;
     if (--this.blobRefs[id]! === 0) {
       this.blobIdOf.delete(this.blobEnc[id]!);
       this.blobEnc[id] = "";
@@ -191,30 +196,29 @@ export class EntryIndex {
     }
   }
 
-  /** Live slots, in insertion order; entries removed meanwhile are skipped, entries added are visited. */
-  slots(): IterableIterator<number> {
-    return this.slotOf.values();
+  /** Live slots in slot order; entries removed meanwhile are skipped, entries added in new slots are visited. */
+  *slots(): IterableIterator<number> {
+    for (let s = 0; s < this.limit; s++) if (this.blobIds[s] !== FREE) yield s;
   }
 
-  /** True while `slot` holds the entry it held when `key(slot)` was read. */
-  holds(slot: number, key: string): boolean {
-    return key !== "" && this.keys[slot] === key;
+  /** Identifies the entry now in `slot`, for `holds` after an await. */
+  ticket(slot: number): number {
+    return this.gens[slot]!;
   }
 
-  keyOf(slot: number): string {
-    return this.keys[slot] ?? "";
+  /** True while `slot` holds the entry it held when `ticket(slot)` was read. */
+  holds(slot: number, ticket: number): boolean {
+    return this.blobIds[slot] !== FREE && this.gens[slot] === ticket;
   }
 
   rel(slot: number): string {
-    const key = this.keys[slot]!;
-    this.scratch.write(key, 0, HASH_BYTES, "latin1");
-    const hex = this.scratch.toString("hex", 0, HASH_BYTES);
-    return `${hex.slice(0, 2)}/${this.blobEnc[this.blobIdOfKey(key)]}.${hex.slice(2)}`;
+    const hex = this.hashes.toString("hex", slot * HASH_BYTES, (slot + 1) * HASH_BYTES);
+    return `${hex.slice(0, 2)}/${this.blobEnc[this.blobIds[slot]!]}.${hex.slice(2)}`;
   }
 
   /** "sha256:<hex>" */
   blob(slot: number): string {
-    return this.blobName[this.blobIdOfKey(this.keys[slot]!)]!;
+    return this.blobName[this.blobIds[slot]!]!;
   }
 
   size(slot: number): number {
@@ -239,24 +243,62 @@ export class EntryIndex {
     this.toucheds[slot] = v;
   }
 
-  /** The key of "<2 hex>/<enc>.<40 hex>" (the dot at `dot`) without slicing the hex apart. */
-  private relKey(rel: string, dot: number, blobId: number): string {
+  /** Puts the hash of "<2 hex>/<enc>.<40 hex>" (the dot at `dot`) in `scratch`. */
+  private hashOfRel(rel: string, dot: number): void {
     this.scratch.write(rel, 0, 1, "hex");
     this.scratch.write(rel.slice(dot + 1), 1, HASH_BYTES - 1, "hex");
-    return this.finishKey(blobId);
   }
 
-  /** The key whose hash is in `scratch`: a flat one-byte string (a concatenation would be a cons string, one more object per entry). */
-  private finishKey(blobId: number): string {
-    const s = this.scratch;
-    s[HASH_BYTES] = blobId & 0xff;
-    s[HASH_BYTES + 1] = (blobId >>> 8) & 0xff;
-    s[HASH_BYTES + 2] = blobId >>> 16;
-    return s.toString("latin1", 0, KEY_BYTES);
+  /** The hash is sha256 output, already uniform: four of its bytes mixed with the blob id place it. */
+  private home(buf: Buffer, at: number, blobId: number): number {
+    return (buf.readUInt32LE(at) ^ Math.imul(blobId, 0x9e3779b1)) & (this.table.length - 1);
   }
 
-  private blobIdOfKey(key: string): number {
-    return key.charCodeAt(HASH_BYTES) | (key.charCodeAt(HASH_BYTES + 1) << 8) | (key.charCodeAt(HASH_BYTES + 2) << 16);
+  /** The slot of the hash in `scratch` with this blob, or -1. */
+  private lookup(blobId: number): number {
+    const mask = this.table.length - 1;
+    for (let p = this.home(this.scratch, 0, blobId); ; p = (p + 1) & mask) {
+      const slot = this.table[p]!;
+      if (slot === EMPTY) return -1;
+      if (this.blobIds[slot] === blobId && this.sameHash(slot)) return slot;
+    }
+  }
+
+  private sameHash(slot: number): boolean {
+    const at = slot * HASH_BYTES;
+    for (let i = 0; i < HASH_BYTES; i++) if (this.hashes[at + i] !== this.scratch[i]) return false;
+    return true;
+  }
+
+  private setScratch(blobId: number, size: number, lastUse: number, touched: number, addedAt: number): number {
+    let slot = this.lookup(blobId);
+    if (slot < 0) {
+      slot = this.free.pop() ?? this.limit++;
+      if (slot === this.sizes.length) this.growSlots();
+      this.scratch.copy(this.hashes, slot * HASH_BYTES);
+      this.blobIds[slot] = blobId;
+      this.blobRefs[blobId]!++;
+      this.live++;
+      if (this.live * 2 > this.table.length) this.rebuildTable(this.table.length * 2);
+      else this.place(slot);
+    }
+    this.sizes[slot] = size;
+    this.lastUses[slot] = lastUse;
+    this.toucheds[slot] = touched;
+    this.addedAts[slot] = addedAt;
+    return slot;
+  }
+
+  private place(slot: number): void {
+    const mask = this.table.length - 1;
+    let p = this.home(this.hashes, slot * HASH_BYTES, this.blobIds[slot]!);
+    while (this.table[p] !== EMPTY) p = (p + 1) & mask;
+    this.table[p] = slot;
+  }
+
+  private rebuildTable(length: number): void {
+    this.table = new Int32Array(length).fill(EMPTY);
+    for (let s = 0; s < this.limit; s++) if (this.blobIds[s] !== FREE) this.place(s);
   }
 
   /** The blob's id, added with no entries yet when new; -1 when it has no name. */
@@ -266,8 +308,6 @@ export class EntryIndex {
     const name = blob ?? decodeBlob(enc);
     if (!name) return -1;
     id = this.freeBlobIds.pop() ?? this.blobEnc.length;
-    // unreachable in practice: a blob has an id only while it has entries, and 16M entries would not fit
-    if (id >= MAX_BLOBS) throw new RangeError(`more than ${MAX_BLOBS} blobs in the cache index`);
     this.blobEnc[id] = enc;
     this.blobName[id] = name;
     this.blobRefs[id] = 0;
@@ -275,16 +315,21 @@ export class EntryIndex {
     return id;
   }
 
-  private grow(): void {
+  private growSlots(): void {
     const n = this.sizes.length * 2;
-    const bigger = (a: Float64Array) => {
+    const hashes = Buffer.alloc(n * HASH_BYTES);
+    this.hashes.copy(hashes);
+    this.hashes = hashes;
+    const blobIds = new Uint32Array(n).fill(FREE);
+    blobIds.set(this.blobIds);
+    this.blobIds = blobIds;
+    const gens = new Uint32Array(n);
+    gens.set(this.gens);
+    this.gens = gens;
+    for (const k of ["sizes", "lastUses", "toucheds", "addedAts"] as const) {
       const b = new Float64Array(n);
-      b.set(a);
-      return b;
-    };
-    this.sizes = bigger(this.sizes);
-    this.lastUses = bigger(this.lastUses);
-    this.toucheds = bigger(this.toucheds);
-    this.addedAts = bigger(this.addedAts);
+      b.set(this[k]);
+      this[k] = b;
+    }
   }
 }
