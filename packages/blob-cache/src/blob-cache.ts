@@ -138,11 +138,9 @@ export async function openBlobCache(opts: BlobCacheOptions = {}): Promise<BlobCa
 export class BlobCache implements ChunkCache {
   /**
    * Per entry: size, last use, last mtime we know the file has (`touched`), and `addedAt`: when this
-   * process added it (rescans keep such entries), or for entries found by a rescan a negative number
-   * unique to that rescan (so eviction can tell an entry forgotten and found again from the one it chose).
+   * process wrote or first used it (rescans keep such entries), 0 for entries found by a rescan.
    */
   private readonly index = new EntryIndex();
-  private scans = 0;
   private usedBytes = 0;
   private bytesSinceScan = 0;
   private readonly memory: MemoryTier;
@@ -457,7 +455,6 @@ export class BlobCache implements ChunkCache {
   /** @internal Re-reads sizes and mtimes from disk; keeps entries this process added during the scan. */
   async rescan(): Promise<void> {
     const started = preciseNow();
-    const scan = -++this.scans;
     const found = new ScannedEntries();
     for (const fan of await readdir(this.paths.data)) {
       if (!/^[0-9a-f]{2}$/.test(fan)) continue;
@@ -484,7 +481,7 @@ export class BlobCache implements ChunkCache {
         this.index.setLastUse(slot, Math.max(this.index.lastUse(slot), mtime));
         this.index.setTouched(slot, Math.max(this.index.touched(slot), mtime));
       } else {
-        slot = this.index.addScanned(found, i, mtime, mtime, scan);
+        slot = this.index.addScanned(found, i, mtime, mtime, 0);
         if (slot < 0) continue; // blobOf only passes names whose blob decodes
         seen[slot] = 1;
         this.usedBytes += size;
