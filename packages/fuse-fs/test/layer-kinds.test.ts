@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream } from "node:fs";
-import { mkdir, mkdtemp, rm, stat } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openBlobCache, type BlobCache } from "@lazypull/blob-cache";
@@ -30,6 +30,16 @@ for d, dirs, files in os.walk(root):
         if names:
             out[os.path.relpath(p, root)] = {k: os.getxattr(p, k, follow_symlinks=False).decode() for k in names}
 print(json.dumps(out, sort_keys=True))`;
+
+/** Every xattr of one file as hex, read in a child process (os.getxattr returns the raw bytes). */
+const XATTRS_HEX_PY = `import os, sys, json
+p = sys.argv[1]
+def get(k):
+    try:
+        return os.getxattr(p, k, follow_symlinks=False).hex()
+    except OSError as e:
+        return "error: " + e.strerror
+print(json.dumps({k: get(k) for k in sorted(os.listxattr(p, follow_symlinks=False))}))`;
 
 describe("every kind of layer and entry through one mount", () => {
   let registry: RegistryProcess;
@@ -150,6 +160,31 @@ describe("every kind of layer and entry through one mount", () => {
     } finally {
       await sh("fusermount", ["-u", "-z", merged]);
     }
+  });
+
+  it("should serve binary xattrs (file capabilities, bytes 0x00 and >= 0x80) of a GNU tar --xattrs layer byte-exactly", async () => {
+    // A real file capability (vfs_cap_data; cap_setfcap is bit 31, so a byte 0x80) and a user xattr that
+    // is not UTF-8, set on a real file and archived by GNU tar, as an image build would.
+    const src = join(tmp, "caps-src");
+    await mkdir(join(src, "usr", "bin"), { recursive: true });
+    const ping = join(src, "usr", "bin", "ping");
+    await writeFile(ping, "#!/bin/sh\necho pong\n");
+    await run("setcap", ["cap_net_raw,cap_setfcap+ep", ping]);
+    await run("python3", ["-c", "import os, sys; os.setxattr(sys.argv[1], 'user.blob', bytes([0, 0xff, 0x80, 0xc3, 0x28, 0x0a, 0x3d, 0]))", ping]);
+    const want = JSON.parse((await run("python3", ["-c", XATTRS_HEX_PY, ping])).stdout) as Record<string, string>;
+    expect(Object.keys(want)).toEqual(["security.capability", "user.blob"]);
+    expect(want["security.capability"]).toMatch(/^0100000[23]00200080/);
+    const capsTar = join(tmp, "caps.tar");
+    await run("tar", ["--xattrs", "--xattrs-include=*", "--numeric-owner", "-C", src, "-cf", capsTar, "usr"]);
+    const plain = await plainLayers(capsTar);
+    const esgz = join(tmp, "caps.esgz");
+    const res = await convertToEstargz(createReadStream(capsTar), createWriteStream(esgz), {});
+    const pushed = await pushImage(client, `${registry.host}/crafted:caps`, [{ path: esgz, ...res }, plain.gzip, plain.zstd, plain.plain]);
+    const dirs = await Promise.all(pushed.layers.map((descriptor) => fs!.addLayer({ ref: pushed.ref, descriptor })));
+    const got: Record<string, string>[] = [];
+    for (const dir of dirs) got.push(JSON.parse((await sh("python3", ["-c", XATTRS_HEX_PY, join(dir, "usr", "bin", "ping")])).stdout));
+    expect(got).toEqual([want, want, want, want]);
+    for (const p of pushed.layers) fs!.releaseLayer(p.digest);
   });
 
   it("should count references per layer digest and drop the directory after the last release", async () => {

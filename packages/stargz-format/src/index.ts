@@ -20,7 +20,7 @@ export {
   NO_PREFETCH_LANDMARK,
   LANDMARK_CONTENTS,
 } from "./toc.js";
-export { readTar, type TarEntry } from "./tar/reader.js";
+export { readTar, type TarEntry, type ReadTarOptions, type UnsupportedTarEntry } from "./tar/reader.js";
 export { encodeHeader, emptyHeader, padding, END_OF_ARCHIVE, type TarHeader, type TarEntryType } from "./tar/header.js";
 export { StreamByteSource, FileByteSource, type ByteSource } from "./byte-source.js";
 export { decompressedTar, detectKind, type InputKind } from "./input.js";

@@ -1,8 +1,7 @@
 import type { CacheKey, ChunkCache } from "@lazypull/blob-cache";
 import type { BlobSource, ImageReference } from "@lazypull/registry-client";
-import type { FileNode } from "@lazypull/stargz-format";
+import { readTar, StreamByteSource, type FileNode, type TarEntry, type TarEntryType, type TarHeader, type UnsupportedTarEntry } from "@lazypull/stargz-format";
 import type { Logger } from "pino";
-import tarStream from "tar-stream";
 import { FuseFsError } from "../errors.js";
 import type { LayerProgress, LayerState } from "../types.js";
 import type { FetchCounters } from "./counters.js";
@@ -13,7 +12,8 @@ import { withRetries, type RetryPolicy } from "./retry.js";
 
 /** File content is cached in segments of this size, so no read loads a big file whole. */
 export const SEGMENT_BYTES = 4 * 1024 * 1024;
-const INDEX_ID = "whole:index:v1";
+/** v1 indexes (tar-stream) hold binary xattrs mangled through UTF-8: never replay them. */
+const INDEX_ID = "whole:index:v2";
 
 type NodeInit = Omit<FileNode, "path" | "ino" | "nlink">;
 /** How the tree was built, replayable from the cache on the next mount. */
@@ -37,37 +37,54 @@ export interface WholeLayerOptions {
 
 const segmentKey = (digest: string, owner: string, start: number): CacheKey => ({ blob: digest, id: `file:${owner}@${start}` });
 
-function fromTarHeader(h: tarStream.Headers, pax: Record<string, string>): NodeInit | undefined {
-  const xattrs: Record<string, Buffer> = {};
-  for (const [k, v] of Object.entries(pax)) {
-    if (k.startsWith("SCHILY.xattr.")) xattrs[k.slice(13)] = Buffer.from(v, "utf8");
-    else if (k.startsWith("LIBARCHIVE.xattr.")) xattrs[decodeURIComponent(k.slice(17))] = Buffer.from(v, "base64");
+function fromTarHeader(h: TarHeader, type: Exclude<TarEntryType, "hardlink">): NodeInit {
+  const xattrs: Record<string, Buffer> = { ...h.xattrs };
+  for (const [k, v] of Object.entries(h.pax)) {
+    if (k.startsWith("LIBARCHIVE.xattr.")) xattrs[decodeURIComponent(k.slice(17))] = Buffer.from(v, "base64");
   }
-  const base = {
-    mode: (h.mode ?? 0) & 0o7777,
-    uid: h.uid ?? 0,
-    gid: h.gid ?? 0,
-    size: 0,
-    mtimeMs: h.mtime ? h.mtime.getTime() : 0,
-    xattrs,
-  };
-  switch (h.type) {
-    case "file":
-    case "contiguous-file":
-      return { ...base, type: "reg", size: h.size ?? 0 };
-    case "directory":
+  const base = { mode: h.mode, uid: h.uid, gid: h.gid, size: 0, mtimeMs: h.mtime * 1000, xattrs };
+  switch (type) {
+    case "reg":
+      // a pre-POSIX tar marks a directory only by the trailing slash (tar-stream and Go's archive/tar agree)
+      if (h.name.endsWith("/")) return { ...base, type: "dir" };
+      return { ...base, type: "reg", size: h.size };
+    case "dir":
       return { ...base, type: "dir" };
     case "symlink":
-      return { ...base, type: "symlink", linkName: h.linkname ?? "" };
-    case "character-device":
-      return { ...base, type: "char", devMajor: h.devmajor ?? 0, devMinor: h.devminor ?? 0 };
-    case "block-device":
-      return { ...base, type: "block", devMajor: h.devmajor ?? 0, devMinor: h.devminor ?? 0 };
+      return { ...base, type: "symlink", linkName: h.linkName };
+    case "char":
+    case "block":
+      return { ...base, type, devMajor: h.devMajor, devMinor: h.devMinor };
     case "fifo":
       return { ...base, type: "fifo" };
-    default:
-      return undefined;
   }
+}
+
+const UNSUPPORTED_TYPES: Record<string, string> = {
+  S: "a GNU sparse file",
+  D: "a GNU incremental dumpdir",
+  M: "a GNU multi-volume continuation",
+  N: "a GNU rename record",
+};
+
+/**
+ * Entry types the tar reader does not know. A volume label ('V') is no file, so it is skipped; anything
+ * else (sparse files, dumpdirs, vendor types) is refused with a clear error, as containers-storage
+ * refuses ("unhandled tar header type"), rather than served as a missing or wrong file.
+ */
+function unsupportedEntry(digest: string, log: Logger) {
+  return (u: UnsupportedTarEntry): void => {
+    if (u.typeflag === "V") {
+      log.warn({ digest, label: u.name }, "skipping a tar volume label in a layer");
+      return;
+    }
+    const what = UNSUPPORTED_TYPES[u.typeflag] ?? "an unknown kind of entry";
+    throw new FuseFsError(
+      "FUSEFS_BAD_LAYER",
+      `layer ${digest} holds ${u.name}, ${what} (tar type '${u.typeflag}'), which lazypull cannot serve`,
+      { digest, path: u.name, typeflag: u.typeflag, offset: u.headerOffset },
+    );
+  };
 }
 
 function replay(tree: MemoryTree, ops: IndexOp[]): void {
@@ -151,57 +168,49 @@ export class WholeLayer implements ServedLayer {
       }
     })();
     const { tar, inputDone } = await decompressLayer(counted as unknown as NodeJS.ReadableStream, this.digest);
-    const extract = tarStream.extract();
-    tar.on("error", (err) => extract.destroy(err));
-    tar.pipe(extract);
-    for await (const entry of extract) {
-      const h = entry.header;
-      const pax = (h as { pax?: Record<string, string> }).pax ?? {};
-      const path = normalisePath(h.name);
-      if (h.type === "link") {
-        tree.link(path, h.linkname ?? "");
-        ops.push({ op: "link", path: normalisePath(path), target: normalisePath(h.linkname ?? "") });
-        entry.resume();
-        continue;
+    const chunks = tar[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+    let finished = false;
+    try {
+      for await (const entry of readTar(new StreamByteSource(chunks), { onUnsupported: unsupportedEntry(this.digest, o.log) })) {
+        const h = entry.header;
+        const path = normalisePath(h.name);
+        if (h.type === "hardlink") {
+          tree.link(path, h.linkName);
+          ops.push({ op: "link", path, target: normalisePath(h.linkName) });
+          continue;
+        }
+        // PAX sparse files (GNU.sparse.*) look regular, but their data is a sparse map and fragments
+        if (Object.keys(h.pax).some((k) => k.startsWith("GNU.sparse."))) {
+          throw new FuseFsError("FUSEFS_BAD_LAYER", `layer ${this.digest} holds ${h.name}, a PAX sparse file, which lazypull cannot serve`, {
+            digest: this.digest,
+            path: h.name,
+            offset: entry.headerOffset,
+          });
+        }
+        const node = fromTarHeader(h, h.type);
+        tree.add(path, node);
+        const { xattrs, ...rest } = node;
+        ops.push({ op: "add", path, node: { ...rest, xattrs: Object.fromEntries(Object.entries(xattrs).map(([k, v]) => [k, v.toString("base64")])) } });
+        if (node.type === "reg") await this.storeContent(path, entry);
       }
-      const node = fromTarHeader(h, pax);
-      if (!node) {
-        entry.resume();
-        continue;
-      }
-      tree.add(path, node);
-      const { xattrs, ...rest } = node;
-      ops.push({ op: "add", path, node: { ...rest, xattrs: Object.fromEntries(Object.entries(xattrs).map(([k, v]) => [k, v.toString("base64")])) } });
-      if (node.type === "reg") await this.storeContent(normalisePath(path), entry);
-      else entry.resume();
+      // the tar may go on after its end blocks (record padding): the source checks the digest only at the end
+      while (!(await chunks.next()).done);
+      finished = true;
+    } finally {
+      if (!finished) tar.destroy();
     }
     await inputDone;
     await o.cache.put({ blob: this.digest, id: INDEX_ID }, Buffer.from(JSON.stringify(ops)));
     this.tree = tree;
   }
 
-  private async storeContent(path: string, entry: AsyncIterable<Buffer>): Promise<void> {
-    let pending: Buffer[] = [];
-    let pendingBytes = 0;
-    let start = 0;
-    const flush = async () => {
-      const seg = Buffer.concat(pending, pendingBytes);
+  /** Copies a file's data to the cache in SEGMENT_BYTES pieces, never holding more than one. */
+  private async storeContent(path: string, entry: TarEntry): Promise<void> {
+    for (let start = 0; start < entry.header.size; ) {
+      const seg = await entry.read(SEGMENT_BYTES);
       await this.o.cache.put(segmentKey(this.digest, path, start), seg);
       start += seg.length;
-      pending = [];
-      pendingBytes = 0;
-    };
-    for await (const b of entry) {
-      let buf = b;
-      while (buf.length > 0) {
-        const take = Math.min(buf.length, SEGMENT_BYTES - pendingBytes);
-        pending.push(buf.subarray(0, take));
-        pendingBytes += take;
-        buf = buf.subarray(take);
-        if (pendingBytes === SEGMENT_BYTES) await flush();
-      }
     }
-    if (pendingBytes > 0) await flush();
   }
 
   lookup(path: string): FileNode | undefined {

@@ -22,6 +22,24 @@ export interface TarEntry {
   read(n: number): Promise<Buffer>;
 }
 
+/** An entry whose type flag this reader does not know (GNU sparse 'S', volume label 'V', dumpdir 'D', …). */
+export interface UnsupportedTarEntry {
+  typeflag: string;
+  /** its name, after PAX and GNU long-name records */
+  name: string;
+  /** bytes of data it holds in the tar (skipped) */
+  size: number;
+  headerOffset: number;
+}
+
+export interface ReadTarOptions {
+  /**
+   * What to do with an entry of an unknown type flag: "throw" (default) raises `TAR_UNSUPPORTED_ENTRY`;
+   * "skip" steps over it and its data; a function is told of it and it is skipped unless the function throws.
+   */
+  onUnsupported?: "throw" | "skip" | ((entry: UnsupportedTarEntry) => void);
+}
+
 const DERIVED_PAX = new Set(["path", "linkpath", "size", "uid", "gid", "uname", "gname"]);
 
 async function readExactly(src: ByteSource, n: number, what: string): Promise<Buffer> {
@@ -36,7 +54,8 @@ async function readExactly(src: ByteSource, n: number, what: string): Promise<Bu
  * Entries of a tar (ustar, PAX, GNU; GNU long names/links; global PAX headers applied to what follows).
  * Data not read by the consumer is skipped before the next entry. Ends at the zero blocks or at EOF.
  */
-export async function* readTar(src: ByteSource): AsyncGenerator<TarEntry> {
+export async function* readTar(src: ByteSource, opts: ReadTarOptions = {}): AsyncGenerator<TarEntry> {
+  const onUnsupported = opts.onUnsupported ?? "throw";
   let global = new Map<string, Buffer>();
   for (;;) {
     const headerOffset = src.position;
@@ -70,7 +89,7 @@ export async function* readTar(src: ByteSource): AsyncGenerator<TarEntry> {
     }
     const flag = String.fromCharCode(block[156]!);
     const type = typeFromFlag(flag);
-    if (!type) {
+    if (!type && onUnsupported === "throw") {
       throw new StargzError("TAR_UNSUPPORTED_ENTRY", `unsupported tar entry type '${flag}' for ${readString(block, 0, 100)}`, {
         offset: headerOffset,
         typeflag: flag,
@@ -94,6 +113,23 @@ export async function* readTar(src: ByteSource): AsyncGenerator<TarEntry> {
       return v;
     };
     name = str("path") ?? name;
+    if (!type) {
+      const size = num("size", readNumber(block, 124, 12, "size"));
+      if (typeof onUnsupported === "function") onUnsupported({ typeflag: flag, name, size, headerOffset });
+      // An old GNU sparse header whose map overflowed is followed by extension blocks before its data.
+      if (flag === "S" && block[482] !== 0) {
+        for (;;) {
+          const ext = await readExactly(src, BLOCK, "a GNU sparse map");
+          if (ext[504] === 0) break;
+        }
+      }
+      const before = src.position;
+      await src.skip(size + padding(size));
+      if (src.position - before !== size + padding(size)) {
+        throw new StargzError("TAR_TRUNCATED", `tar ends inside the data of ${name}`, { offset: headerOffset });
+      }
+      continue;
+    }
     linkName = str("linkpath") ?? linkName;
     const xattrs: Record<string, Buffer> = {};
     const rest: Record<string, string> = {};

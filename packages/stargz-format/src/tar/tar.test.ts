@@ -1,20 +1,32 @@
 import { describe, expect, it } from "vitest";
 import { StreamByteSource } from "../byte-source.js";
 import { BLOCK, emptyHeader, encodeHeader, END_OF_ARCHIVE, padding, type TarHeader } from "./header.js";
-import { readTar } from "./reader.js";
+import { readTar, type ReadTarOptions, type UnsupportedTarEntry } from "./reader.js";
 
-async function parse(tar: Buffer): Promise<Array<{ header: TarHeader; data: Buffer }>> {
+async function parse(tar: Buffer, opts?: ReadTarOptions): Promise<Array<{ header: TarHeader; data: Buffer }>> {
   const out: Array<{ header: TarHeader; data: Buffer }> = [];
   async function* one() {
     // odd-sized pieces exercise the source's buffering
     for (let i = 0; i < tar.length; i += 777) yield tar.subarray(i, i + 777);
   }
-  for await (const e of readTar(new StreamByteSource(one()))) out.push({ header: e.header, data: await e.read(e.header.size) });
+  for await (const e of readTar(new StreamByteSource(one()), opts)) out.push({ header: e.header, data: await e.read(e.header.size) });
   return out;
 }
 
 function h(over: Partial<TarHeader> & Pick<TarHeader, "name" | "type">): TarHeader {
   return { ...emptyHeader(over.name, over.type), ...over };
+}
+
+/** A header block with another type flag (and the checksum fixed), e.g. for types encodeHeader never writes. */
+function retyped(block: Buffer, flag: string, edit?: (b: Buffer) => void): Buffer {
+  const b = Buffer.from(block);
+  b.write(flag, 156, "latin1");
+  edit?.(b);
+  b.fill(0x20, 148, 156);
+  let sum = 0;
+  for (let i = 0; i < BLOCK; i++) sum += b[i]!;
+  b.write(`${sum.toString(8).padStart(6, "0")}\0 `, 148, "latin1");
+  return b;
 }
 
 function tarOf(entries: Array<{ header: TarHeader; data?: Buffer }>): Buffer {
@@ -108,5 +120,49 @@ describe("tar", () => {
       [badSum, good.subarray(0, 515), good.subarray(0, 300), sparse].map((t) => parse(t).then(() => "ok", (err: { code: string }) => err.code)),
     );
     expect(codes).toEqual(["TAR_BAD_HEADER", "TAR_TRUNCATED", "TAR_TRUNCATED", "TAR_UNSUPPORTED_ENTRY"]);
+  });
+
+  it("should skip entries of unknown types and their data (a GNU sparse map spilling into an extension block too) when asked", async () => {
+    const dataOf = (n: number, fill: number) => [Buffer.alloc(n, fill), Buffer.alloc(padding(n))];
+    const before = h({ name: "./before", type: "reg", size: 3 });
+    const after = h({ name: `./${"z".repeat(120)}/after`, type: "reg", size: 4, xattrs: { "user.bin": Buffer.from([0, 0x80, 0xff]) } });
+    const volume = retyped(encodeHeader(h({ name: "volume label", type: "reg" })), "V");
+    // isextended at 482; the extension block's own isextended (504) is 0, so one block follows
+    const sparse = retyped(encodeHeader(h({ name: "./sparse", type: "reg", size: 700 })), "S", (b) => (b[482] = 1));
+    const extension = Buffer.alloc(BLOCK, 0);
+    extension.write("00000001000\0", 0, "latin1");
+    const dumpdir = retyped(encodeHeader(h({ name: "./dumpdir/", type: "reg", size: 9 })), "D");
+    const tar = Buffer.concat([
+      encodeHeader(before),
+      ...dataOf(3, 0x61),
+      volume,
+      sparse,
+      extension,
+      ...dataOf(700, 0x53),
+      dumpdir,
+      ...dataOf(9, 0x44),
+      encodeHeader(after),
+      ...dataOf(4, 0x62),
+      END_OF_ARCHIVE,
+    ]);
+    const told: UnsupportedTarEntry[] = [];
+    const skipped = await parse(tar, { onUnsupported: (u) => told.push(u) });
+    const want = [
+      { header: before, data: Buffer.from("aaa") },
+      { header: after, data: Buffer.from("bbbb") },
+    ];
+    expect(skipped).toEqual(want);
+    expect(told).toEqual([
+      { typeflag: "V", name: "volume label", size: 0, headerOffset: 1024 },
+      { typeflag: "S", name: "./sparse", size: 700, headerOffset: 1536 },
+      { typeflag: "D", name: "./dumpdir/", size: 9, headerOffset: 3584 },
+    ]);
+    expect(await parse(tar, { onUnsupported: "skip" })).toEqual(want);
+    const refuse = (u: UnsupportedTarEntry) => {
+      if (u.typeflag !== "V") throw new Error(`refused ${u.typeflag}`);
+    };
+    await expect(parse(tar, { onUnsupported: refuse })).rejects.toThrow("refused S");
+    await expect(parse(tar)).rejects.toMatchObject({ code: "TAR_UNSUPPORTED_ENTRY", context: { typeflag: "V", offset: 1024 } });
+    await expect(parse(tar.subarray(0, 3584 + 512 + 5), { onUnsupported: "skip" })).rejects.toMatchObject({ code: "TAR_TRUNCATED" });
   });
 });
