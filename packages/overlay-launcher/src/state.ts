@@ -9,8 +9,8 @@ import { createHash, randomBytes } from "node:crypto";
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { HostConfig } from "./config.js";
-import { exec } from "./exec.js";
 import { mountsUnder } from "./mountinfo.js";
+import { removeContainer } from "./remove-container.js";
 import { unmountFuse } from "./unmount.js";
 
 export type StateKind = "container" | "mount";
@@ -45,6 +45,7 @@ export interface CleanupReport {
   dir: string;
   ownerPid: number | null;
   unmounted: string[];
+  /** the recorded podman container is gone (removed now, or already) */
   containerRemoved: boolean;
   removed: boolean;
   errors: string[];
@@ -115,8 +116,9 @@ export class StateDir {
     const rec = this.record;
     const report: CleanupReport = { id: rec.id, kind: rec.kind, dir: this.dir, ownerPid: rec.ownerPid, unmounted: [], containerRemoved: false, removed: false, errors: [] };
     if (opts.removeContainer && rec.containerName) {
-      const res = await exec(host.podman.binary, [...host.podman.globalArgs, "rm", "--force", "--time", "0", rec.containerName], { timeoutMs: 30_000 });
-      if (res.code === 0) report.containerRemoved = true;
+      const res = await removeContainer(host.podman, rec.containerName);
+      report.containerRemoved = res.gone;
+      if (res.error) report.errors.push(res.error);
     }
     const targets = [...rec.mounts.map((m) => m.path).reverse(), ...(await mountsUnder(this.dir)).map((m) => m.mountPoint)];
     for (const path of [...new Set(targets)]) {
