@@ -1,4 +1,4 @@
-import { describeError } from "@lazypull/errors";
+import { describeError, hasCode } from "@lazypull/errors";
 import type { Logger } from "pino";
 import { FuseFsError } from "../errors.js";
 import type { FetchCounters } from "./counters.js";
@@ -14,7 +14,6 @@ export interface RetryPolicy {
 
 export const defaultRetryPolicy: RetryPolicy = { attempts: 4, delayMs: 250, attemptTimeoutMs: 25_000 };
 
-/** The signal one attempt runs under: the layer's, plus the attempt deadline when there is one. */
 /**
  * Runs one attempt with a signal that aborts when `signal` does or after `timeoutMs`. Not
  * `AbortSignal.any([signal, AbortSignal.timeout(ms)])`: Node may garbage-collect those signals before
@@ -50,7 +49,17 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 }
 
 /**
- * Runs `attempt` until it succeeds, with bounded exponential backoff. Every failure is counted and
+ * Failures another attempt cannot change: the layer's own bytes are unusable, or the registry answered
+ * for sure (registry-client has already retried what a registry can recover from).
+ */
+const FINAL_CODES = new Set(["FUSEFS_BAD_LAYER", "REGISTRY_UNAUTHORIZED", "REGISTRY_DENIED", "REGISTRY_NOT_FOUND", "REGISTRY_RANGE_NOT_SATISFIABLE"]);
+
+export function isFinal(err: unknown): boolean {
+  return hasCode(err) && FINAL_CODES.has(err.code);
+}
+
+/**
+ * Runs `attempt` until it succeeds or fails for good, with bounded exponential backoff. Every failure is counted and
  * logged; the final one becomes `FUSEFS_FETCH_FAILED` (EIO to a FUSE reader) with the cause attached.
  */
 export async function withRetries<T>(
@@ -69,6 +78,9 @@ export async function withRetries<T>(
       if (ctx.signal.aborted) break;
       ctx.counters.noteError(describeError(err));
       ctx.log.warn({ err, ...what, attempt: i + 1, of: policy.attempts }, "blob range fetch failed");
+      if (isFinal(err)) {
+        throw new FuseFsError("FUSEFS_FETCH_FAILED", `bytes ${what.offset}+${what.length} of ${what.digest} failed: ${describeError(err)}`, { ...what, attempts: i + 1 }, { cause: err });
+      }
       if (i + 1 < policy.attempts) await sleep(policy.delayMs * 2 ** i, ctx.signal);
     }
   }
