@@ -148,4 +148,13 @@ describe("hostile and broken blobs", () => {
     ]);
     expect(await codeOf(convertBuffer(tar))).toEqual("CONVERT_BAD_INPUT");
   });
+
+  it("should refuse to convert a PAX sparse file rather than store its sparse map as contents", async () => {
+    const tar = makeTar([
+      { header: { name: "ok", type: "reg" }, data: Buffer.from("fine") },
+      { header: { name: "holes", type: "reg", pax: { "GNU.sparse.major": "1", "GNU.sparse.minor": "0", "GNU.sparse.name": "holes", "GNU.sparse.realsize": "1048576" } }, data: Buffer.from("1\n0\n4\nabcd") },
+    ]);
+    const err = await convertBuffer(tar).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "TAR_UNSUPPORTED_ENTRY", context: { entry: "holes" } });
+  });
 });

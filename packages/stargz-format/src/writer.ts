@@ -152,6 +152,11 @@ class EstargzBuilder {
     if (path === undefined) {
       throw new StargzError("CONVERT_BAD_INPUT", `tar entry name ${JSON.stringify(h.name)} escapes the layer root`, { entry: h.name });
     }
+    // a PAX sparse file looks regular, but its data is a sparse map and fragments: converting it would
+    // store those as the file's contents
+    if (Object.keys(h.pax).some((k) => k.startsWith("GNU.sparse."))) {
+      throw new StargzError("TAR_UNSUPPORTED_ENTRY", `tar entry ${JSON.stringify(h.name)} is a PAX sparse file (GNU.sparse.*), which eStargz cannot hold; re-create the layer without --sparse`, { entry: h.name });
+    }
     if (h.type !== "dir") {
       if (this.names.has(path)) throw new StargzError("CONVERT_BAD_INPUT", `tar has ${JSON.stringify(h.name)} twice`, { entry: h.name });
       this.names.add(path);
