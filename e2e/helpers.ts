@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { readFile } from "node:fs/promises";
+import { readdir, readFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { run, type RunResult } from "@lazypull/testkit";
@@ -49,4 +49,23 @@ export function waitForStdout(child: { stdout: NodeJS.ReadableStream }, text: st
       }
     });
   });
+}
+
+/**
+ * Processes whose command line mentions `text`, after waiting up to `timeoutMs` for them to go
+ * (each as "pid state command"; state D means stuck in the kernel).
+ */
+export async function processesMentioning(text: string, timeoutMs: number): Promise<string[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const found: string[] = [];
+    for (const pid of (await readdir("/proc")).filter((n) => /^\d+$/.test(n) && Number(n) !== process.pid)) {
+      const cmd = (await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "")).replaceAll("\0", " ").trim();
+      if (!cmd.includes(text)) continue;
+      const state = /^State:\s+(\S)/m.exec(await readFile(`/proc/${pid}/status`, "utf8").catch(() => ""))?.[1] ?? "?";
+      found.push(`${pid} ${state} ${cmd.slice(0, 200)}`);
+    }
+    if (found.length === 0 || Date.now() > deadline) return found;
+    await new Promise((r) => setTimeout(r, 250));
+  }
 }

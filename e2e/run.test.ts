@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { debianRootfsTar, importImage, run } from "@lazypull/testkit";
-import { lazypull, mountsUnder, spawnLazypull, waitForStdout } from "./helpers.js";
+import { lazypull, mountsUnder, processesMentioning, spawnLazypull, waitForStdout } from "./helpers.js";
 
 /**
  * The whole path on real parts: a docker-registry process, a real Debian bookworm root filesystem
@@ -89,6 +89,9 @@ describe("after lazypull is killed with SIGKILL", () => {
     expect(next.stderr).not.toMatch(/errors:/);
     const ps = await run("podman", ["ps", "--all", "--filter", "name=e2e-killed", "--format", "{{.Names}}"]);
     expect(ps.stdout.trim()).toBe("");
+    // Nothing of the killed run lives on: its fuse-overlayfs, fusermount and podman processes exit once
+    // the container is gone (they used to inherit lazypull's FUSE connection and hang in D state).
+    expect(await processesMentioning(join(work, "state"), 20_000)).toEqual([]);
     // afterEach checks that nothing is mounted under the suite's directories any more
   });
 });

@@ -3,6 +3,7 @@
  * lower layers, so nothing here may block the event loop (no `spawnSync`/`execSync`).
  */
 import { spawn } from "node:child_process";
+import { childCommand } from "./child-fds.js";
 
 export interface ExecResult {
   code: number | null;
@@ -13,9 +14,10 @@ export interface ExecResult {
   enoent: boolean;
 }
 
-export function exec(cmd: string, args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<ExecResult> {
+export async function exec(cmd: string, args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<ExecResult> {
+  const run = await childCommand(cmd, args);
   return new Promise((resolve) => {
-    const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"], env: opts.env ?? process.env });
+    const child = spawn(run.cmd, run.args, { stdio: ["ignore", "pipe", "pipe"], env: opts.env ?? process.env });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on("data", (b: Buffer) => out.push(b));

@@ -6,6 +6,7 @@
 import { spawn } from "node:child_process";
 import { constants } from "node:os";
 import type { HostConfig } from "./config.js";
+import { childCommand } from "./child-fds.js";
 import { interceptSignals } from "./cleanup-stack.js";
 import { LaunchError } from "./errors.js";
 import { exec } from "./exec.js";
@@ -32,10 +33,11 @@ export interface RunContainerResult {
   stderr?: string;
 }
 
-export function runContainer(opts: RunContainerOptions): Promise<RunContainerResult> {
+export async function runContainer(opts: RunContainerOptions): Promise<RunContainerResult> {
   const capture = opts.stdio === "capture";
+  const podman = await childCommand(opts.podman.binary, opts.args);
   return new Promise((resolve, reject) => {
-    const child = spawn(opts.podman.binary, opts.args, { stdio: capture ? ["pipe", "pipe", "pipe"] : "inherit" });
+    const child = spawn(podman.cmd, podman.args, { stdio: capture ? ["pipe", "pipe", "pipe"] : "inherit" });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     if (capture) {
