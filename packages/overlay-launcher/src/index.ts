@@ -7,6 +7,8 @@ export { unmountFuse, type UnmountResult } from "./unmount.js";
 export { mountOverlay, type MountOverlayOptions, type OverlayMount } from "./overlay.js";
 export { buildPodmanArgs, containerArgv, mergeEnv, type RunOptions, type PodmanArgsInput } from "./podman-args.js";
 export { runContainer, type RunContainerOptions, type RunContainerResult } from "./run-container.js";
+export { childCommand, inheritableFds, withoutFds } from "./child-fds.js";
+export { removeContainer, type RemoveContainerResult } from "./remove-container.js";
 export {
   CleanupStack,
   processCleanup,
