@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { debianRootfsTar, importImage, run } from "@lazypull/testkit";
-import { lazypull, mountsUnder, processesMentioning, spawnLazypull, waitForStdout } from "./helpers.js";
+import { cliArgs, lazypull, mountsUnder, processesMentioning, repoRoot, spawnLazypull, waitForStdout } from "./helpers.js";
 
 /**
  * The whole path on real parts: a docker-registry process, a real Debian bookworm root filesystem
@@ -63,6 +63,20 @@ describe("lazypull run", () => {
   it("should propagate the container's exit code", async () => {
     const res = await lazypull(["run", "--rm", lazyRef, "sh", "-c", "exit 42"], { env, allowFail: true });
     expect(res.code).toBe(42);
+  });
+
+  it("should give `-it` a terminal: the container sees a pty, reads what is typed, and its exit code comes back", async () => {
+    // `script` (util-linux) runs the CLI on a fresh pseudo-terminal, as an interactive shell would
+    const cli = [process.execPath, ...cliArgs(["run", "--rm", "-it", lazyRef, "sh", "-c", "tty; read line; echo got:$line; exit 3"])];
+    const res = await run("script", ["-qec", cli.map((a) => `'${a}'`).join(" "), "/dev/null"], {
+      cwd: repoRoot,
+      env: { ...process.env, ...env },
+      input: "hello\n",
+      allowFail: true,
+      timeoutMs: 120_000,
+    });
+    const lines = res.stdout.split("\r\n");
+    expect({ code: res.code, tty: lines.some((l) => /^\/dev\/pts\/\d+$/.test(l)), got: lines.includes("got:hello") }).toEqual({ code: 3, tty: true, got: true });
   });
 
   it("should clean up every mount when interrupted with SIGINT", async () => {
