@@ -20,7 +20,10 @@ import { markdown, svgChart, type BenchResult } from "./report.js";
 import { check, liveChildren, spawnTimed } from "./spawn-timed.js";
 import { WORKLOADS } from "./workloads.js";
 
+// `pnpm bench -- --reps 1` hands the script a literal "--" first; after it parseArgs takes every flag as positional
+const argv = process.argv.slice(2);
 const { values: flags } = parseArgs({
+  args: argv[0] === "--" ? argv.slice(1) : argv,
   options: {
     profile: { type: "string", default: "100mbit/20ms-rtt" },
     reps: { type: "string", default: "3" },
