@@ -183,7 +183,7 @@ describe.skipIf(Boolean(process.env.E2E_SOURCE_IMAGE))("lazypull run through laz
 
     // Each chunk fetched once: ten runs cost exactly what one run costs on an empty cache. With
     // prefetch "none" the daemon fetches only on a cache miss, concurrent misses on one chunk share one
-    // fetch (single-flight), and a miss also takes the following chunks up to 256 KiB of blob into the
+    // fetch (single-flight), and a miss also takes the following chunks up to 64 KiB of blob into the
     // same range request. All ten read the same files in the same order, so chunks are first missed in
     // the baseline's order (whoever is furthest ahead misses next; the rest hit the cache or join the
     // fetch in flight) and the requests group the same chunks: totals equal to the byte and request,
