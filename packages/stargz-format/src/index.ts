@@ -21,7 +21,7 @@ export {
   LANDMARK_CONTENTS,
 } from "./toc.js";
 export { readTar, type TarEntry, type ReadTarOptions, type UnsupportedTarEntry } from "./tar/reader.js";
-export { encodeHeader, emptyHeader, padding, END_OF_ARCHIVE, type TarHeader, type TarEntryType } from "./tar/header.js";
+export { encodeHeader, emptyHeader, isPaxSparse, padding, END_OF_ARCHIVE, type TarHeader, type TarEntryType } from "./tar/header.js";
 export { StreamByteSource, FileByteSource, type ByteSource } from "./byte-source.js";
 export { decompressedTar, detectKind, type InputKind } from "./input.js";
 export { inflatePrefix } from "./inflate.js";

@@ -11,7 +11,7 @@ import { FileByteSource, StreamByteSource } from "./byte-source.js";
 import { StargzError } from "./errors.js";
 import { estargzFooter } from "./footer.js";
 import { decompressedTar } from "./input.js";
-import { emptyHeader, encodeHeader, END_OF_ARCHIVE, padding, type TarHeader } from "./tar/header.js";
+import { emptyHeader, encodeHeader, END_OF_ARCHIVE, isPaxSparse, padding, type TarHeader } from "./tar/header.js";
 import { readTar } from "./tar/reader.js";
 import {
   formatModtime,
@@ -152,9 +152,8 @@ class EstargzBuilder {
     if (path === undefined) {
       throw new StargzError("CONVERT_BAD_INPUT", `tar entry name ${JSON.stringify(h.name)} escapes the layer root`, { entry: h.name });
     }
-    // a PAX sparse file looks regular, but its data is a sparse map and fragments: converting it would
-    // store those as the file's contents
-    if (Object.keys(h.pax).some((k) => k.startsWith("GNU.sparse."))) {
+    // converting a sparse file would store its sparse map and fragments as the file's contents
+    if (isPaxSparse(h)) {
       throw new StargzError("TAR_UNSUPPORTED_ENTRY", `tar entry ${JSON.stringify(h.name)} is a PAX sparse file (GNU.sparse.*), which eStargz cannot hold; re-create the layer without --sparse`, { entry: h.name });
     }
     if (h.type !== "dir") {

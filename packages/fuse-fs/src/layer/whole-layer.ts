@@ -1,6 +1,6 @@
 import type { CacheKey, ChunkCache } from "@lazypull/blob-cache";
 import type { BlobSource, ImageReference } from "@lazypull/registry-client";
-import { readTar, StreamByteSource, type FileNode, type TarEntry, type TarEntryType, type TarHeader, type UnsupportedTarEntry } from "@lazypull/stargz-format";
+import { isPaxSparse, readTar, StreamByteSource, type FileNode, type TarEntry, type TarEntryType, type TarHeader, type UnsupportedTarEntry } from "@lazypull/stargz-format";
 import type { Logger } from "pino";
 import { FuseFsError } from "../errors.js";
 import type { LayerProgress, LayerState } from "../types.js";
@@ -179,8 +179,7 @@ export class WholeLayer implements ServedLayer {
           ops.push({ op: "link", path, target: normalisePath(h.linkName) });
           continue;
         }
-        // PAX sparse files (GNU.sparse.*) look regular, but their data is a sparse map and fragments
-        if (Object.keys(h.pax).some((k) => k.startsWith("GNU.sparse."))) {
+        if (isPaxSparse(h)) {
           throw new FuseFsError("FUSEFS_BAD_LAYER", `layer ${this.digest} holds ${h.name}, a PAX sparse file, which lazypull cannot serve`, {
             digest: this.digest,
             path: h.name,

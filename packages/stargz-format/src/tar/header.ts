@@ -63,6 +63,14 @@ export function typeFromFlag(flag: string): TarEntryType | undefined {
   }
 }
 
+/**
+ * A PAX sparse file (GNU.sparse.* records): it looks regular, but its data is a sparse map and
+ * fragments, not the file's contents.
+ */
+export function isPaxSparse(h: Pick<TarHeader, "pax">): boolean {
+  return Object.keys(h.pax).some((k) => k.startsWith("GNU.sparse."));
+}
+
 export function emptyHeader(name: string, type: TarEntryType): TarHeader {
   return {
     name,
