@@ -1,8 +1,9 @@
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { DaemonClient, type ImageLease, type LayerStatus } from "@lazypull/daemon-client";
+import { listMounts } from "@lazypull/fuse-fs";
 import { debianRootfsTar, run } from "@lazypull/testkit";
 import { spawnDaemon, type DaemonProcess } from "../apps/daemon/test/helpers.js";
 import { lazypull, mountsUnder, spawnLazypull } from "./helpers.js";
@@ -48,12 +49,7 @@ async function freshDaemon(name: string) {
 
 /** lazypull FUSE filesystems mounted under this suite's directory (the daemon's and any in-process one). */
 async function lazypullFuseMounts(): Promise<string[]> {
-  const text = await readFile("/proc/self/mountinfo", "utf8");
-  return text
-    .split("\n")
-    .map((line) => line.split(" "))
-    .filter((f) => f[f.indexOf("-") + 1] === "fuse.lazypull" && (f[4] ?? "").startsWith(work))
-    .map((f) => f[4]!);
+  return (await listMounts()).filter((m) => m.fstype === "fuse.lazypull" && m.mountpoint.startsWith(work)).map((m) => m.mountpoint);
 }
 
 function cliEnv(socket: string): NodeJS.ProcessEnv {
