@@ -15,15 +15,15 @@ export async function inheritableFds(): Promise<number[]> {
   } catch {
     return [];
   }
-  const out: number[] = [];
-  for (const name of names) {
-    const fd = Number(name);
-    if (!Number.isInteger(fd) || fd < 3) continue;
-    const info = await readFile(`/proc/self/fdinfo/${fd}`, "utf8").catch(() => "");
-    const flags = /^flags:\s+([0-7]+)$/m.exec(info)?.[1];
-    if (flags !== undefined && (parseInt(flags, 8) & O_CLOEXEC) === 0) out.push(fd);
-  }
-  return out.sort((a, b) => a - b);
+  // read in parallel: this runs before every child the launcher starts, on the way to the container
+  const fds = names.map(Number).filter((fd) => Number.isInteger(fd) && fd >= 3);
+  const infos = await Promise.all(fds.map((fd) => readFile(`/proc/self/fdinfo/${fd}`, "utf8").catch(() => "")));
+  return fds
+    .filter((_, i) => {
+      const flags = /^flags:\s+([0-7]+)$/m.exec(infos[i]!)?.[1];
+      return flags !== undefined && (parseInt(flags, 8) & O_CLOEXEC) === 0;
+    })
+    .sort((a, b) => a - b);
 }
 
 /**
