@@ -1,4 +1,5 @@
 import { spawn } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -68,4 +69,28 @@ export async function processesMentioning(text: string, timeoutMs: number): Prom
     if (found.length === 0 || Date.now() > deadline) return found;
     await new Promise((r) => setTimeout(r, 250));
   }
+}
+
+export type OverlayKind = "kernel" | "fuse-overlayfs";
+/**
+ * The overlays the e2e suite runs under: both by default (CI), or those listed in
+ * `LAZYPULL_E2E_OVERLAYS` (comma-separated), e.g. to look at one while developing.
+ */
+export const OVERLAY_KINDS: OverlayKind[] = (process.env.LAZYPULL_E2E_OVERLAYS ?? "kernel,fuse-overlayfs")
+  .split(",")
+  .map((k) => {
+    if (k !== "kernel" && k !== "fuse-overlayfs") throw new Error(`LAZYPULL_E2E_OVERLAYS: unknown overlay ${k}`);
+    return k;
+  });
+
+/**
+ * The environment of a lazypull child that must stack with `kind` and nothing else: state and cache
+ * under `work`, and a host config (`LAZYPULL_CONFIG`) saying `overlay: kind` — `kernel`, not `auto`,
+ * so a kernel mount that fails is an error instead of a silent fuse-overlayfs run.
+ */
+export function overlayEnv(work: string, kind: OverlayKind): NodeJS.ProcessEnv {
+  const config = join(work, `config-${kind}.json`);
+  mkdirSync(work, { recursive: true });
+  writeFileSync(config, JSON.stringify({ overlay: kind }));
+  return { LAZYPULL_STATE_DIR: join(work, "state"), LAZYPULL_CACHE_DIR: join(work, "cache"), LAZYPULL_CONFIG: config };
 }

@@ -3,12 +3,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { debianRootfsTar, importImage, run } from "@lazypull/testkit";
-import { cliArgs, lazypull, mountsUnder, processesMentioning, repoRoot, spawnLazypull, waitForStdout } from "./helpers.js";
+import { cliArgs, lazypull, mountsUnder, overlayEnv, OVERLAY_KINDS, processesMentioning, repoRoot, spawnLazypull, waitForStdout } from "./helpers.js";
 
 /**
  * The whole path on real parts: a docker-registry process, a real Debian bookworm root filesystem
  * imported as an ordinary gzip image, `lazypull convert` (both in global-setup.ts), then `lazypull run`
- * through FUSE, fuse-overlayfs and podman.
+ * through FUSE, an overlay and podman — each run under both overlays, kernel and fuse-overlayfs.
  */
 let work: string;
 let env: NodeJS.ProcessEnv;
@@ -32,9 +32,15 @@ afterEach(async () => {
   expect(await mountsUnder(work)).toEqual([]);
 });
 
-describe("lazypull run", () => {
+describe.each(OVERLAY_KINDS)("lazypull run under %s", (kind) => {
+  let env: NodeJS.ProcessEnv;
+  beforeAll(() => {
+    env = overlayEnv(work, kind);
+  });
+
   it("should print Debian bookworm's os-release from a lazily served image", async () => {
-    const res = await lazypull(["run", "--rm", lazyRef, "cat", "/etc/os-release"], { env });
+    const res = await lazypull(["run", "--rm", "--stats", lazyRef, "cat", "/etc/os-release"], { env });
+    expect(res.stderr).toContain(`overlay: ${kind};`);
     if (!external) {
       expect(res.stdout).toContain('PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"');
       expect(res.stdout).toContain("VERSION_CODENAME=bookworm");
@@ -91,7 +97,12 @@ describe("lazypull run", () => {
   });
 });
 
-describe("after lazypull is killed with SIGKILL", () => {
+describe.each(OVERLAY_KINDS)("after lazypull (%s) is killed with SIGKILL", (kind) => {
+  let env: NodeJS.ProcessEnv;
+  beforeAll(() => {
+    env = overlayEnv(work, kind);
+  });
+
   it("should have the next invocation remove the container, mounts and state it left", async () => {
     const child = spawnLazypull(["run", "--rm", "--name", "e2e-killed", lazyRef, "sh", "-c", "echo started; sleep 120"], env);
     await waitForStdout(child, "started");
@@ -103,7 +114,7 @@ describe("after lazypull is killed with SIGKILL", () => {
     expect(next.stderr).not.toMatch(/errors:/);
     const ps = await run("podman", ["ps", "--all", "--filter", "name=e2e-killed", "--format", "{{.Names}}"]);
     expect(ps.stdout.trim()).toBe("");
-    // Nothing of the killed run lives on: its fuse-overlayfs, fusermount and podman processes exit once
+    // Nothing of the killed run lives on: its fuse-overlayfs (if any), fusermount and podman processes exit once
     // the container is gone (they used to inherit lazypull's FUSE connection and hang in D state).
     expect(await processesMentioning(join(work, "state"), 20_000)).toEqual([]);
     // afterEach checks that nothing is mounted under the suite's directories any more

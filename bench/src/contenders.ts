@@ -28,11 +28,13 @@ export interface Sample {
   requestsTotal: number;
   /** compressed layer bytes of the image this contender runs */
   imageBytes: number;
-  breakdown: Partial<LazyBreakdown> & { pull?: number; run?: number; lazypullReady?: number };
+  breakdown: Partial<LazyBreakdown> & { pull?: number; run?: number; lazypullReady?: number; fuseOps?: number };
   /** the lazy run's requests up to exit: ms after spawn, method, path tail, range, response bytes, ms to last byte */
   requests?: { t: number; req: string; range?: string; bytes: number; ms: number }[];
   /** what lazypull itself counted (`--stats`) */
   lazypullStats?: { bytes: number; requests: number };
+  /** which overlay `lazypull run` stacked the layers with (`--stats`) */
+  overlay?: string;
 }
 
 export interface ContenderContext {
@@ -109,6 +111,8 @@ export async function runLazypull(ctx: ContenderContext, contender: ContenderId,
     if (r.firstOutputMs === undefined) throw new Error(`lazypull run (${contender}) printed nothing`);
     const end = proxy.counters();
     const stats = /image ready in (\S+), container exited \d+ after \S+; fetched (.+) in (\d+) requests/.exec(r.stderr);
+    const overlay = /; overlay: ([\w-]+)/.exec(r.stderr)?.[1];
+    const fuseOps = /; (\d+) FUSE ops/.exec(r.stderr)?.[1];
     return {
       workload: ctx.workload.id,
       contender,
@@ -123,7 +127,9 @@ export async function runLazypull(ctx: ContenderContext, contender: ContenderId,
       breakdown: {
         ...lazyBreakdown(proxy.log(), r.spawnedAt, r.firstOutputMs, image.layerSizes),
         ...(stats ? { lazypullReady: parseDuration(stats[1]!) } : {}),
+        ...(fuseOps !== undefined ? { fuseOps: Number(fuseOps) } : {}),
       },
+      ...(overlay ? { overlay } : {}),
       requests: proxy.log().map((q) => ({
         t: Math.round(q.at - r.spawnedAt),
         req: `${q.method} ${q.path.replace(/^\/v2\/[^]*?\/(manifests|blobs)\//, "$1/").slice(0, 24)}`,

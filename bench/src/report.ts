@@ -73,6 +73,8 @@ export function markdown(r: BenchResult, chartFile?: string): string {
   const rows = summarise(r);
   const out: string[] = [];
   out.push(`Profile **${r.profile.name}** (tbf ${r.profile.rateMbit} Mbit/s each way, ${r.profile.rttMs} ms RTT by the delaying proxy), ${r.reps} repetitions, cold cache each; ${r.date}, ${r.host.cpus} CPUs, load ${r.host.load.map((l) => l.toFixed(1)).join("/")}.`);
+  const overlays = [...new Set(r.samples.flatMap((s) => (s.overlay ? [s.overlay] : [])))];
+  if (overlays.length) out.push(`lazypull stacked the layers with: ${overlays.join(", ")}.`);
   out.push("");
   out.push("| workload | contender | first output min / median | vs full pull | bytes before first output (median) | of compressed image | requests | bytes by exit |");
   out.push("| --- | --- | --- | --- | --- | --- | --- | --- |");
@@ -85,14 +87,14 @@ export function markdown(r: BenchResult, chartFile?: string): string {
   out.push("");
   out.push("Compressed images: " + r.workloads.map((w) => `${w.title} ${mb(w.originalBytes)} gzip / ${mb(w.estargzBytes)} eStargz`).join("; ") + ".");
   out.push("");
-  out.push("Where the lazy start goes (median ms; startup = spawn → first request: node + CLI load; resolve = manifest + config; TOC = footer/TOC reads; data = wall time with a data read in flight; rest = FUSE mount, fuse-overlayfs, podman, the command):");
+  out.push("Where the lazy start goes (median ms; startup = spawn → first request: node + CLI load; resolve = manifest + config; TOC = footer/TOC reads; data = wall time with a data read in flight; rest = FUSE mount, overlay, podman, the command; FUSE ops = operations the layer mount answered during the run):");
   out.push("");
-  out.push("| workload | contender | startup | resolve | TOC | data reads | mounts + podman + command | lazypull says ready at |");
-  out.push("| --- | --- | --- | --- | --- | --- | --- | --- |");
+  out.push("| workload | contender | startup | resolve | TOC | data reads | mounts + podman + command | lazypull says ready at | FUSE ops |");
+  out.push("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
   for (const row of rows.filter((x) => x.contender !== "podman-pull-run")) {
     const b = row.breakdown;
     const f = (k: string) => (b[k] === undefined ? "–" : `${Math.round(b[k]!)}`);
-    out.push(`| ${row.workload} | ${CONTENDER_LABEL[row.contender]} | ${f("startup")} | ${f("resolve")} | ${f("toc")} | ${f("dataReads")} | ${f("mountAndPodman")} | ${f("lazypullReady")} |`);
+    out.push(`| ${row.workload} | ${CONTENDER_LABEL[row.contender]} | ${f("startup")} | ${f("resolve")} | ${f("toc")} | ${f("dataReads")} | ${f("mountAndPodman")} | ${f("lazypullReady")} | ${f("fuseOps")} |`);
   }
   const base = rows.filter((x) => x.contender === "podman-pull-run");
   if (base.length) {

@@ -2,7 +2,7 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { defaultCacheDir, openBlobCache } from "@lazypull/blob-cache";
 import { acquireImageLayersFromDaemon, isDaemonAvailable, type ImageLayers } from "@lazypull/daemon-client";
-import { mountLazyFs, type PrefetchPolicy } from "@lazypull/fuse-fs";
+import { mountLazyFs, type LayerDirs, type PrefetchPolicy } from "@lazypull/fuse-fs";
 import type { StateDir } from "@lazypull/overlay-launcher";
 import { parseReference } from "@lazypull/registry-client";
 import { createRegistryClient } from "./registry.js";
@@ -46,7 +46,7 @@ export async function acquireImageLayers(reference: string, opts: AcquireOptions
       allowUnverified: opts.allowUnverified,
       accessLogPath: opts.accessLogPath,
     });
-    let dirs: string[];
+    let dirs: LayerDirs[];
     try {
       dirs = await Promise.all(resolved.manifest.layers.map((descriptor) => fs.addLayer({ ref: resolved.ref, descriptor })));
     } catch (err) {
@@ -58,11 +58,12 @@ export async function acquireImageLayers(reference: string, opts: AcquireOptions
       reference: ref.toString(),
       manifestDigest: resolved.manifestDigest,
       config: resolved.config,
-      lowerDirs: [...dirs].reverse(),
+      lowerDirs: dirs.map((d) => d.dir).reverse(),
+      overlayLowerDirs: dirs.map((d) => d.overlayDir).reverse(),
       fuseMountpoint: mountpoint,
       async stats() {
         const s = client.stats();
-        return { bytesFetched: s.bytesReceived, requests: s.requests };
+        return { bytesFetched: s.bytesReceived, requests: s.requests, fuseOps: fs.opCount };
       },
       async release() {
         if (released) return;

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import type { AcquireRequest, ImageLease, LayerStatus } from "@lazypull/daemon-client";
-import type { LazyFs } from "@lazypull/fuse-fs";
+import type { LayerDirs, LazyFs } from "@lazypull/fuse-fs";
 import { parseReference, type RegistryClient } from "@lazypull/registry-client";
 import { DaemonError } from "./errors.js";
 
@@ -46,15 +46,16 @@ export class ImageStore {
       if (failed) throw failed.reason;
       throw new DaemonError("DAEMON_SHUTTING_DOWN", "lazypulld is shutting down", {});
     }
-    const dirs = results.map((r) => (r as PromiseFulfilledResult<string>).value);
+    const dirs = results.map((r) => (r as PromiseFulfilledResult<LayerDirs>).value);
     const lease: ImageLease = {
       id: randomUUID(),
       reference: resolved.ref.toString(),
       manifestDigest: resolved.manifestDigest,
       ...(req.platform ? { platform: req.platform } : {}),
       config: resolved.config,
-      layers: layers.map((d, i) => ({ digest: d.digest, dir: dirs[i]! })),
-      lowerDirs: [...dirs].reverse(),
+      layers: layers.map((d, i) => ({ digest: d.digest, dir: dirs[i]!.dir, overlayDir: dirs[i]!.overlayDir })),
+      lowerDirs: dirs.map((d) => d.dir).reverse(),
+      overlayLowerDirs: dirs.map((d) => d.overlayDir).reverse(),
       fuseMountpoint: this.fs.mountpoint,
       ...(req.pid !== undefined ? { pid: req.pid } : {}),
       createdAt: new Date().toISOString(),

@@ -2,18 +2,21 @@ import type { ImageConfig } from "@lazypull/registry-client";
 import { DaemonClient } from "./client.js";
 
 /**
- * An image's layers served as directories, ready for fuse-overlayfs; `release()` gives them back.
+ * An image's layers served as directories, ready for an overlay; `release()` gives them back.
  * The same shape as the CLI's in-process `acquireImageLayers` result, so callers can use either.
  */
 export interface ImageLayers {
   reference: string;
   manifestDigest: string;
   config: ImageConfig;
-  /** top-most layer first, as fuse-overlayfs' lowerdir wants */
+  /** top-most layer first, as an overlay's lowerdir wants; OCI form (fuse-overlayfs) */
   lowerDirs: string[];
+  /** the same layers, top-most first, in kernel overlayfs form (when the server provides them) */
+  overlayLowerDirs?: string[];
   /** the FUSE mount serving them (here: the daemon's, shared with other images) */
   fuseMountpoint?: string;
-  stats(): Promise<{ bytesFetched: number; requests: number }>;
+  /** network cost so far; `fuseOps`: operations the FUSE mount answered, when it serves only this image */
+  stats(): Promise<{ bytesFetched: number; requests: number; fuseOps?: number }>;
   release(): Promise<void>;
 }
 
@@ -51,6 +54,7 @@ export async function acquireImageLayersFromDaemon(reference: string, opts: Daem
       manifestDigest: lease.manifestDigest,
       config: lease.config,
       lowerDirs: lease.lowerDirs,
+      ...(lease.overlayLowerDirs ? { overlayLowerDirs: lease.overlayLowerDirs } : {}),
       fuseMountpoint: lease.fuseMountpoint,
       // Counters are per layer: a layer shared with other images counts their reads too.
       async stats() {

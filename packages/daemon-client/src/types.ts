@@ -26,8 +26,10 @@ export interface AcquireRequest {
 
 export interface ImageLayerInfo {
   digest: string;
-  /** directory inside the daemon's FUSE mount serving this layer's tree */
+  /** directory inside the daemon's FUSE mount serving this layer's tree (OCI form) */
   dir: string;
+  /** the same tree in kernel overlayfs form (absent from daemons before it existed) */
+  overlayDir?: string;
 }
 
 /** One lease on a mounted image (`POST /v1/images` answer and `GET /v1/images` items). */
@@ -42,6 +44,8 @@ export interface ImageLease {
   layers: ImageLayerInfo[];
   /** top-most first, as fuse-overlayfs' lowerdir wants */
   lowerDirs: string[];
+  /** top-most first, the same layers in kernel overlayfs form */
+  overlayLowerDirs?: string[];
   /** the daemon's single FUSE mount */
   fuseMountpoint: string;
   pid?: number;
@@ -55,6 +59,7 @@ export type LayerState = "resolving" | "ready" | "prefetching" | "fetching" | "c
 export interface LayerStatus {
   digest: string;
   dir: string;
+  overlayDir?: string;
   state: LayerState;
   kind: "estargz" | "stargz" | "whole";
   bytesFetched: number;

@@ -109,7 +109,7 @@ async function main() {
       const cache = await openBlobCache({ dir: cacheDir });
       const fs = await mountLazyFs({ mountpoint: mnt, source: client, cache, prefetch: "none" });
       mounts.push({ close: async () => (await fs.close(), await cache.close()) });
-      return { fs, dir: await fs.addLayer({ ref, descriptor }) };
+      return { fs, dir: (await fs.addLayer({ ref, descriptor })).dir };
     };
 
     // cold 10 MiB over loopback

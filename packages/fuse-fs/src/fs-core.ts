@@ -3,6 +3,7 @@ import type { FuseStat, FuseStatfs } from "fuse-native";
 import type { AccessRecorder } from "./access-log.js";
 import { FuseFsError } from "./errors.js";
 import type { ServedLayer } from "./layer/layer.js";
+import { overlayLookup, overlayReaddir, overlayXattrs } from "./overlay-view.js";
 
 const S_IFMT: Record<FileNode["type"], number> = {
   dir: 0o040000,
@@ -38,7 +39,14 @@ export function makedev(major: number, minor: number): number {
   return ((minor & 0xff) | ((major & 0xfff) << 8) | ((minor & ~0xff) << 12)) >>> 0;
 }
 
-export type Resolved = { kind: "root" } | { kind: "node"; entry: MountedLayer; path: string; node: FileNode };
+/**
+ * Each layer is served twice: `<hex>` in OCI form (`.wh.*` files, for fuse-overlayfs and people) and
+ * `<hex>.overlay` in the form kernel overlayfs reads (see overlay-view.ts).
+ */
+export type LayerView = "oci" | "overlay";
+export const OVERLAY_DIR_SUFFIX = ".overlay";
+
+export type Resolved = { kind: "root" } | { kind: "node"; entry: MountedLayer; view: LayerView; path: string; node: FileNode };
 
 function notFound(path: string): FuseFsError {
   return new FuseFsError("FUSEFS_NOT_FOUND", `no such path ${path}`, { path });
@@ -53,6 +61,8 @@ export class FsCore {
   private readonly handles = new Map<number, Handle>();
   private nextFd = 1;
   private readonly mountedAt = Date.now();
+  /** FUSE operations answered since mount (the cost of the stack above: fuse-overlayfs makes many) */
+  opCount = 0;
 
   constructor(private readonly recorder?: AccessRecorder) {}
 
@@ -60,22 +70,30 @@ export class FsCore {
     if (fusePath === "/" || fusePath === "") return { kind: "root" };
     const rel = fusePath.startsWith("/") ? fusePath.slice(1) : fusePath;
     const slash = rel.indexOf("/");
-    const hex = slash < 0 ? rel : rel.slice(0, slash);
+    const top = slash < 0 ? rel : rel.slice(0, slash);
     const path = slash < 0 ? "" : rel.slice(slash + 1);
-    const entry = this.layers.get(hex);
+    const view: LayerView = top.endsWith(OVERLAY_DIR_SUFFIX) ? "overlay" : "oci";
+    const entry = this.layers.get(view === "overlay" ? top.slice(0, -OVERLAY_DIR_SUFFIX.length) : top);
     if (!entry) throw notFound(fusePath);
-    const node = entry.layer.lookup(path);
+    const node = view === "overlay" ? overlayLookup(entry.layer, path) : entry.layer.lookup(path);
     if (!node) throw notFound(fusePath);
-    return { kind: "node", entry, path, node };
+    return { kind: "node", entry, view, path, node };
+  }
+
+  private xattrsOf(r: Extract<Resolved, { kind: "node" }>): Record<string, Buffer> {
+    return r.view === "overlay" ? overlayXattrs(r.entry.layer, r.path, r.node) : r.node.xattrs;
   }
 
   stat(fusePath: string): FuseStat {
     const r = this.resolve(fusePath);
     if (r.kind === "root") {
       const t = new Date(this.mountedAt);
-      return { mode: S_IFMT.dir | 0o755, uid: 0, gid: 0, size: 0, nlink: 2 + this.layers.size, ino: 1, rdev: 0, blksize: 4096, blocks: 0, atime: t, mtime: t, ctime: t };
+      return { mode: S_IFMT.dir | 0o755, uid: 0, gid: 0, size: 0, nlink: 2 + 2 * this.layers.size, ino: 1, rdev: 0, blksize: 4096, blocks: 0, atime: t, mtime: t, ctime: t };
     }
-    const n = r.node;
+    return this.statOf(r.entry, r.node);
+  }
+
+  private statOf(entry: MountedLayer, n: FileNode): FuseStat {
     const t = new Date(n.mtimeMs);
     const size = n.type === "symlink" ? Buffer.byteLength(n.linkName ?? "") : n.size;
     return {
@@ -84,7 +102,7 @@ export class FsCore {
       gid: n.gid,
       size,
       nlink: n.nlink,
-      ino: (r.entry.slot * 2 ** INO_BITS + (n.ino % 2 ** INO_BITS)) >>> 0,
+      ino: (entry.slot * 2 ** INO_BITS + (n.ino % 2 ** INO_BITS)) >>> 0,
       rdev: n.type === "char" || n.type === "block" ? makedev(n.devMajor ?? 0, n.devMinor ?? 0) : 0,
       blksize: 4096,
       blocks: Math.ceil(size / 512),
@@ -94,11 +112,31 @@ export class FsCore {
     };
   }
 
-  readdir(fusePath: string): string[] {
+  /**
+   * Names and their stats: the stats give readdir each entry's type (d_type), which kernel overlayfs
+   * needs to find whiteouts when it merges a directory.
+   */
+  readdir(fusePath: string): { names: string[]; stats: FuseStat[] } {
     const r = this.resolve(fusePath);
-    if (r.kind === "root") return [...this.layers.keys()].sort();
+    if (r.kind === "root") {
+      const names = [...this.layers.keys()].flatMap((hex) => [hex, hex + OVERLAY_DIR_SUFFIX]).sort();
+      const root = this.stat("/");
+      return { names, stats: names.map(() => root) };
+    }
     if (r.node.type !== "dir") throw new FuseFsError("FUSEFS_NOT_DIR", `${fusePath} is not a directory`, { path: fusePath });
-    return r.entry.layer.readdir(r.path) ?? [];
+    const { entry, path, view } = r;
+    const names = (view === "overlay" ? overlayReaddir(entry.layer, path) : entry.layer.readdir(path)) ?? [];
+    const stats: FuseStat[] = [];
+    const kept: string[] = [];
+    for (const name of names) {
+      const child = path ? `${path}/${name}` : name;
+      const node = view === "overlay" ? overlayLookup(entry.layer, child) : entry.layer.lookup(child);
+      // a name the tree lists but cannot resolve would make the kernel's lookup fail later: leave it out
+      if (!node) continue;
+      kept.push(name);
+      stats.push(this.statOf(entry, node));
+    }
+    return { names: kept, stats };
   }
 
   readlink(fusePath: string): string {
@@ -111,14 +149,14 @@ export class FsCore {
 
   getxattr(fusePath: string, name: string): Buffer {
     const r = this.resolve(fusePath);
-    const v = r.kind === "node" ? r.node.xattrs[name] : undefined;
+    const v = r.kind === "node" ? this.xattrsOf(r)[name] : undefined;
     if (!v) throw new FuseFsError("FUSEFS_NO_XATTR", `${fusePath} has no xattr ${name}`, { path: fusePath, name });
     return v;
   }
 
   listxattr(fusePath: string): string[] {
     const r = this.resolve(fusePath);
-    return r.kind === "node" ? Object.keys(r.node.xattrs) : [];
+    return r.kind === "node" ? Object.keys(this.xattrsOf(r)) : [];
   }
 
   access(fusePath: string, mode: number): void {

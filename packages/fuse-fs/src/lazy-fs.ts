@@ -4,14 +4,14 @@ import Fuse from "fuse-native";
 import pino, { type Logger } from "pino";
 import { AccessRecorder } from "./access-log.js";
 import { FuseFsError } from "./errors.js";
-import { FsCore, type MountedLayer } from "./fs-core.js";
+import { FsCore, OVERLAY_DIR_SUFFIX, type MountedLayer } from "./fs-core.js";
 import { ByteLru } from "./layer/byte-lru.js";
 import { FetchCounters } from "./layer/counters.js";
 import type { ServedLayer } from "./layer/layer.js";
 import { openLayer, TOC_DIGEST_ANNOTATION } from "./layer/open-layer.js";
 import { createOperations } from "./operations/index.js";
 import { cleanStaleMount, isMounted } from "./stale-mount.js";
-import type { LayerProgress, LayerSpec, LayerState, LazyFs, MountOptions } from "./types.js";
+import type { LayerDirs, LayerProgress, LayerSpec, LayerState, LazyFs, MountOptions } from "./types.js";
 
 const DIGEST = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:([a-f0-9]{32,})$/;
 const MAX_SLOTS = 255;
@@ -26,7 +26,7 @@ interface Entry {
   state: LayerState;
   kind: LayerProgress["kind"];
   bytesTotal: number;
-  ready: Promise<string>;
+  ready: Promise<LayerDirs>;
   layer?: ServedLayer;
 }
 
@@ -54,7 +54,16 @@ class MountedLazyFs implements LazyFs {
     this.memory = new ByteLru<string>(opts.memoryBytes ?? DEFAULT_MEMORY_BYTES);
   }
 
-  addLayer(spec: LayerSpec): Promise<string> {
+  get opCount(): number {
+    return this.core.opCount;
+  }
+
+  private dirsOf(hex: string): LayerDirs {
+    const dir = join(this.mountpoint, hex);
+    return { dir, overlayDir: dir + OVERLAY_DIR_SUFFIX };
+  }
+
+  addLayer(spec: LayerSpec): Promise<LayerDirs> {
     if (this.closed) return Promise.reject(new FuseFsError("FUSEFS_CLOSED", `mount ${this.mountpoint} is closed`, {}));
     const digest = spec.descriptor.digest;
     const m = DIGEST.exec(digest);
@@ -78,7 +87,7 @@ class MountedLazyFs implements LazyFs {
       state: "resolving",
       kind: spec.descriptor.annotations?.[TOC_DIGEST_ANNOTATION] ? "estargz" : "whole",
       bytesTotal: spec.descriptor.size,
-      ready: Promise.resolve(""),
+      ready: Promise.resolve(this.dirsOf(hex)),
     };
     this.entries.set(digest, entry);
     entry.ready = (async () => {
@@ -104,7 +113,7 @@ class MountedLazyFs implements LazyFs {
         this.core.layers.set(hex, mounted);
         layer.startBackground(this.opts.prefetch ?? "all");
         this.log.info({ digest, kind: layer.kind, nodes: layer.nodeCount }, "layer served");
-        return join(this.mountpoint, hex);
+        return this.dirsOf(hex);
       } catch (err) {
         if (this.entries.get(digest) === entry) this.entries.delete(digest);
         this.log.error({ err, digest }, "layer could not be served");
@@ -132,12 +141,12 @@ class MountedLazyFs implements LazyFs {
 
   progress(): LayerProgress[] {
     return [...this.entries.values()].map((e) => {
-      const dir = join(this.mountpoint, e.hex);
-      if (e.layer) return { ...e.layer.progress(), dir };
+      const dirs = this.dirsOf(e.hex);
+      if (e.layer) return { ...e.layer.progress(), ...dirs };
       const c = e.counters;
       return {
         digest: e.digest,
-        dir,
+        ...dirs,
         state: e.state,
         kind: e.kind,
         bytesFetched: c.bytesFetched,

@@ -49,8 +49,10 @@ export type LayerState = "resolving" | "ready" | "prefetching" | "fetching" | "c
 
 export interface LayerProgress {
   digest: string;
-  /** directory inside the mount that holds the layer's tree */
+  /** directory inside the mount that holds the layer's tree (OCI form) */
   dir: string;
+  /** the same tree in kernel overlayfs form */
+  overlayDir: string;
   state: LayerState;
   kind: "estargz" | "stargz" | "whole";
   bytesFetched: number;
@@ -60,13 +62,23 @@ export interface LayerProgress {
   lastError?: string;
 }
 
+/** Where a served layer appears in the mount: the same tree in two forms. */
+export interface LayerDirs {
+  /** `<mnt>/<hex>`: OCI form, whiteouts as `.wh.NAME` files (fuse-overlayfs, people, tools) */
+  dir: string;
+  /** `<mnt>/<hex>.overlay`: kernel overlayfs form, whiteouts as 0/0 char devices, opaque dirs by xattr */
+  overlayDir: string;
+}
+
 export interface LazyFs {
   readonly mountpoint: string;
   /** add a layer (idempotent per digest, reference-counted); resolves when its tree is served */
-  addLayer(layer: LayerSpec): Promise<string>;
+  addLayer(layer: LayerSpec): Promise<LayerDirs>;
   /** drop one reference; the layer disappears when none remain */
   releaseLayer(digest: string): void;
   progress(): LayerProgress[];
+  /** FUSE operations answered since mount */
+  readonly opCount: number;
   /** unmount and stop background work */
   close(): Promise<void>;
 }
@@ -93,6 +105,6 @@ export interface RemoteLayer {
   /** bytes of a regular file (default: all of it from `offset`) */
   read(path: string, offset?: number, length?: number): Promise<Buffer>;
   /** network cost so far (requests, bytes) and state */
-  progress(): Omit<LayerProgress, "dir">;
+  progress(): Omit<LayerProgress, "dir" | "overlayDir">;
   close(): void;
 }

@@ -56,7 +56,7 @@ describe("a converted Debian bookworm image, mounted lazily", () => {
       await cache.close();
       await client.close();
     });
-    const dir = await fs.addLayer({ ref, descriptor: layer });
+    const { dir } = await fs.addLayer({ ref, descriptor: layer });
     return { fs, dir, mnt, cache, proxy };
   }
 

@@ -60,7 +60,7 @@ describe("registry faults under a mounted layer", () => {
       await client.close();
     });
     const ref = parseReference(`${serving.host}/debian:bookworm`);
-    return { fs, dir: await fs.addLayer({ ref, descriptor: layer }) };
+    return { fs, dir: (await fs.addLayer({ ref, descriptor: layer })).dir };
   }
 
   it("should answer EIO for a corrupted chunk, keep serving other files, and recover once the bytes are good", async () => {

@@ -80,7 +80,7 @@ describe("every kind of layer and entry through one mount", () => {
     const mnt = join(tmp, "mnt");
     await mkdir(mnt);
     fs = await mountLazyFs({ mountpoint: mnt, source: client, cache, prefetch: "none", logger: log });
-    const dirs = await Promise.all(layers.map((descriptor) => fs!.addLayer({ ref, descriptor })));
+    const dirs = await Promise.all(layers.map((descriptor) => fs!.addLayer({ ref, descriptor }).then((d) => d.dir)));
     expect(fs.progress().map((p) => ({ kind: p.kind, dir: p.dir }))).toEqual([
       { kind: "estargz", dir: dirs[0] },
       { kind: "whole", dir: dirs[1] },
@@ -148,7 +148,7 @@ describe("every kind of layer and entry through one mount", () => {
     const esgz = join(tmp, "upper.esgz");
     const res = await convertToEstargz(createReadStream(upperTar), createWriteStream(esgz), {});
     const pushed = await pushImage(client, `${registry.host}/crafted:upper`, [{ path: esgz, ...res }]);
-    const upperDir = await fs!.addLayer({ ref: pushed.ref, descriptor: pushed.layers[0]! });
+    const upperDir = (await fs!.addLayer({ ref: pushed.ref, descriptor: pushed.layers[0]! })).dir;
     const baseDir = fs!.progress()[0]!.dir;
     const [rw, work, merged] = ["rw", "work", "merged"].map((d) => join(tmp, d)) as [string, string, string];
     for (const d of [rw, work, merged]) await mkdir(d);
@@ -180,7 +180,7 @@ describe("every kind of layer and entry through one mount", () => {
     const esgz = join(tmp, "caps.esgz");
     const res = await convertToEstargz(createReadStream(capsTar), createWriteStream(esgz), {});
     const pushed = await pushImage(client, `${registry.host}/crafted:caps`, [{ path: esgz, ...res }, plain.gzip, plain.zstd, plain.plain]);
-    const dirs = await Promise.all(pushed.layers.map((descriptor) => fs!.addLayer({ ref: pushed.ref, descriptor })));
+    const dirs = await Promise.all(pushed.layers.map((descriptor) => fs!.addLayer({ ref: pushed.ref, descriptor }).then((d) => d.dir)));
     const got: Record<string, string>[] = [];
     for (const dir of dirs) got.push(JSON.parse((await sh("python3", ["-c", XATTRS_HEX_PY, join(dir, "usr", "bin", "ping")])).stdout));
     expect(got).toEqual([want, want, want, want]);
@@ -191,7 +191,7 @@ describe("every kind of layer and entry through one mount", () => {
     const descriptor = layers[1]!;
     const hex = descriptor.digest.slice(7);
     const mnt = fs!.mountpoint;
-    expect(await fs!.addLayer({ ref, descriptor })).toBe(join(mnt, hex));
+    expect(await fs!.addLayer({ ref, descriptor })).toEqual({ dir: join(mnt, hex), overlayDir: join(mnt, `${hex}.overlay`) });
     fs!.releaseLayer(descriptor.digest);
     expect((await sh("ls", [mnt])).stdout.split("\n")).toContain(hex);
     fs!.releaseLayer(descriptor.digest);

@@ -22,11 +22,26 @@ const write = async (name: string, text: string): Promise<string> => {
 const DEFAULT = {
   podman: { binary: "podman", runtime: "runc", globalArgs: [], runArgs: [], network: "host", stopTimeoutMs: 10_000 },
   ulimits: { nofile: { soft: 4096, hard: 4096 }, nproc: { soft: 4096, hard: 4096 } },
-  fuseOverlayfs: { binary: "fuse-overlayfs", options: [], mountTimeoutMs: 10_000 },
+  overlay: "auto",
+  kernelOverlay: { options: [] },
+  fuseOverlayfs: { binary: "fuse-overlayfs", options: ["static_nlink"], mountTimeoutMs: 10_000 },
   fusermount: ["fusermount3", "fusermount"],
 };
 
 describe("host config", () => {
+  it("should take the overlay kind and kernel options, and name a bad kind or an option lazypull owns", async () => {
+    const ok = await write("overlay.json", JSON.stringify({ overlay: "kernel", kernelOverlay: { options: ["volatile"] } }));
+    const cfg = await loadHostConfig({ env: { LAZYPULL_CONFIG: ok } });
+    expect({ overlay: cfg.overlay, kernelOverlay: cfg.kernelOverlay }).toEqual({ overlay: "kernel", kernelOverlay: { options: ["volatile"] } });
+    const bad = await write("overlay-bad.json", JSON.stringify({ overlay: "aufs", kernelOverlay: { options: ["lowerdir=/x"] } }));
+    const err = await loadHostConfig({ env: { LAZYPULL_CONFIG: bad } }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "LAUNCH_CONFIG_INVALID" });
+    expect((err as { context: { problems: string[] } }).context.problems).toEqual([
+      expect.stringMatching(/^overlay: /),
+      expect.stringMatching(/^kernelOverlay\.options\.0: one option without ','/),
+    ]);
+  });
+
   it("should use the defaults when the default path does not exist", async () => {
     const env = { XDG_RUNTIME_DIR: "/run/user/1000" };
     const cfg = await loadHostConfig({ env });

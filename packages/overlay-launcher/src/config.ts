@@ -4,7 +4,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { z } from "zod";
-import { CONFIG_PATH_ENV, DEFAULT_CONFIG_PATH, DEFAULTS, defaultStateRoot } from "./defaults.js";
+import { CONFIG_PATH_ENV, DEFAULT_CONFIG_PATH, DEFAULTS, defaultStateRoot, type OverlayPreference } from "./defaults.js";
 import { HostConfigError } from "./errors.js";
 import { ULIMIT_ROWS, parseUlimit, type Ulimit } from "./ulimits.js";
 
@@ -20,6 +20,9 @@ export interface HostConfig {
   };
   /** wanted limits by podman ulimit name, before clamping to the host's */
   ulimits: Record<string, Ulimit>;
+  /** which overlay stacks the layers: see `DEFAULTS.overlay` */
+  overlay: OverlayPreference;
+  kernelOverlay: { options: string[] };
   fuseOverlayfs: { binary: string; options: string[]; mountTimeoutMs: number };
   fusermount: string[];
   /** per-container state lives in `<stateRoot>/containers/<id>`, `mount` records in `<stateRoot>/mounts/<key>` */
@@ -51,6 +54,11 @@ export const hostConfigFileSchema = z
       z.string().refine((n) => n in ULIMIT_ROWS, { message: `unknown ulimit (one of ${Object.keys(ULIMIT_ROWS).join(", ")})` }),
       ulimitSpec.nullable(),
     ),
+    overlay: z.enum(["auto", "kernel", "fuse-overlayfs"]),
+    kernelOverlay: z
+      .object({ options: z.array(nonEmpty.refine((o) => !/[,]|^(?:lowerdir|upperdir|workdir)=/.test(o), { message: "one option without ',' (lowerdir/upperdir/workdir are lazypull's)" })) })
+      .partial()
+      .strict(),
     fuseOverlayfs: z
       .object({ binary: nonEmpty, options: z.array(nonEmpty), mountTimeoutMs: z.number().int().positive() })
       .partial()
@@ -79,6 +87,8 @@ export function resolveHostConfig(file: HostConfigFile = {}, opts: { env?: NodeJ
       ...file.podman,
     },
     ulimits,
+    overlay: file.overlay ?? DEFAULTS.overlay,
+    kernelOverlay: { options: [...(file.kernelOverlay?.options ?? DEFAULTS.kernelOverlay.options)] },
     fuseOverlayfs: { ...DEFAULTS.fuseOverlayfs, options: [...DEFAULTS.fuseOverlayfs.options], ...file.fuseOverlayfs },
     fusermount: [...(file.fusermount ?? DEFAULTS.fusermount)],
     stateRoot: file.stateRoot ?? defaultStateRoot(opts.env),
@@ -132,6 +142,7 @@ export async function loadHostConfig(
     ...over,
     podman: { ...file.podman, ...over.podman },
     fuseOverlayfs: { ...file.fuseOverlayfs, ...over.fuseOverlayfs },
+    kernelOverlay: { ...file.kernelOverlay, ...over.kernelOverlay },
     ulimits: { ...file.ulimits, ...over.ulimits },
   };
   return resolveHostConfig(merged, { env, source: text !== undefined ? path : null });

@@ -4,6 +4,8 @@
  */
 import { join } from "node:path";
 
+export type OverlayPreference = "auto" | "kernel" | "fuse-overlayfs";
+
 export const DEFAULT_CONFIG_PATH = "/etc/lazypull/config.json";
 export const CONFIG_PATH_ENV = "LAZYPULL_CONFIG";
 
@@ -29,10 +31,22 @@ export const DEFAULTS = {
    * rlimit type 7"); these are clamped to the host's hard limits at run time.
    */
   ulimits: { nofile: "4096:4096", nproc: "4096:4096" } as Record<string, string>,
+  /**
+   * `auto`: kernel overlayfs when this process may mount it (root) and the layers come in overlay
+   * form, else fuse-overlayfs; `kernel` fails instead of falling back; `fuse-overlayfs` never tries the kernel.
+   */
+  overlay: "auto" as OverlayPreference,
+  kernelOverlay: {
+    /** extra `-o` options after lazypull's own (see kernel-overlay.ts for those and why) */
+    options: [] as string[],
+  },
   fuseOverlayfs: {
     binary: "fuse-overlayfs",
-    /** extra `-o` options, e.g. `squash_to_root` */
-    options: [] as string[],
+    /**
+     * extra `-o` options, e.g. `squash_to_root`. `static_nlink`: without it fuse-overlayfs reloads
+     * every directory it looks up to count links, which costs thousands of ops on the lazy layers.
+     */
+    options: ["static_nlink"] as string[],
     mountTimeoutMs: 10_000,
   },
   /** tried in order for unmounting FUSE mounts */

@@ -14,9 +14,11 @@ export type OverlayErrorCode =
   | "OVERLAY_MOUNT_TIMEOUT"
   | "OVERLAY_UNMOUNT_FAILED"
   | "OVERLAY_TARGET_BUSY"
-  | "OVERLAY_NOT_MOUNTED";
+  | "OVERLAY_NOT_MOUNTED"
+  | "OVERLAY_KERNEL_UNAVAILABLE"
+  | "OVERLAY_TOO_MANY_LAYERS";
 
-/** Mounting or unmounting a fuse-overlayfs (or a recorded FUSE) mount failed. */
+/** Mounting or unmounting an overlay (kernel or fuse-overlayfs) or a recorded FUSE mount failed. */
 export class OverlayError extends LazypullError {
   constructor(code: OverlayErrorCode, message: string, context: ErrorContext, options?: { cause?: unknown }) {
     super(code, message, context, options);

@@ -7,18 +7,20 @@ import { processCleanup, hookProcessSignals, type CleanupStack } from "./cleanup
 import type { HostConfig } from "./config.js";
 import { OverlayError } from "./errors.js";
 import { readMounts } from "./mountinfo.js";
-import { mountOverlay, type OverlayMount } from "./overlay.js";
+import { mountOverlay, type OverlayKind, type OverlayMount } from "./overlay.js";
 import { buildPodmanArgs, type RunOptions } from "./podman-args.js";
 import { runContainer, type RunContainerResult } from "./run-container.js";
 import { createState, isOwnerAlive, mountKey, readState, type CleanupReport, type StateDir } from "./state.js";
 import { clampUlimits, readHostLimits, type ClampedUlimit } from "./ulimits.js";
 import { join, resolve } from "node:path";
-import { unmountFuse } from "./unmount.js";
+import { unmountPath } from "./unmount.js";
 
 export interface LaunchOptions {
   host: HostConfig;
-  /** TOP-MOST FIRST (reverse of the manifest's layer order) */
+  /** TOP-MOST FIRST (reverse of the manifest's layer order), OCI form */
   lowerDirs: string[];
+  /** the same layers in overlay form, for kernel overlayfs (see `MountOverlayOptions`) */
+  overlayLowerDirs?: string[];
   image: ImageConfig;
   run: RunOptions;
   /**
@@ -40,6 +42,10 @@ export interface LaunchResult extends RunContainerResult {
   id: string;
   stateDir: string;
   containerName: string;
+  /** which overlay stacked the layers */
+  overlay: OverlayKind;
+  /** why kernel overlayfs was not used, when it was not */
+  overlayFallbackReason?: string;
   /** ulimits as applied (with `clampedFrom` where the host forced them lower) */
   ulimits: ClampedUlimit[];
   podmanArgs: string[];
@@ -76,7 +82,7 @@ export async function launchContainer(opts: LaunchOptions): Promise<LaunchResult
   try {
     await state.update({ containerName });
     await state.recordMount(state.merged, "overlay");
-    overlay = await mountOverlay({ lowerDirs: opts.lowerDirs, stateDir: state.dir, host });
+    overlay = await mountOverlay({ lowerDirs: opts.lowerDirs, overlayLowerDirs: opts.overlayLowerDirs, stateDir: state.dir, host });
     const ulimits = await effectiveUlimits(host);
     const podmanArgs = buildPodmanArgs({
       image: opts.image,
@@ -89,7 +95,17 @@ export async function launchContainer(opts: LaunchOptions): Promise<LaunchResult
     const res = await runContainer({ podman: host.podman, args: podmanArgs, containerName, stdio: opts.stdio, input: opts.input });
     const outcome = await handle.run();
     if (outcome && !outcome.ok) throw new OverlayError("OVERLAY_UNMOUNT_FAILED", `cleanup after the container failed: ${outcome.error}`, { stateDir: state.dir });
-    return { ...res, id: state.record.id, stateDir: state.dir, containerName, ulimits, podmanArgs, cleanup: report };
+    return {
+      ...res,
+      id: state.record.id,
+      stateDir: state.dir,
+      containerName,
+      overlay: overlay.kind,
+      ...(overlay.fallbackReason ? { overlayFallbackReason: overlay.fallbackReason } : {}),
+      ulimits,
+      podmanArgs,
+      cleanup: report,
+    };
   } finally {
     await handle.run();
   }
@@ -107,7 +123,7 @@ export interface ImageRootMount {
  * to record the FUSE mount there first. A record of a dead owner is cleaned first; a live one is
  * `OVERLAY_TARGET_BUSY`.
  */
-export async function mountImageRoot(opts: { host: HostConfig; lowerDirs: string[]; target: string; state?: StateDir }): Promise<ImageRootMount> {
+export async function mountImageRoot(opts: { host: HostConfig; lowerDirs: string[]; overlayLowerDirs?: string[]; target: string; state?: StateDir }): Promise<ImageRootMount> {
   const { host } = opts;
   const target = resolve(opts.target);
   const existing = opts.state ? undefined : await readState(join(host.stateRoot, "mounts", mountKey(target)));
@@ -120,7 +136,7 @@ export async function mountImageRoot(opts: { host: HostConfig; lowerDirs: string
   const state = opts.state ?? (await createState(host, { target }));
   try {
     await state.recordMount(target, "overlay");
-    const overlay = await mountOverlay({ lowerDirs: opts.lowerDirs, stateDir: state.dir, merged: target, host });
+    const overlay = await mountOverlay({ lowerDirs: opts.lowerDirs, overlayLowerDirs: opts.overlayLowerDirs, stateDir: state.dir, merged: target, host });
     return { target, state, overlay };
   } catch (err) {
     if (!opts.state) await state.destroy(host);
@@ -140,7 +156,7 @@ export async function unmountImageRoot(opts: { host: HostConfig; target: string;
   if (!state) {
     const m = (await readMounts()).find((e) => e.mountPoint === target);
     if (!m) throw new OverlayError("OVERLAY_NOT_MOUNTED", `nothing is mounted at ${target}`, { path: target });
-    await unmountFuse(target, host);
+    await unmountPath(target, host);
     return { id: mountKey(target), kind: "mount", dir: "", ownerPid: null, unmounted: [target], containerRemoved: false, removed: false, errors: [] };
   }
   const alive = await isOwnerAlive(state.record);

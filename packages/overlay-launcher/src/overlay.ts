@@ -1,17 +1,24 @@
 /**
- * fuse-overlayfs over lower directories. `lowerDirs` are ordered TOP-MOST FIRST (the last layer
- * of an image manifest comes first), which is fuse-overlayfs' own `lowerdir=` order: the first
- * directory wins, and its `.wh.NAME` / `.wh..wh..opq` entries hide what lies below it.
+ * The overlay over an image's layer directories: kernel overlayfs where it can be mounted, else
+ * fuse-overlayfs. Lower directories are ordered TOP-MOST FIRST (the last layer of an image manifest
+ * comes first), which is `lowerdir=`'s own order: the first directory wins.
  */
 import { mkdir, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { HostConfig } from "./config.js";
 import { OverlayError } from "./errors.js";
 import { exec, sleep } from "./exec.js";
+import { mountKernelOverlay } from "./kernel-overlay.js";
 import { readMounts } from "./mountinfo.js";
-import { unmountFuse, type UnmountResult } from "./unmount.js";
+import { unmountPath, type UnmountResult } from "./unmount.js";
+
+export type OverlayKind = "kernel" | "fuse-overlayfs";
 
 export interface OverlayMount {
+  /** which overlay was mounted */
+  kind: OverlayKind;
+  /** why `auto` did not use the kernel's, when it did not */
+  fallbackReason?: string;
   merged: string;
   upper: string;
   work: string;
@@ -22,13 +29,18 @@ export interface OverlayMount {
 }
 
 export interface MountOverlayOptions {
-  /** TOP-MOST FIRST; at least one */
+  /** TOP-MOST FIRST, in OCI form (`.wh.NAME` whiteout files): what fuse-overlayfs reads; at least one */
   lowerDirs: string[];
+  /**
+   * The same layers in overlay form (0/0 character device whiteouts, opaque xattr), TOP-MOST FIRST:
+   * what kernel overlayfs reads. Without them only fuse-overlayfs can stack the layers.
+   */
+  overlayLowerDirs?: string[];
   /** `upper/`, `work/` (and `merged/` unless `merged` is given) are created here */
   stateDir: string;
   /** mount here instead of `<stateDir>/merged` (for `lazypull mount IMAGE DIR`) */
   merged?: string;
-  host: Pick<HostConfig, "fuseOverlayfs" | "fusermount">;
+  host: Pick<HostConfig, "overlay" | "kernelOverlay" | "fuseOverlayfs" | "fusermount">;
 }
 
 // fuse-overlayfs splits `-o` on `,` and lowerdir on `:`, with no escaping we can rely on
@@ -54,6 +66,46 @@ export async function mountOverlay(opts: MountOverlayOptions): Promise<OverlayMo
   }
   await Promise.all([upper, work, merged].map((d) => mkdir(d, { recursive: true })));
 
+  const unmount = () => unmountPath(merged, host);
+  const kernel = await kernelChoice(opts);
+  // a config that asks for fuse-overlayfs gets it; `fallbackReason` is for `auto` not getting the kernel's
+  let fallbackReason = kernel.ok || host.overlay === "fuse-overlayfs" ? undefined : kernel.reason;
+  if (kernel.ok) {
+    try {
+      await mountKernelOverlay({ lowerDirs: kernel.lowerDirs, stateDir, upper, work, merged, extraOptions: host.kernelOverlay.options });
+      return { kind: "kernel", merged, upper, work, lowerDirs: kernel.lowerDirs, unmount };
+    } catch (err) {
+      if (host.overlay === "kernel") throw err;
+      fallbackReason = (err as Error).message;
+    }
+  } else if (host.overlay === "kernel") {
+    throw new OverlayError("OVERLAY_KERNEL_UNAVAILABLE", `kernel overlayfs was asked for (config overlay: "kernel") but ${kernel.reason}`, { path: merged });
+  }
+  await mountFuseOverlayfs({ lowerDirs, upper, work, merged, host });
+  return { kind: "fuse-overlayfs", ...(fallbackReason ? { fallbackReason } : {}), merged, upper, work, lowerDirs, unmount };
+}
+
+type KernelChoice = { ok: true; lowerDirs: string[] } | { ok: false; reason: string };
+
+async function kernelChoice(opts: MountOverlayOptions): Promise<KernelChoice> {
+  if (opts.host.overlay === "fuse-overlayfs") return { ok: false, reason: 'config overlay: "fuse-overlayfs"' };
+  if (!opts.overlayLowerDirs) return { ok: false, reason: "the layers are not served in overlay form" };
+  if (opts.overlayLowerDirs.length !== opts.lowerDirs.length) {
+    throw new OverlayError("OVERLAY_NO_LOWER", `${opts.lowerDirs.length} OCI lower dirs but ${opts.overlayLowerDirs.length} in overlay form`, {});
+  }
+  // mounting overlayfs needs CAP_SYS_ADMIN in the initial user namespace here (rootless: issue 18)
+  if (process.geteuid?.() !== 0) return { ok: false, reason: "only root may mount kernel overlayfs" };
+  const lowerDirs = opts.overlayLowerDirs.map((d) => resolve(d));
+  for (const p of lowerDirs) {
+    if (UNSAFE.test(p)) return { ok: false, reason: `path ${JSON.stringify(p)} contains ',' ':' or a newline` };
+    const st = await stat(p).catch(() => undefined);
+    if (!st?.isDirectory()) return { ok: false, reason: `lower directory ${p} does not exist` };
+  }
+  return { ok: true, lowerDirs };
+}
+
+async function mountFuseOverlayfs(opts: { lowerDirs: string[]; upper: string; work: string; merged: string; host: MountOverlayOptions["host"] }): Promise<void> {
+  const { host, lowerDirs, upper, work, merged } = opts;
   const o = [`lowerdir=${lowerDirs.join(":")}`, `upperdir=${upper}`, `workdir=${work}`, ...host.fuseOverlayfs.options].join(",");
   const res = await exec(host.fuseOverlayfs.binary, ["-o", o, merged], { timeoutMs: host.fuseOverlayfs.mountTimeoutMs });
   if (res.code !== 0) {
@@ -71,5 +123,4 @@ export async function mountOverlay(opts: MountOverlayOptions): Promise<OverlayMo
     }
     await sleep(10);
   }
-  return { merged, upper, work, lowerDirs, unmount: () => unmountFuse(merged, host) };
 }

@@ -11,7 +11,7 @@ import { join, resolve } from "node:path";
 import type { HostConfig } from "./config.js";
 import { mountsUnder } from "./mountinfo.js";
 import { removeContainer } from "./remove-container.js";
-import { unmountFuse } from "./unmount.js";
+import { unmountPath } from "./unmount.js";
 
 export type StateKind = "container" | "mount";
 
@@ -123,7 +123,7 @@ export class StateDir {
     const targets = [...rec.mounts.map((m) => m.path).reverse(), ...(await mountsUnder(this.dir)).map((m) => m.mountPoint)];
     for (const path of [...new Set(targets)]) {
       try {
-        const r = await unmountFuse(path, host);
+        const r = await unmountPath(path, host);
         if (r.wasMounted) report.unmounted.push(path);
       } catch (err) {
         report.errors.push((err as Error).message);

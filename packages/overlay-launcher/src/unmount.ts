@@ -1,8 +1,12 @@
-/** Unmounting FUSE mounts: `fusermount3 -u`, then `fusermount -u`, then lazy `-z`; verified in mountinfo. */
+/**
+ * Unmounting what lazypull mounted. FUSE mounts (the lazy layers, fuse-overlayfs): `fusermount3 -u`,
+ * then `fusermount -u`, then lazily. Kernel mounts (overlayfs): `umount`, then `umount -l`. Each
+ * attempt is verified in mountinfo.
+ */
 import type { HostConfig } from "./config.js";
 import { OverlayError } from "./errors.js";
 import { exec, sleep } from "./exec.js";
-import { isMountPoint } from "./mountinfo.js";
+import { isMountPoint, readMounts } from "./mountinfo.js";
 
 export interface UnmountResult {
   path: string;
@@ -12,20 +16,30 @@ export interface UnmountResult {
   via?: string;
 }
 
-/** Unmounts one mount point; a no-op when it is not mounted. Throws `OVERLAY_UNMOUNT_FAILED`. */
-export async function unmountFuse(
+function attemptsFor(fsType: string, host: Pick<HostConfig, "fusermount">, lazyOnly: boolean): string[][] {
+  const attempts: string[][] = [];
+  if (fsType === "fuse" || fsType.startsWith("fuse.")) {
+    if (!lazyOnly) for (const bin of host.fusermount) attempts.push([bin, "-u"]);
+    for (const bin of host.fusermount) attempts.push([bin, "-u", "-z"]);
+  } else if (!lazyOnly) {
+    attempts.push(["umount"]);
+  }
+  // root may also hold other mounts below a state dir (podman's bind mounts); a lazy umount is the last resort
+  attempts.push(["umount", "-l"]);
+  return attempts;
+}
+
+/** Unmounts one mount point of any kind; a no-op when it is not mounted. Throws `OVERLAY_UNMOUNT_FAILED`. */
+export async function unmountPath(
   path: string,
   host: Pick<HostConfig, "fusermount">,
   opts: { lazyOnly?: boolean } = {},
 ): Promise<UnmountResult> {
-  if (!(await isMountPoint(path))) return { path, wasMounted: false };
-  const attempts: string[][] = [];
-  if (!opts.lazyOnly) for (const bin of host.fusermount) attempts.push([bin, "-u"]);
-  for (const bin of host.fusermount) attempts.push([bin, "-u", "-z"]);
-  // root may also hold non-FUSE mounts (podman's bind mounts); umount(8) is the last resort
-  attempts.push(["umount", "-l"]);
+  // the top-most mount at the path is the one an unmount removes
+  const entry = (await readMounts()).filter((m) => m.mountPoint === path).at(-1);
+  if (!entry) return { path, wasMounted: false };
   const failures: string[] = [];
-  for (const [bin, ...flags] of attempts) {
+  for (const [bin, ...flags] of attemptsFor(entry.fsType, host, opts.lazyOnly === true)) {
     const res = await exec(bin!, [...flags, path], { timeoutMs: 15_000 });
     if (res.enoent) {
       failures.push(`${bin}: not found`);
@@ -38,5 +52,8 @@ export async function unmountFuse(
     }
     failures.push(`${[bin, ...flags].join(" ")}: ${res.stderr.trim() || `exit ${res.code ?? res.signal}`}`);
   }
-  throw new OverlayError("OVERLAY_UNMOUNT_FAILED", `cannot unmount ${path}: ${failures.join("; ")}`, { path, failures });
+  throw new OverlayError("OVERLAY_UNMOUNT_FAILED", `cannot unmount ${path}: ${failures.join("; ")}`, { path, failures, fsType: entry.fsType });
 }
+
+/** @deprecated since kernel overlay mounts: `unmountPath` unmounts any kind of mount. */
+export const unmountFuse = unmountPath;

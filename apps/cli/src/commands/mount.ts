@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { createState, hookProcessSignals, mountImageRoot, processCleanup, unmountImageRoot } from "@lazypull/overlay-launcher";
 import type { PrefetchPolicy } from "@lazypull/fuse-fs";
+import { describeOverlay } from "../ui/overlay.js";
 import { prepareHost } from "../host.js";
 import { acquireImageLayersAnywhere } from "../image-layers.js";
 
@@ -34,8 +35,11 @@ export function register(program: Command): void {
       try {
         const layers = await acquireImageLayersAnywhere(image, { state, platform: flags.platform, prefetch: flags.prefetch, allowUnverified: flags.allowUnverified });
         release = () => layers.release();
-        const m = await mountImageRoot({ host, lowerDirs: layers.lowerDirs, target: dir, state });
-        process.stderr.write(`lazypull: ${layers.reference} mounted at ${m.target}; Ctrl-C or \`lazypull umount ${dir}\` to unmount\n`);
+        const m = await mountImageRoot({ host, lowerDirs: layers.lowerDirs, overlayLowerDirs: layers.overlayLowerDirs, target: dir, state });
+        process.stderr.write(
+          `lazypull: ${layers.reference} mounted at ${m.target} (overlay: ${describeOverlay({ overlay: m.overlay.kind, overlayFallbackReason: m.overlay.fallbackReason })}); ` +
+            `Ctrl-C or \`lazypull umount ${dir}\` to unmount\n`,
+        );
       } catch (err) {
         await processCleanup.run();
         throw err;

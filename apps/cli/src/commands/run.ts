@@ -6,6 +6,7 @@ import { writeImageAccessList } from "../access-list.js";
 import { prepareHost } from "../host.js";
 import { acquireImageLayersAnywhere } from "../image-layers.js";
 import { formatBytes, formatDuration } from "../ui/progress.js";
+import { describeOverlay } from "../ui/overlay.js";
 
 interface RunFlags {
   rm?: boolean;
@@ -90,6 +91,7 @@ export function register(program: Command): void {
         const res = await launchContainer({
           host,
           lowerDirs: layers.lowerDirs,
+          overlayLowerDirs: layers.overlayLowerDirs,
           image: layers.config,
           state,
           keep: flags.keep,
@@ -113,7 +115,8 @@ export function register(program: Command): void {
           const s = await layers.stats();
           process.stderr.write(
             `lazypull: image ready in ${formatDuration(ready)}, container exited ${exitCode} after ${formatDuration(performance.now() - t0)}; ` +
-              `fetched ${formatBytes(s.bytesFetched)} in ${s.requests} requests${layers.via === "daemon" ? " (layers served by lazypulld)" : ""}\n`,
+              `fetched ${formatBytes(s.bytesFetched)} in ${s.requests} requests${layers.via === "daemon" ? " (layers served by lazypulld)" : ""}; ` +
+              `overlay: ${describeOverlay(res)}${s.fuseOps !== undefined ? `; ${s.fuseOps} FUSE ops` : ""}\n`,
           );
         }
       } finally {

@@ -18,7 +18,7 @@ export class FetchCounters {
   }
 
   /** A layer's progress as the apps see it, from these counters. */
-  progress(layer: Pick<LayerProgress, "digest" | "state" | "kind" | "bytesTotal">): Omit<LayerProgress, "dir"> {
+  progress(layer: Pick<LayerProgress, "digest" | "state" | "kind" | "bytesTotal">): Omit<LayerProgress, "dir" | "overlayDir"> {
     return {
       ...layer,
       bytesFetched: this.bytesFetched,

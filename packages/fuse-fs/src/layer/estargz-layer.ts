@@ -195,7 +195,7 @@ export class EstargzLayer implements ServedLayer {
     return out;
   }
 
-  progress(): Omit<LayerProgress, "dir"> {
+  progress(): Omit<LayerProgress, "dir" | "overlayDir"> {
     return this.o.counters.progress({ digest: this.digest, state: this.state, kind: this.kind, bytesTotal: this.o.blobSize });
   }
 

@@ -15,7 +15,7 @@ export interface ServedLayer {
   read(path: string, offset: number, length: number, hint?: ReadHint): Promise<Buffer>;
   /** fetch ahead of reads in the background, per policy */
   startBackground(policy: PrefetchPolicy): void;
-  progress(): Omit<LayerProgress, "dir">;
+  progress(): Omit<LayerProgress, "dir" | "overlayDir">;
   /** stop background work and release cache pins */
   close(): void;
 }

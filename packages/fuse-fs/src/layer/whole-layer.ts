@@ -261,7 +261,7 @@ export class WholeLayer implements ServedLayer {
     // everything is local once loaded
   }
 
-  progress(): Omit<LayerProgress, "dir"> {
+  progress(): Omit<LayerProgress, "dir" | "overlayDir"> {
     return this.o.counters.progress({ digest: this.digest, state: this.state, kind: "whole", bytesTotal: this.o.blobSize });
   }
 

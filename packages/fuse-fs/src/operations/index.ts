@@ -13,9 +13,9 @@ import { readlink } from "./readlink.js";
 import { release } from "./release.js";
 import { statfs } from "./statfs.js";
 
-/** The one place the FUSE operations map is assembled. */
+/** The one place the FUSE operations map is assembled; every call is counted in `core.opCount`. */
 export function createOperations(core: FsCore, log: Logger) {
-  return {
+  const ops = {
     getattr: getattr(core),
     readdir: readdir(core),
     readlink: readlink(core),
@@ -28,4 +28,16 @@ export function createOperations(core: FsCore, log: Logger) {
     access: access(core),
     ...readOnlyOps(),
   } satisfies FuseOps;
+  return countCalls(core, ops);
+}
+
+function countCalls<T extends FuseOps>(core: FsCore, ops: T): T {
+  const counted: Record<string, unknown> = {};
+  for (const [name, fn] of Object.entries(ops) as [string, (...args: unknown[]) => void][]) {
+    counted[name] = (...args: unknown[]) => {
+      core.opCount += 1;
+      fn(...args);
+    };
+  }
+  return counted as T;
 }

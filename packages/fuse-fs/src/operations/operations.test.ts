@@ -20,6 +20,9 @@ function fakeLayer(): ServedLayer & { reads: string[] } {
   t.add("dev/null", { ...base, type: "char", mode: 0o666, devMajor: 1, devMinor: 3 });
   t.add("link", { ...base, type: "symlink", mode: 0o777, linkName: "bin/su" });
   t.add("cap", { ...base, type: "reg", mode: 0o644, xattrs: { "user.a": Buffer.from("b") } });
+  t.add("old/.wh..wh..opq", { ...base, type: "reg", mode: 0o644 });
+  t.add("old/.wh.gone", { ...base, type: "reg", mode: 0o644 });
+  t.add("old/data", { ...base, type: "reg", mode: 0o644 });
   const reads: string[] = [];
   return {
     reads,
@@ -54,9 +57,32 @@ function setup() {
 describe("FUSE operations", () => {
   it("should list the layer directories at the root", async () => {
     const { ops, call } = setup();
-    expect(await call(ops.readdir, "/")).toEqual([0, ["abc"]]);
-    expect(await call(ops.readdir, "/abc")).toEqual([0, ["bin", "cap", "dev", "link", "tmp"]]);
+    const [err, names, stats] = await call<[number, string[], { mode: number }[]]>(ops.readdir, "/");
+    expect([err, names]).toEqual([0, ["abc", "abc.overlay"]]);
+    expect(stats.map((s) => s.mode & 0o170000)).toEqual([0o040000, 0o040000]);
+    expect((await call(ops.readdir, "/abc")).slice(0, 2)).toEqual([0, ["bin", "cap", "dev", "link", "old", "tmp"]]);
     expect(await call(ops.readdir, "/abc/bin/su")).toEqual([Errno.ENOTDIR]);
+  });
+
+  it("should give readdir each entry's type, so overlayfs can see whiteouts without a lookup", async () => {
+    const { ops, call } = setup();
+    const [, names, stats] = await call<[number, string[], { mode: number; ino: number }[]]>(ops.readdir, "/abc");
+    const types = Object.fromEntries(names.map((n, i) => [n, stats[i]!.mode & 0o170000]));
+    expect(types).toEqual({ bin: 0o040000, cap: 0o100000, dev: 0o040000, link: 0o120000, old: 0o040000, tmp: 0o040000 });
+  });
+
+  it("should serve the overlay view beside the OCI view and count every operation", async () => {
+    const { core, ops, call } = setup();
+    const before = core.opCount;
+    expect((await call(ops.readdir, "/abc.overlay/old")).slice(0, 2)).toEqual([0, ["data", "gone"]]);
+    expect((await call(ops.readdir, "/abc/old")).slice(0, 2)).toEqual([0, [".wh..wh..opq", ".wh.gone", "data"]]);
+    const [, wh] = await call<[number, { mode: number; rdev: number }]>(ops.getattr, "/abc.overlay/old/gone");
+    expect([wh.mode & 0o170000, wh.rdev]).toEqual([0o020000, 0]);
+    expect(await call(ops.getattr, "/abc.overlay/old/.wh.gone")).toEqual([Errno.ENOENT]);
+    const [, opq] = await call<[number, Buffer]>(ops.getxattr, "/abc.overlay/old", "trusted.overlay.opaque", 0);
+    expect(opq.toString()).toBe("y");
+    expect(await call(ops.getxattr, "/abc/old", "trusted.overlay.opaque", 0)).toEqual([Errno.ENODATA]);
+    expect(core.opCount - before).toBe(6);
   });
 
   it("should report full modes, owners, link counts, inodes and device numbers", async () => {
@@ -116,7 +142,7 @@ describe("FUSE operations", () => {
   it("should describe the filesystem as read-only in statfs", async () => {
     const { ops, call } = setup();
     const [err, st] = await call<[number, { flag: number; files: number; blocks: number; namemax: number }]>(ops.statfs, "/");
-    expect({ err, flag: st.flag, files: st.files, blocks: st.blocks, namemax: st.namemax }).toEqual({ err: 0, flag: 1, files: 9, blocks: 2, namemax: 255 });
+    expect({ err, flag: st.flag, files: st.files, blocks: st.blocks, namemax: st.namemax }).toEqual({ err: 0, flag: 1, files: 13, blocks: 2, namemax: 255 });
   });
 });
 
