@@ -129,7 +129,7 @@ afterAll(async () => {
 });
 
 afterEach(async () => {
-  expect(await mountsUnder(join(work, "state"))).toEqual([]);
+  expect(await mountsUnder(work)).toEqual([]);
 });
 
 /** The root podman's own overlay driver builds from the original (gzip) image. */

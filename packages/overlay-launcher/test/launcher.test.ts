@@ -31,6 +31,8 @@ let root: string;
 let debian: string;
 let top: string;
 let lowerDirs: string[];
+/** the same two layers in overlay form: a 0/0 character device whiteout, an opaque xattr */
+let overlayLowerDirs: string[];
 let host: HostConfig;
 
 const image = (config: ImageConfig["config"] = {}): ImageConfig => ({ config, rootfs: { type: "layers", diff_ids: [] } });
@@ -50,6 +52,14 @@ beforeAll(async () => {
   await writeFile(join(top, "usr/share/doc/.wh..wh..opq"), "");
   await writeFile(join(top, "usr/share/doc/only-this"), "opaque\n");
   lowerDirs = [top, debian];
+  const topOverlay = join(root, "lower-top-overlay");
+  await mkdir(join(topOverlay, "etc"), { recursive: true });
+  await mkdir(join(topOverlay, "usr/share/doc"), { recursive: true });
+  await writeFile(join(topOverlay, "etc/added-by-top"), "top\n");
+  await run("mknod", [join(topOverlay, "etc/issue"), "c", "0", "0"]);
+  await run("python3", ["-c", "import os, sys; os.setxattr(sys.argv[1], 'trusted.overlay.opaque', b'y')", join(topOverlay, "usr/share/doc")]);
+  await writeFile(join(topOverlay, "usr/share/doc/only-this"), "opaque\n");
+  overlayLowerDirs = [topOverlay, debian];
   host = await loadHostConfig({ overrides: { stateRoot: join(root, "state"), podman: { stopTimeoutMs: 1500 } } });
 });
 
@@ -88,6 +98,44 @@ describe("mountOverlay", () => {
     }
     expect(await o.unmount()).toEqual({ path: o.merged, wasMounted: false });
     await rm(stateDir, { recursive: true });
+  });
+
+  it("should mount kernel overlayfs when given overlay-form lowers, with the same merged view", async () => {
+    const stateDir = join(root, "overlay-kernel");
+    const o = await mountOverlay({ lowerDirs, overlayLowerDirs, stateDir, host });
+    try {
+      expect(o.kind).toBe("kernel");
+      expect((await readMounts()).filter((m) => m.mountPoint === o.merged).map((m) => m.fsType)).toEqual(["overlay"]);
+      expect(await readFile(join(o.merged, "etc/added-by-top"), "utf8")).toBe("top\n");
+      expect(existsSync(join(o.merged, "etc/issue"))).toBe(false);
+      expect(await readdir(join(o.merged, "usr/share/doc"))).toEqual(["only-this"]);
+      await writeFile(join(o.merged, "etc/hostname"), "changed\n");
+      expect(await readFile(join(o.upper, "etc/hostname"), "utf8")).toBe("changed\n");
+    } finally {
+      expect(await o.unmount()).toEqual({ path: o.merged, wasMounted: true, via: "umount" });
+    }
+    await rm(stateDir, { recursive: true });
+  });
+
+  it("should fall back to fuse-overlayfs under auto when the kernel refuses the mount, and fail under kernel", async () => {
+    const refused = { ...host, kernelOverlay: { options: ["no_such_option"] } };
+    const o = await mountOverlay({ lowerDirs, overlayLowerDirs, stateDir: join(root, "overlay-fallback"), host: refused });
+    try {
+      expect(o.kind).toBe("fuse-overlayfs");
+      expect(o.fallbackReason).toMatch(/kernel overlayfs mount on .* failed/);
+      expect(existsSync(join(o.merged, "etc/issue"))).toBe(false);
+    } finally {
+      await o.unmount();
+    }
+    await expect(mountOverlay({ lowerDirs, overlayLowerDirs, stateDir: join(root, "overlay-strict"), host: { ...refused, overlay: "kernel" } })).rejects.toMatchObject({
+      code: "OVERLAY_MOUNT_FAILED",
+    });
+    await expect(mountOverlay({ lowerDirs, stateDir: join(root, "overlay-strict2"), host: { ...host, overlay: "kernel" } })).rejects.toMatchObject({
+      code: "OVERLAY_KERNEL_UNAVAILABLE",
+    });
+    const forced = await mountOverlay({ lowerDirs, overlayLowerDirs, stateDir: join(root, "overlay-forced"), host: { ...host, overlay: "fuse-overlayfs" } });
+    expect([forced.kind, forced.fallbackReason]).toEqual(["fuse-overlayfs", undefined]);
+    await forced.unmount();
   });
 
   it("should refuse a missing lower, no lower, and a path fuse-overlayfs cannot parse", async () => {
@@ -161,8 +209,9 @@ interface Child {
   exited: Promise<number | null>;
 }
 
-function startChild(args: string[]): Child {
-  const child = spawn(process.execPath, ["--conditions=@lazypull/source", "--import", "tsx", CHILD, JSON.stringify({ stateRoot: host.stateRoot, lowerDirs, args, stopTimeoutMs: 1500 })], {
+function startChild(args: string[], opts: { kernel?: boolean } = {}): Child {
+  const input = { stateRoot: host.stateRoot, lowerDirs, ...(opts.kernel ? { overlayLowerDirs } : {}), args, stopTimeoutMs: 1500 };
+  const child = spawn(process.execPath, ["--conditions=@lazypull/source", "--import", "tsx", CHILD, JSON.stringify(input)], {
     cwd: REPO,
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -210,14 +259,14 @@ describe("signals and leftovers", () => {
     expect(await stateDirs()).toEqual([]);
   });
 
-  it("should find a SIGKILLed launcher's container, mount and state dir and remove them", async () => {
-    const c = startChild(["sh", "-c", "echo ready; sleep 60"]);
+  it.each(["fuse-overlayfs", "overlay"])("should find a SIGKILLed launcher's container, %s mount and state dir and remove them", async (fsType) => {
+    const c = startChild(["sh", "-c", "echo ready; sleep 60"], { kernel: fsType === "overlay" });
     await c.ready;
     const [id] = await stateDirs();
     const stateDir = join(host.stateRoot, "containers", id!);
     c.child.kill("SIGKILL");
     await c.exited;
-    expect((await mountsUnder(stateDir)).length).toBe(1);
+    expect((await mountsUnder(stateDir)).map((m) => m.fsType)).toEqual([fsType === "overlay" ? "overlay" : "fuse.fuse-overlayfs"]);
     expect(await cleanupLeftovers(host)).toEqual([
       { id, kind: "container", dir: stateDir, ownerPid: c.child.pid, unmounted: [join(stateDir, "merged")], containerRemoved: true, removed: true, errors: [] },
     ]);
