@@ -89,7 +89,9 @@ describe("lazypulld", () => {
     expect(leases.map((l) => l.lowerDirs)).toEqual(Array.from({ length: 10 }, () => first.lowerDirs));
     expect(first.lowerDirs).toHaveLength(2);
     expect(first.fuseMountpoint).toBe(join(root, "layers"));
-    expect((await readdir(first.fuseMountpoint!)).sort()).toEqual(first.lowerDirs.map((d) => d.split("/").pop()).sort());
+    expect(first.overlayLowerDirs).toEqual(first.lowerDirs.map((d) => `${d}.overlay`));
+    const served = [...first.lowerDirs, ...first.overlayLowerDirs!].map((d) => d.split("/").pop());
+    expect((await readdir(first.fuseMountpoint!)).sort()).toEqual(served.sort());
 
     const layers = await client.layers();
     expect(layers.map((l) => l.images.length)).toEqual([10, 10]);
