@@ -121,6 +121,16 @@ describe.each(OVERLAY_KINDS)("after lazypull (%s) is killed with SIGKILL", (kind
   });
 });
 
+describe("the bundled bin (apps/cli/dist/lazypull.mjs, what `lazypull` and the bench run)", () => {
+  it("should build from the sources and run a container with the native FUSE addon loaded from outside the bundle", async () => {
+    await run(process.execPath, [join(repoRoot, "apps/cli/scripts/bundle.mjs")], { timeoutMs: 120_000 });
+    const bin = join(repoRoot, "apps/cli/dist/lazypull.mjs");
+    const res = await run(process.execPath, [bin, "run", "--rm", "--stats", lazyRef, "cat", "/etc/os-release"], { env: { ...process.env, ...env }, timeoutMs: 240_000 });
+    expect(res.stdout).toMatch(/^ID=/m);
+    expect(res.stderr).toMatch(/FUSE ops/);
+  });
+});
+
 describe("reading an image without running it", () => {
   it("should cat and ls a remote image with range reads only", async () => {
     const cat = await lazypull(["cat", "--stats", lazyRef, "/etc/os-release"], { env });

@@ -11,7 +11,7 @@ import { debianRootfsTar, importImage, run, startRegistry } from "@lazypull/test
 
 const root = join(import.meta.dirname, "..");
 // the built CLI, as an installed `lazypull` runs (`pnpm demo` builds it first)
-const cli = [join(root, "apps/cli/dist/main.js")];
+const cli = [join(root, "apps/cli/dist/lazypull.mjs")];
 
 function step(msg: string): void {
   process.stderr.write(`\n\x1b[1m==> ${msg}\x1b[0m\n`);

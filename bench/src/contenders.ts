@@ -8,7 +8,7 @@ import { check, spawnTimed } from "./spawn-timed.js";
 
 export const REPO_ROOT = join(import.meta.dirname, "..", "..");
 /** The built CLI, as installed users run it (`pnpm bench` builds it first): tsx would add ~0.2 s per start. */
-export const CLI = [join(REPO_ROOT, "apps/cli/dist/main.js")];
+export const CLI = [join(REPO_ROOT, "apps/cli/dist/lazypull.mjs")];
 
 export type ContenderId = "podman-pull-run" | "lazypull-none" | "lazypull-landmark" | "lazypull-recorded";
 

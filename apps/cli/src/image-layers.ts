@@ -2,7 +2,7 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { defaultCacheDir, openBlobCache } from "@lazypull/blob-cache";
 import { acquireImageLayersFromDaemon, isDaemonAvailable, type ImageLayers } from "@lazypull/daemon-client";
-import { mountLazyFs, type LayerDirs, type PrefetchPolicy } from "@lazypull/fuse-fs";
+import { loadFuseNative, mountLazyFs, type LayerDirs, type PrefetchPolicy } from "@lazypull/fuse-fs";
 import type { StateDir } from "@lazypull/overlay-launcher";
 import { parseReference } from "@lazypull/registry-client";
 import { createRegistryClient } from "./registry.js";
@@ -26,6 +26,8 @@ export interface AcquireOptions {
  * layers are in use.
  */
 export async function acquireImageLayers(reference: string, opts: AcquireOptions): Promise<ImageLayers> {
+  // the FUSE addon loads while the manifest and config are on their way
+  loadFuseNative().catch(() => undefined);
   const client = createRegistryClient({ platform: opts.platform });
   const cache = await openBlobCache({ dir: defaultCacheDir() });
   const closeAll = async () => {

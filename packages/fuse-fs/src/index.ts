@@ -1,6 +1,6 @@
 /// <reference path="./fuse-native.d.ts" />
 export type * from "./types.js";
-export { mountLazyFs } from "./lazy-fs.js";
+export { mountLazyFs, loadFuseNative } from "./lazy-fs.js";
 export { openRemoteLayer } from "./remote-layer.js";
 export { cleanStaleMount, isMounted, listMounts } from "./stale-mount.js";
 export { unmountOnSignals } from "./signals.js";

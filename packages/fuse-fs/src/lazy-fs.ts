@@ -1,6 +1,6 @@
 import { join, resolve } from "node:path";
 import { describeError } from "@lazypull/errors";
-import Fuse from "fuse-native";
+import type Fuse from "fuse-native";
 import pino, { type Logger } from "pino";
 import { AccessRecorder } from "./access-log.js";
 import { FuseFsError } from "./errors.js";
@@ -28,6 +28,17 @@ interface Entry {
   bytesTotal: number;
   ready: Promise<LayerDirs>;
   layer?: ServedLayer;
+}
+
+let fuseNative: Promise<typeof Fuse> | undefined;
+/**
+ * The addon is loaded on first use, not at import: dlopen of it and libfuse costs ~80 ms that
+ * `lazypull ls/cat/convert` never need. Call early (without awaiting) to load it while other work,
+ * such as the first registry requests, is in flight.
+ */
+export function loadFuseNative(): Promise<typeof Fuse> {
+  fuseNative ??= import("fuse-native").then((m) => m.default);
+  return fuseNative;
 }
 
 let defaultLogger: Logger | undefined;
@@ -195,12 +206,18 @@ export async function mountLazyFs(opts: MountOptions): Promise<LazyFs> {
   if (await isMounted(mountpoint)) {
     throw new FuseFsError("FUSEFS_MOUNTPOINT_BUSY", `${mountpoint} is already a live mount`, { mountpoint });
   }
+  let FuseImpl: typeof Fuse;
+  try {
+    FuseImpl = await loadFuseNative();
+  } catch (err) {
+    throw new FuseFsError("FUSEFS_MOUNT_FAILED", `cannot load the FUSE addon (fuse-native; it needs libfuse.so.2 from the libfuse2 package): ${describeError(err)}`, { mountpoint }, { cause: err });
+  }
   // only a mount asked to record keeps the list: a daemon's mount lives for weeks and reads every file
   const recorder = opts.accessLogPath ? new AccessRecorder(opts.accessLogPath) : undefined;
   const core = new FsCore(recorder);
   const ops = createOperations(core, log);
   const isRoot = typeof process.getuid === "function" && process.getuid() === 0;
-  const fuse = new Fuse(mountpoint, ops, {
+  const fuse = new FuseImpl(mountpoint, ops, {
     // ops wait on the network: fail them only after this, and never the 15 s fuse-native default
     timeout: opts.opTimeoutMs ?? 120_000,
     // layers are immutable: let the kernel cache pages and attributes
