@@ -24,22 +24,23 @@ export interface AcquireOptions {
  * container's state dir (recorded first, so a killed lazypull's leftovers are found and unmounted),
  * and add every layer to it. This process must keep running (and its event loop free) while the
  * layers are in use.
- *
- * Pipelined, because every step waits on something else: the cache opens and the FUSE mount comes up
- * while the manifest is fetched, and each layer's footer and TOC are fetched while the config is.
  */
 export async function acquireImageLayers(reference: string, opts: AcquireOptions): Promise<ImageLayers> {
   // the FUSE addon loads while the manifest and config are on their way
   loadFuseNative().catch(() => undefined);
-  const ref = parseReference(reference);
   const client = createRegistryClient({ platform: opts.platform });
-  const caching = openBlobCache({ dir: defaultCacheDir() });
-  const mountpoint = join(opts.state.dir, "layers");
-  const mounting = (async () => {
-    const cache = await caching;
+  const cache = await openBlobCache({ dir: defaultCacheDir() });
+  const closeAll = async () => {
+    await cache.close();
+    await client.close();
+  };
+  try {
+    const ref = parseReference(reference);
+    const resolved = await client.resolve(ref, { platform: opts.platform });
+    const mountpoint = join(opts.state.dir, "layers");
     await mkdir(mountpoint, { recursive: true });
     await opts.state.recordMount(mountpoint, "fuse");
-    return mountLazyFs({
+    const fs = await mountLazyFs({
       mountpoint,
       source: client,
       cache,
@@ -47,48 +48,39 @@ export async function acquireImageLayers(reference: string, opts: AcquireOptions
       allowUnverified: opts.allowUnverified,
       accessLogPath: opts.accessLogPath,
     });
-  })();
-  let adding: Promise<LayerDirs[]> | undefined;
-  const resolving = client.resolve(ref, {
-    platform: opts.platform,
-    onManifest: (m) => {
-      adding = mounting.then((fs) => Promise.all(m.manifest.layers.map((descriptor) => fs.addLayer({ ref: m.ref, descriptor }))));
-      adding.catch(() => undefined); // observed below; a rejection before that is not unhandled
-    },
-  });
-  const [resolved, fs, layers] = await Promise.allSettled([resolving, mounting, resolving.then(() => adding!)]);
-  if (resolved.status === "rejected" || fs.status === "rejected" || layers.status === "rejected") {
-    if (fs.status === "fulfilled") await fs.value.close().catch(() => undefined);
-    await (await caching.catch(() => undefined))?.close();
-    await client.close();
-    const failed = [resolved, fs, layers].find((r): r is PromiseRejectedResult => r.status === "rejected")!;
-    throw failed.reason;
+    let dirs: LayerDirs[];
+    try {
+      dirs = await Promise.all(resolved.manifest.layers.map((descriptor) => fs.addLayer({ ref: resolved.ref, descriptor })));
+    } catch (err) {
+      await fs.close();
+      throw err;
+    }
+    let released = false;
+    return {
+      reference: ref.toString(),
+      manifestDigest: resolved.manifestDigest,
+      config: resolved.config,
+      lowerDirs: dirs.map((d) => d.dir).reverse(),
+      overlayLowerDirs: dirs.map((d) => d.overlayDir).reverse(),
+      fuseMountpoint: mountpoint,
+      async stats() {
+        const s = client.stats();
+        return { bytesFetched: s.bytesReceived, requests: s.requests, fuseOps: fs.opCount };
+      },
+      async release() {
+        if (released) return;
+        released = true;
+        try {
+          await fs.close();
+        } finally {
+          await closeAll();
+        }
+      },
+    };
+  } catch (err) {
+    await closeAll();
+    throw err;
   }
-  const cache = await caching;
-  const dirs = layers.value;
-  let released = false;
-  return {
-    reference: ref.toString(),
-    manifestDigest: resolved.value.manifestDigest,
-    config: resolved.value.config,
-    lowerDirs: dirs.map((d) => d.dir).reverse(),
-    overlayLowerDirs: dirs.map((d) => d.overlayDir).reverse(),
-    fuseMountpoint: mountpoint,
-    async stats() {
-      const s = client.stats();
-      return { bytesFetched: s.bytesReceived, requests: s.requests, fuseOps: fs.value.opCount };
-    },
-    async release() {
-      if (released) return;
-      released = true;
-      try {
-        await fs.value.close();
-      } finally {
-        await cache.close();
-        await client.close();
-      }
-    },
-  };
 }
 
 /**

@@ -193,15 +193,8 @@ export class RegistryClient implements BlobSource {
     });
   }
 
-  /**
-   * Resolves a reference to one platform's manifest and config (indexes are narrowed by platform).
-   * `onManifest` is called as soon as the platform's manifest is known, before the config is fetched,
-   * so a caller can start on the layers (footers, TOCs) while the config is on its way.
-   */
-  async resolve(
-    refIn: ImageReference | string,
-    opts: { platform?: Platform | string; signal?: AbortSignal; onManifest?: (m: { ref: ImageReference; manifestDigest: string; manifest: ImageManifest }) => void } = {},
-  ): Promise<ResolvedImage & { indexDigest?: string }> {
+  /** Resolves a reference to one platform's manifest and config (indexes are narrowed by platform). */
+  async resolve(refIn: ImageReference | string, opts: { platform?: Platform | string; signal?: AbortSignal } = {}): Promise<ResolvedImage & { indexDigest?: string }> {
     const ref = toReference(refIn);
     const want = (typeof opts.platform === "string" ? parsePlatform(opts.platform) : opts.platform) ?? this.platform;
     let m = await this.getManifest(ref, { signal: opts.signal });
@@ -219,7 +212,6 @@ export class RegistryClient implements BlobSource {
       m = await this.getManifest(ref.withDigest(pick.digest), { signal: opts.signal });
       if (m.kind !== "manifest") throw new RegistryError("REGISTRY_BAD_RESPONSE", `index ${ref} points at another index ${pick.digest}`, ctxOf(ref, pick.digest));
     }
-    opts.onManifest?.({ ref, manifestDigest: m.digest, manifest: m.manifest });
     const configBytes = await this.getBlob(ref, m.manifest.config.digest, { signal: opts.signal, maxBytes: MAX_CONFIG_BYTES });
     let config: ImageConfig;
     try {
