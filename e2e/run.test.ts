@@ -162,6 +162,29 @@ describe("reading an image without running it", () => {
   });
 });
 
+describe("after `lazypull mount` is killed with SIGKILL", () => {
+  it("should let `lazypull umount DIR` undo what it left and exit 0", async () => {
+    const target = join(work, "mnt-killed");
+    const child = spawnLazypull(["mount", lazyRef, target], env);
+    let err = "";
+    child.stderr.on("data", (b: Buffer) => (err += b.toString()));
+    const deadline = Date.now() + 120_000;
+    while (!err.includes("mounted at")) {
+      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`mount did not come up: ${err}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const exited = new Promise((r) => child.once("exit", r));
+    child.kill("SIGKILL");
+    await exited;
+    expect((await mountsUnder(work)).some((m) => m.split(" ")[1] === target)).toBe(true);
+    const res = await lazypull(["umount", target], { env, allowFail: true });
+    expect({ code: res.code, stderr: res.stderr }).toEqual({ code: 0, stderr: "" });
+    // afterEach: nothing mounted under the suite's directories any more
+    const { readdir } = await import("node:fs/promises");
+    expect(await readdir(join(work, "state", "mounts")).catch(() => [])).toEqual([]);
+  });
+});
+
 describe.skipIf(Boolean(external))("a multi-layer image with whiteouts", () => {
   beforeAll(async () => {
     // Layer 2 adds a file, deletes /etc/issue with a whiteout, and replaces /usr/share/doc/bash's

@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import { createState, hookProcessSignals, mountImageRoot, processCleanup, unmountImageRoot } from "@lazypull/overlay-launcher";
 import type { PrefetchPolicy } from "@lazypull/fuse-fs";
 import { describeOverlay } from "../ui/overlay.js";
-import { prepareHost } from "../host.js";
+import { cleanupHost, loadHost, prepareHost } from "../host.js";
 import { acquireImageLayersAnywhere } from "../image-layers.js";
 
 /**
@@ -52,8 +52,11 @@ export function register(program: Command): void {
     .description("unmount what `lazypull mount` mounted at DIR and stop the process serving it")
     .argument("<dir>", "the mount target")
     .action(async (dir: string) => {
-      const host = await prepareHost();
+      // DIR first: when the `lazypull mount` that made it was killed, undoing its leftovers is this
+      // command's success, not something a general cleanup should take from under it
+      const host = await loadHost();
       const report = await unmountImageRoot({ host, target: dir });
       if (report.errors.length) throw new Error(`unmounting ${dir}: ${report.errors.join("; ")}`);
+      await cleanupHost(host);
     });
 }
