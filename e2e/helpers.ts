@@ -94,3 +94,20 @@ export function overlayEnv(work: string, kind: OverlayKind): NodeJS.ProcessEnv {
   writeFileSync(config, JSON.stringify({ overlay: kind }));
   return { LAZYPULL_STATE_DIR: join(work, "state"), LAZYPULL_CACHE_DIR: join(work, "cache"), LAZYPULL_CONFIG: config };
 }
+
+/**
+ * `lazypull mount REF TARGET` in the background, resolved once it says it is mounted: the child, its
+ * stderr so far (with the overlay it used), and a promise of its exit code.
+ */
+export async function startLazyMount(ref: string, target: string, env: NodeJS.ProcessEnv, timeoutMs = 120_000) {
+  const child = spawnLazypull(["mount", ref, target], env);
+  let err = "";
+  child.stderr.on("data", (b: Buffer) => (err += b.toString()));
+  const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+  const deadline = Date.now() + timeoutMs;
+  while (!err.includes("mounted at")) {
+    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`mount did not come up: ${err}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { child, stderr: () => err, exited };
+}

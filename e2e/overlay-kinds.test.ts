@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { debianRootfsTar, importImage, run } from "@lazypull/testkit";
-import { lazypull, mountsUnder, overlayEnv, OVERLAY_KINDS, spawnLazypull } from "./helpers.js";
+import { lazypull, mountsUnder, overlayEnv, OVERLAY_KINDS, startLazyMount } from "./helpers.js";
 
 /**
  * The two overlays lazypull can stack layers with — kernel overlayfs over fuse-fs' overlay-form
@@ -147,20 +147,13 @@ async function podmanRootfs(): Promise<string> {
 
 /** `lazypull mount` in the background until `fn` is done, then `lazypull umount`. */
 async function withLazyMount<T>(env: NodeJS.ProcessEnv, ref: string, target: string, fn: (stderr: string) => Promise<T>): Promise<T> {
-  const child = spawnLazypull(["mount", ref, target], env);
-  let err = "";
-  child.stderr.on("data", (b: Buffer) => (err += b.toString()));
-  const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+  let mount: Awaited<ReturnType<typeof startLazyMount>> | undefined;
   try {
-    const deadline = Date.now() + 120_000;
-    while (!err.includes("mounted at")) {
-      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`mount did not come up: ${err}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    return await fn(err);
+    mount = await startLazyMount(ref, target, env);
+    return await fn(mount.stderr());
   } finally {
     await lazypull(["umount", target], { env, allowFail: true });
-    await exited;
+    await mount?.exited;
   }
 }
 

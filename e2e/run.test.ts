@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { debianRootfsTar, importImage, run } from "@lazypull/testkit";
-import { cliArgs, lazypull, mountsUnder, overlayEnv, OVERLAY_KINDS, processesMentioning, repoRoot, spawnLazypull, waitForStdout } from "./helpers.js";
+import { cliArgs, lazypull, mountsUnder, overlayEnv, OVERLAY_KINDS, processesMentioning, repoRoot, spawnLazypull, startLazyMount, waitForStdout } from "./helpers.js";
 
 /**
  * The whole path on real parts: a docker-registry process, a real Debian bookworm root filesystem
@@ -145,15 +145,7 @@ describe("reading an image without running it", () => {
 
   it("should mount the merged root without a container and unmount it on umount", async () => {
     const target = join(work, "mnt");
-    const child = spawnLazypull(["mount", lazyRef, target], env);
-    let err = "";
-    child.stderr.on("data", (b: Buffer) => (err += b.toString()));
-    const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
-    const deadline = Date.now() + 120_000;
-    while (!err.includes("mounted at")) {
-      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`mount did not come up: ${err}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    const { exited } = await startLazyMount(lazyRef, target, env);
     const { readFile } = await import("node:fs/promises");
     expect(await readFile(join(target, "etc", "os-release"), "utf8")).toMatch(/^ID=/m);
     await lazypull(["umount", target], { env });
@@ -165,15 +157,7 @@ describe("reading an image without running it", () => {
 describe("after `lazypull mount` is killed with SIGKILL", () => {
   it("should let `lazypull umount DIR` undo what it left and exit 0", async () => {
     const target = join(work, "mnt-killed");
-    const child = spawnLazypull(["mount", lazyRef, target], env);
-    let err = "";
-    child.stderr.on("data", (b: Buffer) => (err += b.toString()));
-    const deadline = Date.now() + 120_000;
-    while (!err.includes("mounted at")) {
-      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`mount did not come up: ${err}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    const exited = new Promise((r) => child.once("exit", r));
+    const { child, exited } = await startLazyMount(lazyRef, target, env);
     child.kill("SIGKILL");
     await exited;
     expect((await mountsUnder(work)).some((m) => m.split(" ")[1] === target)).toBe(true);

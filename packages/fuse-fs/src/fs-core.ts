@@ -48,6 +48,10 @@ export const OVERLAY_DIR_SUFFIX = ".overlay";
 
 export type Resolved = { kind: "root" } | { kind: "node"; entry: MountedLayer; view: LayerView; path: string; node: FileNode };
 
+function lookupIn(entry: MountedLayer, view: LayerView, path: string): FileNode | undefined {
+  return view === "overlay" ? overlayLookup(entry.layer, path) : entry.layer.lookup(path);
+}
+
 function notFound(path: string): FuseFsError {
   return new FuseFsError("FUSEFS_NOT_FOUND", `no such path ${path}`, { path });
 }
@@ -75,7 +79,7 @@ export class FsCore {
     const view: LayerView = top.endsWith(OVERLAY_DIR_SUFFIX) ? "overlay" : "oci";
     const entry = this.layers.get(view === "overlay" ? top.slice(0, -OVERLAY_DIR_SUFFIX.length) : top);
     if (!entry) throw notFound(fusePath);
-    const node = view === "overlay" ? overlayLookup(entry.layer, path) : entry.layer.lookup(path);
+    const node = lookupIn(entry, view, path);
     if (!node) throw notFound(fusePath);
     return { kind: "node", entry, view, path, node };
   }
@@ -130,7 +134,7 @@ export class FsCore {
     const kept: string[] = [];
     for (const name of names) {
       const child = path ? `${path}/${name}` : name;
-      const node = view === "overlay" ? overlayLookup(entry.layer, child) : entry.layer.lookup(child);
+      const node = lookupIn(entry, view, child);
       // a name the tree lists but cannot resolve would make the kernel's lookup fail later: leave it out
       if (!node) continue;
       kept.push(name);

@@ -15,7 +15,7 @@ describe("kernel overlay options", () => {
 
   it("should refuse more layers than overlayfs stacks, with a typed error", async () => {
     const lowers = Array.from({ length: KERNEL_MAX_LOWERS + 1 }, (_, i) => `/l${i}`);
-    await expect(mountKernelOverlay({ lowerDirs: lowers, stateDir: "/nonexistent", upper: "/nonexistent/upper", work: "/nonexistent/work", merged: "/m", extraOptions: [] })).rejects.toMatchObject({
+    await expect(mountKernelOverlay({ lowerDirs: lowers, stateDir: "/nonexistent", merged: "/m", extraOptions: [] })).rejects.toMatchObject({
       code: "OVERLAY_TOO_MANY_LAYERS",
       context: { layers: KERNEL_MAX_LOWERS + 1, limit: KERNEL_MAX_LOWERS },
     });

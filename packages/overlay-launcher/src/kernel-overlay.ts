@@ -37,10 +37,8 @@ export const KERNEL_OVERLAY_OPTIONS = ["index=off", "xino=off", "redirect_dir=on
 export interface KernelOverlayOptions {
   /** overlay-form lower directories, TOP-MOST FIRST */
   lowerDirs: string[];
-  /** holds `l/`, and `upper`/`work` when they are its children */
+  /** holds `l/`, `upper/` and `work/` (mount options name them relative to it) */
   stateDir: string;
-  upper: string;
-  work: string;
   merged: string;
   /** extra options from the host config */
   extraOptions: readonly string[];
@@ -58,9 +56,6 @@ export async function mountKernelOverlay(opts: KernelOverlayOptions): Promise<vo
       layers: opts.lowerDirs.length,
       limit: KERNEL_MAX_LOWERS,
     });
-  }
-  if (opts.upper !== join(opts.stateDir, "upper") || opts.work !== join(opts.stateDir, "work")) {
-    throw new OverlayError("OVERLAY_BAD_PATH", `upper and work must be ${opts.stateDir}/upper and /work`, { upper: opts.upper, work: opts.work });
   }
   const links = join(opts.stateDir, "l");
   await rm(links, { recursive: true, force: true });

@@ -46,6 +46,24 @@ export interface MountOverlayOptions {
 // fuse-overlayfs splits `-o` on `,` and lowerdir on `:`, with no escaping we can rely on
 const UNSAFE = /[,:\n]/;
 
+function unsafePath(p: string): OverlayError | undefined {
+  if (!UNSAFE.test(p)) return undefined;
+  return new OverlayError("OVERLAY_BAD_PATH", `path ${JSON.stringify(p)} contains ',' ':' or a newline, which overlay mount options cannot take`, { path: p });
+}
+
+/** Why `dirs` cannot be an overlay's lower directories (the error to throw), or undefined when they can. */
+async function badLowerDirs(dirs: string[]): Promise<OverlayError | undefined> {
+  for (const p of dirs) {
+    const unsafe = unsafePath(p);
+    if (unsafe) return unsafe;
+  }
+  for (const d of dirs) {
+    const st = await stat(d).catch(() => undefined);
+    if (!st?.isDirectory()) return new OverlayError("OVERLAY_NO_LOWER", `lower directory ${d} does not exist or is not a directory`, { path: d });
+  }
+  return undefined;
+}
+
 export async function mountOverlay(opts: MountOverlayOptions): Promise<OverlayMount> {
   const { host } = opts;
   if (opts.lowerDirs.length === 0) throw new OverlayError("OVERLAY_NO_LOWER", "an overlay needs at least one lower directory", { stateDir: opts.stateDir });
@@ -55,12 +73,11 @@ export async function mountOverlay(opts: MountOverlayOptions): Promise<OverlayMo
   const work = join(stateDir, "work");
   const merged = resolve(opts.merged ?? join(stateDir, "merged"));
   for (const p of [...lowerDirs, upper, work, merged]) {
-    if (UNSAFE.test(p)) throw new OverlayError("OVERLAY_BAD_PATH", `path ${JSON.stringify(p)} contains ',' ':' or a newline, which fuse-overlayfs cannot take`, { path: p });
+    const unsafe = unsafePath(p);
+    if (unsafe) throw unsafe;
   }
-  for (const d of lowerDirs) {
-    const st = await stat(d).catch(() => undefined);
-    if (!st?.isDirectory()) throw new OverlayError("OVERLAY_NO_LOWER", `lower directory ${d} does not exist or is not a directory`, { path: d });
-  }
+  const bad = await badLowerDirs(lowerDirs);
+  if (bad) throw bad;
   if ((await readMounts()).some((m) => m.mountPoint === merged)) {
     throw new OverlayError("OVERLAY_TARGET_BUSY", `${merged} is already a mount point`, { path: merged });
   }
@@ -72,7 +89,7 @@ export async function mountOverlay(opts: MountOverlayOptions): Promise<OverlayMo
   let fallbackReason = kernel.ok || host.overlay === "fuse-overlayfs" ? undefined : kernel.reason;
   if (kernel.ok) {
     try {
-      await mountKernelOverlay({ lowerDirs: kernel.lowerDirs, stateDir, upper, work, merged, extraOptions: host.kernelOverlay.options });
+      await mountKernelOverlay({ lowerDirs: kernel.lowerDirs, stateDir, merged, extraOptions: host.kernelOverlay.options });
       return { kind: "kernel", merged, upper, work, lowerDirs: kernel.lowerDirs, unmount };
     } catch (err) {
       if (host.overlay === "kernel") throw err;
@@ -96,12 +113,8 @@ async function kernelChoice(opts: MountOverlayOptions): Promise<KernelChoice> {
   // mounting overlayfs needs CAP_SYS_ADMIN in the initial user namespace here (rootless: issue 18)
   if (process.geteuid?.() !== 0) return { ok: false, reason: "only root may mount kernel overlayfs" };
   const lowerDirs = opts.overlayLowerDirs.map((d) => resolve(d));
-  for (const p of lowerDirs) {
-    if (UNSAFE.test(p)) return { ok: false, reason: `path ${JSON.stringify(p)} contains ',' ':' or a newline` };
-    const st = await stat(p).catch(() => undefined);
-    if (!st?.isDirectory()) return { ok: false, reason: `lower directory ${p} does not exist` };
-  }
-  return { ok: true, lowerDirs };
+  const bad = await badLowerDirs(lowerDirs);
+  return bad ? { ok: false, reason: bad.message } : { ok: true, lowerDirs };
 }
 
 async function mountFuseOverlayfs(opts: { lowerDirs: string[]; upper: string; work: string; merged: string; host: MountOverlayOptions["host"] }): Promise<void> {
