@@ -13,6 +13,11 @@ declare module "vitest" {
     sourceRef: string;
     /** the same image converted to eStargz by `lazypull convert` */
     lazyRef: string;
+    /**
+     * the environment that convert ran with: a later `lazypull convert` with it reuses the layers
+     * already converted (the Debian base) instead of converting them again
+     */
+    convertEnv: Record<string, string>;
   }
 }
 
@@ -36,6 +41,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     project.provide("registryHost", registry.host);
     project.provide("sourceRef", sourceRef);
     project.provide("lazyRef", lazyRef);
+    project.provide("convertEnv", env);
   } catch (err) {
     await registry.stop();
     await rm(work, { recursive: true, force: true });

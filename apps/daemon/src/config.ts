@@ -32,12 +32,17 @@ export interface DaemonConfig {
   allowUnverified: boolean;
   /** FUSE op timeout (slow networks) */
   opTimeoutMs: number;
+  /** podman's Additional Layer Store: where it is mounted, or false for none */
+  store: string | false;
+  /** a store layer podman does not use is let go after this long without lookups */
+  storeIdleMs: number;
   /** how often leases of dead client processes are swept */
   leaseCheckIntervalMs: number;
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
 }
 
 export const DEFAULT_ROOT = "/var/lib/lazypull/daemon";
+export const DEFAULT_STORE = "/var/lib/lazypull/store";
 /** enough for a few large chunks read piecewise at once; a small part of the 150 MB the daemon aims for */
 export const DEFAULT_MEMORY_BYTES = 32 * 2 ** 20;
 export const DEFAULT_CONFIG_FILE = "/etc/lazypull/lazypulld.json";
@@ -58,6 +63,8 @@ const fileSchema = {
     allowUnverified: { type: "boolean" },
     opTimeoutMs: { type: "integer", minimum: 1000 },
     leaseCheckIntervalMs: { type: "integer", minimum: 100 },
+    store: { anyOf: [{ type: "string", minLength: 1 }, { const: false }] },
+    storeIdleMs: { type: "integer", minimum: 0 },
     logLevel: { enum: ["fatal", "error", "warn", "info", "debug", "trace", "silent"] },
   },
 } as const;
@@ -74,6 +81,8 @@ export interface ConfigFile {
   allowUnverified?: boolean;
   opTimeoutMs?: number;
   leaseCheckIntervalMs?: number;
+  store?: string | false;
+  storeIdleMs?: number;
   logLevel?: DaemonConfig["logLevel"];
 }
 
@@ -101,6 +110,8 @@ export const USAGE = `Usage: lazypulld [options]
   --cache-dir DIR           chunk cache directory (default: $LAZYPULL_CACHE_DIR or the host default)
   --cache-max-size SIZE     chunk cache cap, e.g. 20GiB
   --cache-memory-size SIZE  inflated chunks kept in memory (default 32MiB; 0 disables it)
+  --store DIR               serve podman's Additional Layer Store there (default ${DEFAULT_STORE})
+  --no-store                serve no layer store (only lazypull run/mount use the daemon)
   --prefetch POLICY         none | landmark | all (landmark, then the whole layer in the background; default)
   --insecure-registry HOST  plain-HTTP registry (repeatable)
   --allow-unverified        serve layers whose TOC digest is not in the manifest
@@ -136,6 +147,8 @@ export async function loadConfig(argv: string[], env: NodeJS.ProcessEnv = proces
         "cache-max-size": { type: "string" },
         "cache-memory-size": { type: "string" },
         prefetch: { type: "string" },
+        store: { type: "string" },
+        "no-store": { type: "boolean" },
         "insecure-registry": { type: "string", multiple: true },
         "allow-unverified": { type: "boolean" },
         "log-level": { type: "string" },
@@ -167,6 +180,7 @@ export async function loadConfig(argv: string[], env: NodeJS.ProcessEnv = proces
       cacheMaxSize: values["cache-max-size"],
       cacheMemorySize: values["cache-memory-size"],
       prefetch: values.prefetch,
+      store: values["no-store"] ? false : values.store,
       insecureRegistries: values["insecure-registry"],
       allowUnverified: values["allow-unverified"],
       logLevel: values["log-level"],
@@ -185,6 +199,8 @@ export async function loadConfig(argv: string[], env: NodeJS.ProcessEnv = proces
     allowUnverified: merged.allowUnverified ?? false,
     opTimeoutMs: merged.opTimeoutMs ?? 120_000,
     leaseCheckIntervalMs: merged.leaseCheckIntervalMs ?? 2000,
+    store: merged.store === false ? false : abs(merged.store ?? DEFAULT_STORE),
+    storeIdleMs: merged.storeIdleMs ?? 5 * 60_000,
     logLevel: merged.logLevel ?? "info",
     cacheMemoryBytes: size(merged.cacheMemorySize, "cacheMemorySize") ?? DEFAULT_MEMORY_BYTES,
   };

@@ -2,13 +2,15 @@ import { chmod, lstat, mkdir, unlink } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { Logger } from "pino";
 import { openBlobCache } from "@lazypull/blob-cache";
-import { isDaemonAvailable, type CacheStatus, type Health } from "@lazypull/daemon-client";
+import { isDaemonAvailable, type CacheStatus, type Health, type LayerStatus } from "@lazypull/daemon-client";
 import { describeError } from "@lazypull/errors";
-import { cleanStaleMount, listMounts, mountLazyFs } from "@lazypull/fuse-fs";
+import { cleanStaleMount, listMounts, mountLazyFs, type LazyFs } from "@lazypull/fuse-fs";
+import { mountLayerStore, type LayerStore } from "@lazypull/layer-store";
 import { RegistryClient } from "@lazypull/registry-client";
 import type { DaemonConfig } from "./config.js";
 import { DaemonError } from "./errors.js";
 import { ImageStore } from "./images.js";
+import { StoreLayers } from "./layer-store.js";
 import { renderMetrics, type Family } from "./metrics.js";
 import { createServer } from "./server.js";
 import { VERSION } from "./version.js";
@@ -17,6 +19,8 @@ export interface Daemon {
   readonly config: DaemonConfig;
   readonly mountpoint: string;
   readonly store: ImageStore;
+  /** podman's Additional Layer Store, when configured */
+  readonly layerStore?: { mountpoint: string; layers: StoreLayers };
   /** stops serving, releases every image, unmounts; safe to call twice */
   close(): Promise<void>;
 }
@@ -75,6 +79,19 @@ async function removeStaleMounts(root: string, log: Logger): Promise<number> {
   return n;
 }
 
+/** Mounts podman's Additional Layer Store at `dir`, answered by the daemon's LazyFs. */
+async function startLayerStore(dir: string, usesFile: string, config: DaemonConfig, fs: LazyFs, client: RegistryClient, log: Logger) {
+  await mkdir(dir, { recursive: true });
+  const layers = await StoreLayers.open({ fs, client, log: log.child({ component: "layer-store" }), usesFile, idleMs: config.storeIdleMs });
+  try {
+    const fuse = await mountLayerStore({ mountpoint: dir, backend: layers, logger: log, opTimeoutMs: config.opTimeoutMs });
+    return { fuse, layers };
+  } catch (err) {
+    await layers.close();
+    throw err;
+  }
+}
+
 /** Starts lazypulld: cleans up after a previous instance, mounts the shared LazyFs, serves the API. */
 export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Daemon> {
   const dlog = log.child({ component: "daemon" });
@@ -84,6 +101,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
   await chmod(config.root, 0o700);
   const mountpoint = join(config.root, "layers");
   await removeStaleMounts(config.root, dlog);
+  if (config.store !== false) await removeStaleMounts(config.store, dlog);
   await mkdir(mountpoint, { recursive: true });
 
   const cacheLog = log.child({ component: "cache" });
@@ -122,6 +140,16 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
   }
   const lazyFs = fs;
   const store = new ImageStore(lazyFs, client, log.child({ component: "images" }));
+  let layerStore: { fuse: LayerStore; layers: StoreLayers } | undefined;
+  if (config.store !== false) {
+    try {
+      layerStore = await startLayerStore(config.store, join(config.root, "store-uses.json"), config, lazyFs, client, log);
+    } catch (err) {
+      await lazyFs.close().catch(() => undefined);
+      await closeBacking();
+      throw err;
+    }
+  }
   const started = Date.now();
   let expired = 0;
 
@@ -133,6 +161,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
     images: store.list().length,
     layers: lazyFs.progress().length,
     fuseMountpoint: mountpoint,
+    ...(layerStore ? { layerStore: layerStore.fuse.mountpoint } : {}),
     memory: (({ rss, heapUsed, heapTotal, external, arrayBuffers }) => ({ rss, heapUsed, heapTotal, external, arrayBuffers }))(process.memoryUsage()),
   });
 
@@ -141,8 +170,23 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
     return { ...u, hits: s.hits, misses: s.misses, evictions: s.evictions };
   };
 
+  /** every served layer: leases using it (lazypull run/mount) and podman's use through the store */
+  const layerStatus = (): LayerStatus[] => {
+    const byBlob = new Map<string, { references: string[]; uses: number }>();
+    for (const s of layerStore?.layers.status() ?? []) {
+      const b = byBlob.get(s.blobDigest) ?? { references: [], uses: 0 };
+      if (!b.references.includes(s.reference)) b.references.push(s.reference);
+      b.uses += s.uses;
+      byBlob.set(s.blobDigest, b);
+    }
+    return store.layerStatus().map((l) => {
+      const b = byBlob.get(l.digest);
+      return b ? { ...l, store: b } : l;
+    });
+  };
+
   const metrics = (): string => {
-    const layers = store.layerStatus();
+    const layers = layerStatus();
     const reg = client.stats();
     const cs = cache.stats();
     const perLayer = (name: string, help: string, type: Family["type"], pick: (l: (typeof layers)[number]) => number): Family => ({
@@ -160,6 +204,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
       perLayer("lazypull_layer_requests_total", "Range requests made for a layer.", "counter", (l) => l.requests),
       perLayer("lazypull_layer_errors_total", "Failed fetches for a layer.", "counter", (l) => l.errors),
       perLayer("lazypull_layer_images", "Image leases using a layer.", "gauge", (l) => l.images.length),
+      perLayer("lazypull_layer_store_uses", "podman layers using a layer through the Additional Layer Store.", "gauge", (l) => l.store?.uses ?? 0),
       {
         name: "lazypull_layer_state",
         help: "Current state of a layer (1 for the state it is in).",
@@ -179,11 +224,13 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
     ]);
   };
 
-  const server = createServer({ store, log: log.child({ component: "http" }), health, cache: cacheStatus, metrics });
+  const server = createServer({ store, layers: layerStatus, log: log.child({ component: "http" }), health, cache: cacheStatus, metrics });
   try {
     await server.listen({ path: config.socket });
     await chmod(config.socket, 0o600);
   } catch (err) {
+    await layerStore?.fuse.close().catch(() => undefined);
+    await layerStore?.layers.close().catch(() => undefined);
     await lazyFs.close().catch(() => undefined);
     await closeBacking();
     throw err;
@@ -201,11 +248,15 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
     config,
     mountpoint,
     store,
+    ...(layerStore ? { layerStore: { mountpoint: layerStore.fuse.mountpoint, layers: layerStore.layers } } : {}),
     close() {
       closing ??= (async () => {
         clearInterval(sweeper);
         await server.close().catch((err: unknown) => dlog.error({ err }, "closing the API server failed"));
         await unlink(config.socket).catch(() => undefined);
+        // the store first: a lookup arriving now would otherwise open a layer on a closing mount
+        await layerStore?.fuse.close().catch((err: unknown) => dlog.error({ err }, "unmounting the layer store failed"));
+        await layerStore?.layers.close();
         store.releaseAll();
         try {
           await lazyFs.close();

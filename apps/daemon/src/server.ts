@@ -1,12 +1,14 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 import { hasCode } from "@lazypull/errors";
-import type { AcquireRequest, ApiError, CacheStatus, Health } from "@lazypull/daemon-client";
+import type { AcquireRequest, ApiError, CacheStatus, Health, LayerStatus } from "@lazypull/daemon-client";
 import type { ImageStore } from "./images.js";
 import { METRICS_CONTENT_TYPE } from "./metrics.js";
 
 export interface ServerDeps {
   store: ImageStore;
+  /** `GET /v1/layers`: the store's layer status with the Additional Layer Store's use added */
+  layers(): LayerStatus[];
   log: Logger;
   health(): Health;
   cache(): Promise<CacheStatus>;
@@ -112,7 +114,7 @@ export function createServer(deps: ServerDeps): FastifyInstance {
     return reply.status(204).send();
   });
 
-  app.get("/v1/layers", async () => deps.store.layerStatus());
+  app.get("/v1/layers", async () => deps.layers());
 
   app.get("/v1/cache", async () => deps.cache());
 

@@ -69,6 +69,11 @@ export interface LayerStatus {
   lastError?: string;
   /** leases (image ids) using this layer */
   images: string[];
+  /**
+   * podman's use of the layer through the Additional Layer Store: the image references it was looked
+   * up under and how many podman layers hold it (absent when the store never served it)
+   */
+  store?: { references: string[]; uses: number };
 }
 
 /** `GET /v1/cache` */
@@ -94,6 +99,8 @@ export interface Health {
   images: number;
   layers: number;
   fuseMountpoint: string;
+  /** podman's Additional Layer Store (`additionallayerstores = ["<this>:ref"]`), when the daemon serves one */
+  layerStore?: string;
   /** bytes, from process.memoryUsage() */
   memory: { rss: number; heapUsed: number; heapTotal: number; external: number; arrayBuffers: number };
 }
