@@ -46,8 +46,8 @@ const podman = (args: string[], opts: { allowFail?: boolean; timeoutMs?: number 
 async function startDaemon(): Promise<void> {
   // prefetch none: every byte fetched is one the container read, so the byte count means something
   const config = join(work, "lazypulld.json");
-  await writeFile(config, JSON.stringify({ cacheDir: join(work, "cache"), prefetch: "none", store, logLevel: "info" }));
-  daemon = await spawnDaemon({ socket, root, config });
+  await writeFile(config, JSON.stringify({ cacheDir: join(work, "cache"), prefetch: "none", logLevel: "info" }));
+  daemon = await spawnDaemon({ socket, root, config, store });
   client = new DaemonClient({ socketPath: socket });
 }
 

@@ -1,6 +1,8 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { spawn } from "node:child_process";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { isDaemonAvailable } from "@lazypull/daemon-client";
 import { effectiveUlimits, ulimitArgs, type HostConfig } from "@lazypull/overlay-launcher";
 import { lazyBreakdown, type LazyBreakdown } from "./breakdown.js";
 import type { DelayProxy, ProxyCounters } from "./delay-proxy.js";
@@ -10,7 +12,9 @@ export const REPO_ROOT = join(import.meta.dirname, "..", "..");
 /** The built CLI, as installed users run it (`pnpm bench` builds it first): tsx would add ~0.2 s per start. */
 export const CLI = [join(REPO_ROOT, "apps/cli/dist/lazypull.mjs")];
 
-export type ContenderId = "podman-pull-run" | "lazypull-none" | "lazypull-landmark" | "lazypull-recorded";
+export type ContenderId = "podman-pull-run" | "lazypull-none" | "lazypull-landmark" | "lazypull-recorded" | "podman-lazypulld";
+/** lazypulld as installed users run it (the bench builds it first) */
+export const DAEMON = join(REPO_ROOT, "apps/daemon/dist/main.js");
 
 export interface Sample {
   workload: string;
@@ -140,6 +144,61 @@ export async function runLazypull(ctx: ContenderContext, contender: ContenderId,
       ...(stats ? { lazypullStats: { bytes: parseBytes(stats[2]!), requests: Number(stats[3]) } } : {}),
     };
   } finally {
+    await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+/**
+ * Plain `podman run` of the eStargz image into a fresh private store whose storage options name
+ * lazypulld's Additional Layer Store: podman pulls (manifest, config, no layer blobs) and runs on
+ * layers served by the daemon. lazypulld runs at its defaults with a cold cache and is already up at
+ * t0, as it would be on a host (its start is not timed).
+ */
+export async function runPodmanLazypulld(ctx: ContenderContext): Promise<Sample> {
+  const { proxy, host, image } = ctx;
+  const dir = await mkdtemp(join(tmpdir(), "lazypull-bench-als-"));
+  const layerStore = join(dir, "store");
+  const socket = join(dir, "run", "lazypulld.sock");
+  await mkdir(join(dir, "run"), { mode: 0o700 });
+  const daemon = spawn(process.execPath, ["--optimize-for-size", DAEMON, "--socket", socket, "--root", join(dir, "daemon"), "--store", layerStore, "--cache-dir", join(dir, "cache"), "--log-level", "warn"], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let daemonErr = "";
+  daemon.stderr.on("data", (b: Buffer) => (daemonErr = (daemonErr + b.toString()).slice(-4000)));
+  const exited = new Promise<void>((r) => daemon.once("exit", () => r()));
+  const store = ["--root", join(dir, "root"), "--runroot", join(dir, "runroot"), "--storage-opt", `overlay.additionallayerstore=${layerStore}:ref`, ...host.podman.globalArgs];
+  const podman = host.podman.binary;
+  try {
+    for (let i = 0; !(await isDaemonAvailable(socket, 500)); i++) {
+      if (daemon.exitCode !== null || i > 300) throw new Error(`lazypulld did not come up: ${daemonErr}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    proxy.reset();
+    let atFirst = proxy.counters();
+    const ulimits = ulimitArgs(await effectiveUlimits(host));
+    const network = host.podman.network ? ["--network", host.podman.network] : [];
+    const args = [...store, "run", "--rm", "--tls-verify=false", "--runtime", host.podman.runtime, ...ulimits, ...network, ...host.podman.runArgs, image.ref, ...ctx.workload.command];
+    const run = check("podman run via lazypulld", await spawnTimed(podman, args, { onFirstOutput: () => (atFirst = proxy.counters()) }));
+    if (run.firstOutputMs === undefined) throw new Error("podman run via lazypulld printed nothing");
+    const end = proxy.counters();
+    return {
+      workload: ctx.workload.id,
+      contender: "podman-lazypulld",
+      rep: ctx.rep,
+      firstOutputMs: run.firstOutputMs,
+      totalMs: run.exitMs,
+      bytesAtFirstOutput: linkBytes(atFirst),
+      requestsAtFirstOutput: atFirst.requests,
+      bytesTotal: linkBytes(end),
+      requestsTotal: end.requests,
+      imageBytes: image.bytes,
+      breakdown: lazyBreakdown(proxy.log(), run.spawnedAt, run.firstOutputMs, image.layerSizes),
+    };
+  } finally {
+    await spawnTimed(podman, [...store, "rmi", "--all", "--force"]).catch(() => undefined);
+    await spawnTimed(podman, [...store, "system", "reset", "--force"]).catch(() => undefined);
+    daemon.kill("SIGTERM");
+    await exited;
     await rm(dir, { recursive: true, force: true }).catch(() => undefined);
   }
 }

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { loadHostConfig } from "@lazypull/overlay-launcher";
 import { debianRootfsTar, importImage } from "@lazypull/testkit";
-import { CLI, REPO_ROOT, runLazypull, runPodman, type ContenderContext, type Sample } from "./contenders.js";
+import { CLI, REPO_ROOT, runLazypull, runPodman, runPodmanLazypulld, type ContenderContext, type Sample } from "./contenders.js";
 import { startDelayProxy, type DelayProxy } from "./delay-proxy.js";
 import { measureConversion, measureReads } from "./extras.js";
 import { createShapedLink, PROFILES } from "./netns.js";
@@ -137,6 +137,7 @@ async function main(): Promise<void> {
         await runLazypull(ctx(set.esgz), "lazypull-none", "none"),
         await runLazypull(ctx(set.esgz), "lazypull-landmark", "landmark"),
         await runLazypull(ctx(set.rec), "lazypull-recorded", "landmark"),
+        await runPodmanLazypulld(ctx(set.esgz)),
       ]) {
         result.samples.push(s);
         log(sampleLine(s));

@@ -18,6 +18,7 @@ export const CONTENDER_LABEL: Record<ContenderId, string> = {
   "lazypull-none": "lazypull, no prefetch",
   "lazypull-landmark": "lazypull, landmark prefetch",
   "lazypull-recorded": "lazypull, recorded file list + landmark",
+  "podman-lazypulld": "plain podman run via lazypulld (layer store)",
 };
 const ORDER = Object.keys(CONTENDER_LABEL) as ContenderId[];
 
@@ -119,6 +120,7 @@ const COLORS: Record<ContenderId, string> = {
   "lazypull-none": "#1f77b4",
   "lazypull-landmark": "#2ca02c",
   "lazypull-recorded": "#ff7f0e",
+  "podman-lazypulld": "#9467bd",
 };
 
 const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;");

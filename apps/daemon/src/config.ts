@@ -6,6 +6,7 @@ import { Ajv } from "ajv";
 import { defaultCacheDir, parseSize } from "@lazypull/blob-cache";
 import { DEFAULT_SOCKET_PATH } from "@lazypull/daemon-client";
 import type { PrefetchPolicy } from "@lazypull/fuse-fs";
+import { DEFAULT_STORE_DIR } from "@lazypull/layer-store";
 import { DaemonError } from "./errors.js";
 
 /** Everything lazypulld runs with, after the file and the flags are merged. */
@@ -42,7 +43,7 @@ export interface DaemonConfig {
 }
 
 export const DEFAULT_ROOT = "/var/lib/lazypull/daemon";
-export const DEFAULT_STORE = "/var/lib/lazypull/store";
+export const DEFAULT_STORE = DEFAULT_STORE_DIR;
 /** enough for a few large chunks read piecewise at once; a small part of the 150 MB the daemon aims for */
 export const DEFAULT_MEMORY_BYTES = 32 * 2 ** 20;
 export const DEFAULT_CONFIG_FILE = "/etc/lazypull/lazypulld.json";

@@ -101,7 +101,6 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
   await chmod(config.root, 0o700);
   const mountpoint = join(config.root, "layers");
   await removeStaleMounts(config.root, dlog);
-  if (config.store !== false) await removeStaleMounts(config.store, dlog);
   await mkdir(mountpoint, { recursive: true });
 
   const cacheLog = log.child({ component: "cache" });

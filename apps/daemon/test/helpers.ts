@@ -25,6 +25,11 @@ export async function spawnDaemon(args: {
   socket: string;
   root: string;
   config?: string;
+  /**
+   * podman's layer store: default `<root>-store`, so test daemons never share (or take over) the
+   * host's default store; false: none
+   */
+  store?: string | false;
   extra?: string[];
   /** node's own flags; default: the ones the lazypulld bin runs with */
   nodeArgs?: string[];
@@ -34,6 +39,8 @@ export async function spawnDaemon(args: {
   const entry = args.dist ? [join(REPO, "apps/daemon/dist/main.js")] : ["--conditions=@lazypull/source", "--import", "tsx", join(REPO, "apps/daemon/src/main.ts")];
   const argv = [...(args.nodeArgs ?? NODE_FLAGS), ...entry, "--socket", args.socket, "--root", args.root];
   if (args.config) argv.push("--config", args.config);
+  if (args.store === false) argv.push("--no-store");
+  else argv.push("--store", args.store ?? `${args.root}-store`);
   argv.push(...(args.extra ?? []));
   const child = spawn(process.execPath, argv, { cwd: REPO, stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";

@@ -8,7 +8,9 @@ export type LayerStoreErrorCode =
   | "LAYER_STORE_READ_ONLY"
   | "LAYER_STORE_BAD_HANDLE"
   | "LAYER_STORE_MOUNTPOINT_BUSY"
-  | "LAYER_STORE_MOUNT_FAILED";
+  | "LAYER_STORE_MOUNT_FAILED"
+  /** storage.conf already lists other Additional Layer Stores: setup does not rewrite a list it did not write */
+  | "STORAGE_CONF_CONFLICT";
 
 export class LayerStoreError extends LazypullError {
   declare readonly code: LayerStoreErrorCode;

@@ -7,6 +7,7 @@ import * as cat from "./cat.js";
 import * as status from "./status.js";
 import * as run from "./run.js";
 import * as mount from "./mount.js";
+import * as podman from "./podman.js";
 
 /**
  * Every subcommand lives in its own module exporting `register(program)`; this list is the one
@@ -21,6 +22,7 @@ const modules: Array<{ register(program: Command): void }> = [
   status,
   run,
   mount,
+  podman,
 ];
 
 export function registerCommands(program: Command): void {
