@@ -150,6 +150,33 @@ describe("plain podman through lazypulld's Additional Layer Store", () => {
     expect(top.store).toEqual({ references: [whRef], uses: 1 });
   });
 
+  it("should be set up for podman by `lazypull podman setup`, shown in `lazypull status`, and removed by `lazypull podman remove`", async () => {
+    // a second podman store that knows the layer store only from its storage.conf (podman drops the
+    // file's options when --root is given, so the roots are in the file, as on a host)
+    const conf = join(work, "storage.conf");
+    const mine = ["[storage]", 'driver = "overlay"', `graphroot = "${join(work, "podman2", "root")}"`, `runroot = "${join(work, "podman2", "runroot")}"`, ""].join("\n");
+    await writeFile(conf, mine);
+    const setup = JSON.parse((await lazypull(["podman", "setup", "--store", store, "--storage-conf", conf, "--json"])).stdout) as { changed: boolean; created: boolean };
+    expect(setup).toMatchObject({ changed: true, created: false });
+    const env = { ...process.env, CONTAINERS_STORAGE_CONF: conf };
+    const opts = (await run("podman", ["info", "--format", "{{.Store.GraphRoot}} {{.Store.GraphOptions}}"], { env })).stdout;
+    expect(opts).toContain(`${join(work, "podman2", "root")} map[overlay.additionallayerstore:${store}:ref]`);
+    const ran = await run("podman", ["run", "--rm", ...RUN_FLAGS, lazyRef, "cat", "/etc/debian_version"], { env, timeoutMs: 300_000 });
+    expect(ran.stdout).toBe(debianVersion);
+    // two podman roots now hold the Debian layer: both counted
+    const base = (await layers()).find((l) => l.store?.references.includes(lazyRef));
+    expect(base?.store?.uses).toBe(2);
+    const status = (await lazypull(["status"], { env: { LAZYPULL_SOCKET: socket } })).stdout;
+    expect(status).toContain(`podman layer store ${store}`);
+    expect(status).toMatch(/IMAGES\s+PODMAN\n(.*\n)*sha256:\S+\s.*\s2\n/);
+    await run("podman", ["rmi", "--all"], { env });
+    expect((await storeUses((ls) => ls.every((l) => (l.store?.uses ?? 0) <= 1))).find((l) => l.digest === base!.digest)?.store?.uses).toBe(1);
+    await run("podman", ["system", "reset", "--force"], { env, allowFail: true });
+    const removed = JSON.parse((await lazypull(["podman", "remove", "--storage-conf", conf, "--json"])).stdout) as { changed: boolean; deleted: boolean };
+    expect(removed).toMatchObject({ changed: true, deleted: false });
+    expect(await readFile(conf, "utf8")).toBe(mine);
+  });
+
   it("should pull and run an image that is not eStargz the ordinary way", async () => {
     const before = (await layers()).map((l) => l.digest);
     const ran = await podman(["run", "--rm", ...RUN_FLAGS, sourceRef, "cat", "/etc/os-release"]);

@@ -31,7 +31,8 @@ function bar(done: number, total: number, width = 16): string {
 /** The human view of the daemon: its images, each layer's fetch progress, the cache. */
 export function renderStatus(s: StatusSnapshot): string {
   const h = s.health;
-  const lines = [`lazypulld ${h.version}  pid ${h.pid}  up ${formatDuration(h.uptimeSeconds * 1000)}  socket ${s.socket}  mount ${h.fuseMountpoint}`, ""];
+  const store = h.layerStore ? `  podman layer store ${h.layerStore}` : "";
+  const lines = [`lazypulld ${h.version}  pid ${h.pid}  up ${formatDuration(h.uptimeSeconds * 1000)}  socket ${s.socket}  mount ${h.fuseMountpoint}${store}`, ""];
   lines.push(`IMAGES (${s.images.length})`);
   if (s.images.length) {
     lines.push(
@@ -45,7 +46,8 @@ export function renderStatus(s: StatusSnapshot): string {
   if (s.layers.length) {
     lines.push(
       ...table([
-        ["DIGEST", "KIND", "STATE", "FETCHED", "PROGRESS", "REQUESTS", "ERRORS", "IMAGES"],
+        // IMAGES: lazypull run/mount leases; PODMAN: podman layers using it through the layer store
+        ["DIGEST", "KIND", "STATE", "FETCHED", "PROGRESS", "REQUESTS", "ERRORS", "IMAGES", "PODMAN"],
         ...s.layers.map((l) => [
           shortDigest(l.digest),
           l.kind,
@@ -55,6 +57,7 @@ export function renderStatus(s: StatusSnapshot): string {
           String(l.requests),
           l.errors ? `${l.errors} (${l.lastError ?? "?"})` : "0",
           String(l.images.length),
+          l.store ? String(l.store.uses) : "-",
         ]),
       ]),
     );
