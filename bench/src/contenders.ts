@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { isDaemonAvailable } from "@lazypull/daemon-client";
@@ -12,7 +12,22 @@ export const REPO_ROOT = join(import.meta.dirname, "..", "..");
 /** The built CLI, as installed users run it (`pnpm bench` builds it first): tsx would add ~0.2 s per start. */
 export const CLI = [join(REPO_ROOT, "apps/cli/dist/lazypull.mjs")];
 
-export type ContenderId = "podman-pull-run" | "lazypull-none" | "lazypull-landmark" | "lazypull-recorded" | "podman-lazypulld";
+export type ContenderId =
+  | "podman-pull-run"
+  | "lazypull-none"
+  | "lazypull-landmark"
+  | "lazypull-recorded"
+  | "podman-lazypulld"
+  | "podman-lazypulld-nosilence"
+  | "podman-lazypulld-none";
+
+/** lazypulld settings of the plain-podman contenders: its defaults, and two variants that show what they buy */
+export const DAEMON_VARIANTS = {
+  "podman-lazypulld": {},
+  // background fetching as before its quiet period: it starts as soon as no read is pending
+  "podman-lazypulld-nosilence": { backgroundSilenceMs: 0 },
+  "podman-lazypulld-none": { prefetch: "none" },
+} as const;
 /** lazypulld as installed users run it (the bench builds it first) */
 export const DAEMON = join(REPO_ROOT, "apps/daemon/dist/main.js");
 
@@ -154,13 +169,15 @@ export async function runLazypull(ctx: ContenderContext, contender: ContenderId,
  * layers served by the daemon. lazypulld runs at its defaults with a cold cache and is already up at
  * t0, as it would be on a host (its start is not timed).
  */
-export async function runPodmanLazypulld(ctx: ContenderContext): Promise<Sample> {
+export async function runPodmanLazypulld(ctx: ContenderContext, contender: keyof typeof DAEMON_VARIANTS = "podman-lazypulld"): Promise<Sample> {
   const { proxy, host, image } = ctx;
   const dir = await mkdtemp(join(tmpdir(), "lazypull-bench-als-"));
   const layerStore = join(dir, "store");
   const socket = join(dir, "run", "lazypulld.sock");
   await mkdir(join(dir, "run"), { mode: 0o700 });
-  const daemon = spawn(process.execPath, ["--optimize-for-size", DAEMON, "--socket", socket, "--root", join(dir, "daemon"), "--store", layerStore, "--cache-dir", join(dir, "cache"), "--log-level", "warn"], {
+  const config = join(dir, "lazypulld.json");
+  await writeFile(config, JSON.stringify(DAEMON_VARIANTS[contender]));
+  const daemon = spawn(process.execPath, ["--optimize-for-size", DAEMON, "--config", config, "--socket", socket, "--root", join(dir, "daemon"), "--store", layerStore, "--cache-dir", join(dir, "cache"), "--log-level", "warn"], {
     stdio: ["ignore", "ignore", "pipe"],
   });
   let daemonErr = "";
@@ -183,7 +200,7 @@ export async function runPodmanLazypulld(ctx: ContenderContext): Promise<Sample>
     const end = proxy.counters();
     return {
       workload: ctx.workload.id,
-      contender: "podman-lazypulld",
+      contender,
       rep: ctx.rep,
       firstOutputMs: run.firstOutputMs,
       totalMs: run.exitMs,

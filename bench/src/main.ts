@@ -138,6 +138,8 @@ async function main(): Promise<void> {
         await runLazypull(ctx(set.esgz), "lazypull-landmark", "landmark"),
         await runLazypull(ctx(set.rec), "lazypull-recorded", "landmark"),
         await runPodmanLazypulld(ctx(set.esgz)),
+        await runPodmanLazypulld(ctx(set.esgz), "podman-lazypulld-nosilence"),
+        await runPodmanLazypulld(ctx(set.esgz), "podman-lazypulld-none"),
       ]) {
         result.samples.push(s);
         log(sampleLine(s));

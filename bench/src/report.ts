@@ -19,6 +19,8 @@ export const CONTENDER_LABEL: Record<ContenderId, string> = {
   "lazypull-landmark": "lazypull, landmark prefetch",
   "lazypull-recorded": "lazypull, recorded file list + landmark",
   "podman-lazypulld": "plain podman run via lazypulld (layer store)",
+  "podman-lazypulld-nosilence": "… lazypulld, background fetch without quiet period",
+  "podman-lazypulld-none": "… lazypulld, --prefetch none",
 };
 const ORDER = Object.keys(CONTENDER_LABEL) as ContenderId[];
 
@@ -121,6 +123,8 @@ const COLORS: Record<ContenderId, string> = {
   "lazypull-landmark": "#2ca02c",
   "lazypull-recorded": "#ff7f0e",
   "podman-lazypulld": "#9467bd",
+  "podman-lazypulld-nosilence": "#c5b0d5",
+  "podman-lazypulld-none": "#8c564b",
 };
 
 const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;");

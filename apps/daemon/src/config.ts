@@ -33,6 +33,8 @@ export interface DaemonConfig {
   allowUnverified: boolean;
   /** FUSE op timeout (slow networks) */
   opTimeoutMs: number;
+  /** background fetching waits this long after the last on-demand read (fuse-fs default when unset) */
+  backgroundSilenceMs?: number;
   /** podman's Additional Layer Store: where it is mounted, or false for none */
   store: string | false;
   /** a store layer podman does not use is let go after this long without lookups */
@@ -63,6 +65,7 @@ const fileSchema = {
     registriesConf: { anyOf: [{ type: "string", minLength: 1 }, { const: false }] },
     allowUnverified: { type: "boolean" },
     opTimeoutMs: { type: "integer", minimum: 1000 },
+    backgroundSilenceMs: { type: "integer", minimum: 0 },
     leaseCheckIntervalMs: { type: "integer", minimum: 100 },
     store: { anyOf: [{ type: "string", minLength: 1 }, { const: false }] },
     storeIdleMs: { type: "integer", minimum: 0 },
@@ -81,6 +84,7 @@ export interface ConfigFile {
   registriesConf?: string | false;
   allowUnverified?: boolean;
   opTimeoutMs?: number;
+  backgroundSilenceMs?: number;
   leaseCheckIntervalMs?: number;
   store?: string | false;
   storeIdleMs?: number;
@@ -208,5 +212,6 @@ export async function loadConfig(argv: string[], env: NodeJS.ProcessEnv = proces
   const maxBytes = size(merged.cacheMaxSize, "cacheMaxSize");
   if (maxBytes !== undefined) cfg.cacheMaxBytes = maxBytes;
   if (merged.registriesConf !== undefined) cfg.registriesConf = merged.registriesConf;
+  if (merged.backgroundSilenceMs !== undefined) cfg.backgroundSilenceMs = merged.backgroundSilenceMs;
   return cfg;
 }

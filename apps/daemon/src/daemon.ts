@@ -130,6 +130,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
       prefetch: config.prefetch,
       allowUnverified: config.allowUnverified,
       opTimeoutMs: config.opTimeoutMs,
+      ...(config.backgroundSilenceMs !== undefined ? { backgroundSilenceMs: config.backgroundSilenceMs } : {}),
       memoryBytes: config.cacheMemoryBytes,
       logger: log,
     });

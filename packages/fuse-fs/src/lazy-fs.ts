@@ -6,6 +6,7 @@ import { AccessRecorder } from "./access-log.js";
 import { FuseFsError } from "./errors.js";
 import { FsCore, OVERLAY_DIR_SUFFIX, type MountedLayer } from "./fs-core.js";
 import { ByteLru } from "./layer/byte-lru.js";
+import { DemandGate } from "./layer/demand-gate.js";
 import { FetchCounters } from "./layer/counters.js";
 import type { ServedLayer } from "./layer/layer.js";
 import { openLayer, TOC_DIGEST_ANNOTATION } from "./layer/open-layer.js";
@@ -16,6 +17,12 @@ import type { LayerDirs, LayerProgress, LayerSpec, LayerState, LazyFs, MountOpti
 const DIGEST = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:([a-f0-9]{32,})$/;
 const MAX_SLOTS = 255;
 const DEFAULT_MEMORY_BYTES = 64 * 1024 * 1024;
+/**
+ * Quiet needed after on-demand reads before background fetching goes on. A starting container reads
+ * in bursts a few hundred ms apart (podman and runc, the loader, then the program's own files); 2 s
+ * covers those gaps and still starts filling the layer soon after the start is done.
+ */
+export const DEFAULT_BACKGROUND_SILENCE_MS = 2000;
 
 interface Entry {
   digest: string;
@@ -53,6 +60,8 @@ class MountedLazyFs implements LazyFs {
   private closed: Promise<void> | undefined;
   /** inflated chunks in memory, shared by all layers so the bound holds however many are mounted */
   private readonly memory: ByteLru<string>;
+  /** on-demand reads of every layer, which background fetching of every layer yields to */
+  private readonly gate: DemandGate;
 
   constructor(
     private readonly opts: MountOptions,
@@ -63,6 +72,7 @@ class MountedLazyFs implements LazyFs {
   ) {
     this.mountpoint = resolve(opts.mountpoint);
     this.memory = new ByteLru<string>(opts.memoryBytes ?? DEFAULT_MEMORY_BYTES);
+    this.gate = new DemandGate(opts.backgroundSilenceMs ?? DEFAULT_BACKGROUND_SILENCE_MS);
   }
 
   get opCount(): number {
@@ -110,6 +120,7 @@ class MountedLazyFs implements LazyFs {
           counters,
           onState: (s) => (entry.state = s),
           memory: this.memory,
+          gate: this.gate,
           ...(this.opts.allowUnverified ? { allowUnverified: true } : {}),
           ...(this.opts.readAheadBytes !== undefined ? { readAheadBytes: this.opts.readAheadBytes } : {}),
           ...(this.opts.retry ? { retry: this.opts.retry } : {}),
@@ -122,6 +133,8 @@ class MountedLazyFs implements LazyFs {
         entry.kind = layer.kind;
         const mounted: MountedLayer = { hex, slot, layer };
         this.core.layers.set(hex, mounted);
+        // whoever added the layer is about to read it: background work waits for that
+        this.gate.touch();
         layer.startBackground(this.opts.prefetch ?? "all");
         this.log.info({ digest, kind: layer.kind, nodes: layer.nodeCount }, "layer served");
         return this.dirsOf(hex);

@@ -29,6 +29,11 @@ export interface MountOptions {
    * (a 4 MiB chunk arrives in 128 KiB reads); a long-lived daemon can keep it small.
    */
   memoryBytes?: number;
+  /**
+   * background fetching (prefetch `all`) waits until no on-demand read of the mount is pending and none
+   * has happened for this long; default 2000 ms; 0: only while a read is pending
+   */
+  backgroundSilenceMs?: number;
   /** uncompressed bytes fetched ahead of a sequential reader; default 8 MiB */
   readAheadBytes?: number;
   /**

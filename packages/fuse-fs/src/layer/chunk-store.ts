@@ -5,6 +5,7 @@ import type { Logger } from "pino";
 import { FuseFsError } from "../errors.js";
 import { ByteLru } from "./byte-lru.js";
 import type { FetchCounters } from "./counters.js";
+import { DemandGate } from "./demand-gate.js";
 import { defaultRetryPolicy, withAttemptSignal, withRetries, type RetryPolicy } from "./retry.js";
 
 /** demand: a reader waits; background: yields to demand (waits until no reader is waiting). */
@@ -24,6 +25,8 @@ export interface ChunkStoreOptions {
   maxRequestBytes?: number;
   /** inflated chunks kept in memory, shared by the layers of a mount (default: 64 MiB of this store's own) */
   memory?: ByteLru<string>;
+  /** on-demand reads of the whole mount, which background fetching yields to (default: this store's own, no silence) */
+  gate?: DemandGate;
   signal: AbortSignal;
 }
 
@@ -75,8 +78,7 @@ export class ChunkStore {
   /** this blob's view of the (shared) memory LRU */
   private readonly mem: { get(id: string): Buffer | undefined; has(id: string): boolean; set(id: string, b: Buffer): void; clear(): void };
   private readonly maxRequestBytes: number;
-  private demandWaiting = 0;
-  private idleWaiters: (() => void)[] = [];
+  readonly gate: DemandGate;
 
   constructor(private readonly o: ChunkStoreOptions) {
     const lru = o.memory ?? new ByteLru<string>(64 * 1024 * 1024);
@@ -88,6 +90,7 @@ export class ChunkStore {
       clear: () => lru.deletePrefix(prefix),
     };
     this.maxRequestBytes = o.maxRequestBytes ?? 16 * 1024 * 1024;
+    this.gate = o.gate ?? new DemandGate(0);
   }
 
   private key(c: ChunkRef): CacheKey {
@@ -101,24 +104,9 @@ export class ChunkStore {
     return this.o.cache.has(this.key(c));
   }
 
-  /** Runs `fn` as an on-demand read: background fetching waits until no such read is pending. */
-  async demand<T>(fn: () => Promise<T>): Promise<T> {
-    this.demandWaiting += 1;
-    try {
-      return await fn();
-    } finally {
-      this.demandWaiting -= 1;
-      if (this.demandWaiting === 0) {
-        const waiters = this.idleWaiters;
-        this.idleWaiters = [];
-        for (const w of waiters) w();
-      }
-    }
-  }
-
-  whenDemandIdle(): Promise<void> {
-    if (this.demandWaiting === 0) return Promise.resolve();
-    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  /** Runs `fn` as an on-demand read: background fetching (of every layer sharing the gate) waits. */
+  demand<T>(fn: () => Promise<T>): Promise<T> {
+    return this.gate.demand(fn);
   }
 
   /**
@@ -218,7 +206,7 @@ export class ChunkStore {
     const what = { digest: this.o.digest, offset: start, length: end - start };
     const { counters, log, signal } = this.o;
     const datas = await withRetries(what, this.o.retry, { counters, log, signal }, async () => {
-      if (prio === "background") await this.whenDemandIdle();
+      if (prio === "background") await this.gate.whenIdle();
       const timeout = prio === "demand" ? (this.o.retry.attemptTimeoutMs ?? defaultRetryPolicy.attemptTimeoutMs) : undefined;
       const buf = await withAttemptSignal(signal, timeout, (s) => this.o.source.fetchRange(this.o.ref, this.o.digest, { offset: start, length: end - start }, s));
       counters.noteRequest(buf.length);

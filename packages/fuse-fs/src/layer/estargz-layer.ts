@@ -173,7 +173,8 @@ export class EstargzLayer implements ServedLayer {
       let failed = false;
       for (const run of coalesce(missing, runBytes)) {
         if (signal.aborted) return;
-        await store.whenDemandIdle();
+        // yields to on-demand reads of the whole mount, and to the quiet after them
+        await store.gate.whenQuiet(signal);
         await store.ensure(run, "background", runBytes).catch(() => {
           failed = true; // logged by the store; the next pass retries what is still missing
         });

@@ -6,6 +6,7 @@ import type { Logger } from "pino";
 import { FuseFsError } from "../errors.js";
 import type { LayerSpec, LayerState } from "../types.js";
 import type { ByteLru } from "./byte-lru.js";
+import type { DemandGate } from "./demand-gate.js";
 import { ChunkStore } from "./chunk-store.js";
 import { FetchCounters } from "./counters.js";
 import { inflateVerified } from "./inflate-verified.js";
@@ -28,6 +29,8 @@ export interface OpenLayerOptions {
   maxRequestBytes?: number;
   /** memory LRU of inflated chunks shared by every layer of a mount */
   memory?: ByteLru<string>;
+  /** on-demand reads of every layer of the mount, which background fetching yields to */
+  gate?: DemandGate;
   /** counters to fill (so progress can be shown while the layer is still opening) */
   counters?: FetchCounters;
   onState?: (state: LayerState) => void;
@@ -86,6 +89,7 @@ export async function openLayer(spec: LayerSpec, o: OpenLayerOptions): Promise<S
     signal: abort.signal,
     ...(o.maxRequestBytes ? { maxRequestBytes: o.maxRequestBytes } : {}),
     ...(o.memory ? { memory: o.memory } : {}),
+    ...(o.gate ? { gate: o.gate } : {}),
   });
   return new EstargzLayer({
     digest,
