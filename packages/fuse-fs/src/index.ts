@@ -4,5 +4,6 @@ export { mountLazyFs, loadFuseNative } from "./lazy-fs.js";
 export { openRemoteLayer } from "./remote-layer.js";
 export { cleanStaleMount, isMounted, listMounts } from "./stale-mount.js";
 export { unmountOnSignals } from "./signals.js";
+export { readOnlyOps } from "./operations/read-only.js";
 export { FuseFsError, type FuseFsErrorCode } from "./errors.js";
 export { TOC_DIGEST_ANNOTATION } from "./layer/open-layer.js";

@@ -1,6 +1,7 @@
 import type { FuseOps } from "fuse-native";
 import type { Logger } from "pino";
 import { hasCode } from "@lazypull/errors";
+import { readOnlyOps } from "@lazypull/fuse-fs";
 import type { StoreTree } from "./store-tree.js";
 
 const ENOENT = -2;
@@ -40,8 +41,9 @@ function reply<T>(cb: Cb<T>, fn: () => Promise<T> | T, log: Logger, op: string, 
 
 /** The FUSE operations of the store; `count` sees every call. */
 export function createOperations(tree: StoreTree, log: Logger, count: () => void): FuseOps {
-  const erofs = (...args: unknown[]) => (args[args.length - 1] as (err: number) => void)(EROFS);
   const ops: FuseOps = {
+    // every write is EROFS except podman's two notifications below
+    ...readOnlyOps(),
     getattr: (path, cb) => reply(cb, () => tree.stat(path), log, "getattr", path),
     readdir: (path, cb) =>
       reply<{ names: string[]; stats: unknown[] }>(
@@ -62,19 +64,6 @@ export function createOperations(tree: StoreTree, log: Logger, count: () => void
     create: (path, _mode, cb) => reply(cb, () => tree.create(path), log, "create", path),
     rmdir: (path, cb) => reply(cb, () => tree.rmdir(path), log, "rmdir", path),
     unlink: (path, cb) => reply(cb, () => tree.unlink(path), log, "unlink", path),
-    write: erofs,
-    truncate: erofs,
-    ftruncate: erofs,
-    rename: erofs,
-    link: erofs,
-    symlink: erofs,
-    mkdir: erofs,
-    mknod: erofs,
-    chmod: erofs,
-    chown: erofs,
-    utimens: erofs,
-    setxattr: erofs,
-    removexattr: erofs,
   };
   const counted: Record<string, unknown> = {};
   for (const [name, fn] of Object.entries(ops) as [string, (...args: unknown[]) => void][]) {
