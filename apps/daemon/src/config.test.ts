@@ -33,8 +33,20 @@ describe("loadConfig", () => {
       allowUnverified: false,
       opTimeoutMs: 120_000,
       leaseCheckIntervalMs: 2000,
+      store: "/var/lib/lazypull/store",
+      storeIdleMs: 300_000,
       logLevel: "debug",
     });
+  });
+
+  it("should serve podman's layer store at --store, from the file, or not at all with --no-store", async () => {
+    const file = join(dir, "store.json");
+    await writeFile(file, JSON.stringify({ store: "/srv/store", storeIdleMs: 1000, backgroundSilenceMs: 0 }));
+    expect(await loadConfig(["--config", file], env)).toMatchObject({ store: "/srv/store", storeIdleMs: 1000, backgroundSilenceMs: 0 });
+    expect((await loadConfig(["--config", file, "--store", "/x/y"], env))?.store).toBe("/x/y");
+    expect((await loadConfig(["--config", file, "--no-store"], env))?.store).toBe(false);
+    await writeFile(file, JSON.stringify({ store: false }));
+    expect((await loadConfig(["--config", file], env))?.store).toBe(false);
   });
 
   it("should take the socket from LAZYPULL_SOCKET when neither file nor flag names one", async () => {
