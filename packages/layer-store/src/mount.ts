@@ -34,8 +34,9 @@ export async function mountLayerStore(opts: LayerStoreOptions): Promise<LayerSto
     entryTimeout: 1,
     attrTimeout: 1,
     defaultPermissions: true,
-    // podman (root) and, later, rootless users' podman reach the store
-    allowOther: true,
+    // only the daemon's own user (root, as root's podman is): a lookup makes the daemon fetch with its
+    // credentials, which no other user of the host may borrow (rootless podman needs its own daemon)
+    allowOther: false,
     // not `ro`: podman's use/release notifications are a create and an rmdir, which a read-only
     // mount would refuse in the kernel; the operations answer EROFS to every other write
     fsname: "lazypull-store,auto_unmount",
