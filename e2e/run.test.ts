@@ -131,6 +131,19 @@ describe("the bundled bin (apps/cli/dist/lazypull.mjs, what `lazypull` and the b
   });
 });
 
+describe("an explicitly named daemon that does not answer", () => {
+  it("should warn and serve in-process, or refuse with LAZYPULL_REQUIRE_DAEMON=1", async () => {
+    const socket = join(work, "nobody", "lazypulld.sock");
+    const warned = await lazypull(["run", "--rm", lazyRef, "cat", "/etc/debian_version"], { env: { ...env, LAZYPULL_SOCKET: socket } });
+    expect(warned.stdout).toMatch(/^\d+\.\d+/);
+    expect(warned.stderr).toContain(`warning: no lazypulld answers on LAZYPULL_SOCKET=${socket}; serving the image in this process`);
+    const refused = await lazypull(["run", "--rm", lazyRef, "cat", "/etc/debian_version"], { env: { ...env, LAZYPULL_SOCKET: socket, LAZYPULL_REQUIRE_DAEMON: "1" }, allowFail: true });
+    expect(refused.code).toBe(1);
+    expect(refused.stdout).toBe("");
+    expect(refused.stderr).toContain("CLI_DAEMON_UNAVAILABLE");
+  });
+});
+
 describe("reading an image without running it", () => {
   it("should cat and ls a remote image with range reads only", async () => {
     const cat = await lazypull(["cat", "--stats", lazyRef, "/etc/os-release"], { env });

@@ -1,6 +1,7 @@
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { defaultCacheDir, openBlobCache } from "@lazypull/blob-cache";
+import { LazypullError } from "@lazypull/errors";
 import { acquireImageLayersFromDaemon, isDaemonAvailable, type ImageLayers } from "@lazypull/daemon-client";
 import { loadFuseNative, mountLazyFs, type LayerDirs, type PrefetchPolicy } from "@lazypull/fuse-fs";
 import type { StateDir } from "@lazypull/overlay-launcher";
@@ -90,8 +91,17 @@ export async function acquireImageLayers(reference: string, opts: AcquireOptions
  * With the daemon, its own prefetch policy applies and accesses are not recorded here.
  */
 export async function acquireImageLayersAnywhere(reference: string, opts: AcquireOptions): Promise<ImageLayers & { via: "daemon" | "process" }> {
-  if (!opts.accessLogPath && (await isDaemonAvailable())) {
-    return { ...(await acquireImageLayersFromDaemon(reference, { platform: opts.platform })), via: "daemon" };
+  if (!opts.accessLogPath) {
+    if (await isDaemonAvailable()) return { ...(await acquireImageLayersFromDaemon(reference, { platform: opts.platform })), via: "daemon" };
+    // a daemon someone named explicitly and that is down is worth saying out loud (or refusing):
+    // otherwise a benchmark or a deployment quietly runs the in-process path
+    const named = process.env.LAZYPULL_SOCKET?.trim();
+    if (named) {
+      if (process.env.LAZYPULL_REQUIRE_DAEMON === "1") {
+        throw new LazypullError("CLI_DAEMON_UNAVAILABLE", `no lazypulld answers on LAZYPULL_SOCKET=${named} (LAZYPULL_REQUIRE_DAEMON=1 forbids serving the image in this process)`, { socket: named });
+      }
+      process.stderr.write(`lazypull: warning: no lazypulld answers on LAZYPULL_SOCKET=${named}; serving the image in this process (LAZYPULL_REQUIRE_DAEMON=1 makes this an error)\n`);
+    }
   }
   return { ...(await acquireImageLayers(reference, opts)), via: "process" };
 }

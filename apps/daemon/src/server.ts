@@ -1,4 +1,4 @@
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from "fastify";
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from "fastify";
 import type { Logger } from "pino";
 import { hasCode } from "@lazypull/errors";
 import type { AcquireRequest, ApiError, CacheStatus, Health, LayerStatus } from "@lazypull/daemon-client";
@@ -47,6 +47,7 @@ export function statusFor(err: unknown): number {
     case "FUSEFS_UNSUPPORTED_COMPRESSION":
     case "REGISTRY_SCHEMA1_UNSUPPORTED":
     case "REGISTRY_UNSUPPORTED_MEDIA_TYPE":
+    case "IMAGE_CONFIG_INVALID":
       return 422;
     case "DAEMON_SHUTTING_DOWN":
       return 503;
@@ -73,6 +74,12 @@ export function createServer(deps: ServerDeps): FastifyInstance {
     // reject unknown keys and wrong types instead of quietly dropping or coercing them
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true } },
     forceCloseConnections: true,
+    // errors Fastify answers before any route (a malformed URL, a path parameter over maxParamLength)
+    // get the API's own shape too, not Fastify's {error, code: "FST_…"}
+    frameworkErrors: (err, _req, reply) => {
+      const status: 400 | 414 | 500 = err.code === "FST_ERR_MAX_PARAM_LENGTH" ? 414 : err.code === "FST_ERR_ASYNC_CONSTRAINT" ? 500 : 400;
+      void (reply as FastifyReply).status(status).send({ code: status === 500 ? "DAEMON_INTERNAL" : "DAEMON_BAD_REQUEST", message: err.message } satisfies ApiError);
+    },
   });
 
   app.addHook("onResponse", async (req, reply) => {

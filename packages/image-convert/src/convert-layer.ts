@@ -1,12 +1,12 @@
 import { createReadStream, createWriteStream } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable, Transform } from "node:stream";
 import type { Descriptor, ImageReference, RegistryClient } from "@lazypull/registry-client";
 import { convertToEstargz, type ConvertOptions } from "@lazypull/stargz-format";
 import { ConvertError } from "./errors.js";
 import type { ConvertedLayerRecord } from "./layer-memo.js";
+import { makeWorkDir } from "./work-dir.js";
 
 export interface LayerJob {
   client: RegistryClient;
@@ -38,7 +38,7 @@ function counting(onBytes: ((n: number) => void) | undefined): Transform {
  * uploads it. The blob has to be complete before the upload starts because its digest names it.
  */
 export async function convertLayer(job: LayerJob): Promise<ConvertedLayerRecord> {
-  const work = await mkdtemp(join(job.tmpDir ?? tmpdir(), "lazypull-convert-"));
+  const work = await makeWorkDir(job.tmpDir);
   const blobPath = join(work, "layer.esgz");
   try {
     const body = await job.client.fetchBlob(job.source, job.layer.digest, job.signal);

@@ -11,6 +11,7 @@ import { formatPlatform, hostPlatform, parsePlatform, selectPlatform, type Platf
 import { isDigest, toReference, type Reference } from "./reference.js";
 import { verifyingStream } from "./verify.js";
 import { DEFAULT_RETRY, type RetryPolicy } from "./retry.js";
+import { checkImageConfig } from "./image-config.js";
 import { Transport, errorFor, header, type Call, type Response } from "./transport.js";
 import type {
   BlobInfo,
@@ -99,6 +100,9 @@ interface RegistryCaps {
  * The OCI distribution API on one undici keep-alive pool: manifests and indexes (with platform pick),
  * blobs (streamed, ranged, multi-ranged, all digest-checked where the whole is read), push, tags.
  */
+/** fetches of a whole blob whose bytes did not match its digest, before DIGEST_MISMATCH is final */
+const MISMATCH_ATTEMPTS = 3;
+
 export class RegistryClient implements BlobSource {
   private readonly transport: Transport;
   private readonly dispatcher: Dispatcher;
@@ -213,12 +217,13 @@ export class RegistryClient implements BlobSource {
       if (m.kind !== "manifest") throw new RegistryError("REGISTRY_BAD_RESPONSE", `index ${ref} points at another index ${pick.digest}`, ctxOf(ref, pick.digest));
     }
     const configBytes = await this.getBlob(ref, m.manifest.config.digest, { signal: opts.signal, maxBytes: MAX_CONFIG_BYTES });
-    let config: ImageConfig;
+    let parsed: unknown;
     try {
-      config = JSON.parse(configBytes.toString("utf8")) as ImageConfig;
+      parsed = JSON.parse(configBytes.toString("utf8"));
     } catch (cause) {
       throw new RegistryError("REGISTRY_BAD_RESPONSE", `config ${m.manifest.config.digest} of ${ref} is not JSON`, ctxOf(ref, m.manifest.config.digest), { cause });
     }
+    const config = checkImageConfig(parsed, m.manifest.layers.length, `config ${m.manifest.config.digest} of ${ref}`, ctxOf(ref, m.manifest.config.digest));
     return { ref, manifestDigest: m.digest, manifest: m.manifest, manifestBytes: m.bytes, config, indexDigest };
   }
 
@@ -258,18 +263,31 @@ export class RegistryClient implements BlobSource {
     }
   }
 
-  /** A whole (small) blob in memory, digest verified. */
+  /**
+   * A whole (small) blob in memory, digest verified. A body that does not match its digest is fetched
+   * again (at most 3 attempts, backing off as for failed requests): a byte flipped on the way is as
+   * transient as a reset, and a config is as worth a retry as a layer chunk. Only a registry that keeps
+   * answering wrong bytes ends in DIGEST_MISMATCH.
+   */
   async getBlob(refIn: ImageReference | string, digest: string, opts: { signal?: AbortSignal; maxBytes?: number } = {}): Promise<Buffer> {
     const ref = toReference(refIn);
     checkDigest(digest, ref);
     const ctx = ctxOf(ref, digest);
-    const bytes = await this.transport.request(this.blobCall(ref, digest, "GET", opts.signal), async (res) => {
-      if (res.status !== 200) throw await errorFor(res, this.transport.stats, ctx, `blob ${digest} of ${ref.name}`);
-      return readAll(res.body, this.transport.stats, opts.maxBytes ?? 256 << 20, ctx);
-    });
-    const actual = `${digest.slice(0, digest.indexOf(":"))}:${createHash(digest.startsWith("sha512:") ? "sha512" : "sha256").update(bytes).digest("hex")}`;
-    if (actual !== digest) throw new RegistryError("DIGEST_MISMATCH", `blob ${digest} of ${ref.name} hashes to ${actual}`, { ...ctx, actual });
-    return bytes;
+    const retry = { ...DEFAULT_RETRY, ...this.opts.retry };
+    const attempts = Math.max(1, Math.min(MISMATCH_ATTEMPTS, retry.maxAttempts));
+    for (let attempt = 1; ; attempt++) {
+      const bytes = await this.transport.request(this.blobCall(ref, digest, "GET", opts.signal), async (res) => {
+        if (res.status !== 200) throw await errorFor(res, this.transport.stats, ctx, `blob ${digest} of ${ref.name}`);
+        return readAll(res.body, this.transport.stats, opts.maxBytes ?? 256 << 20, ctx);
+      });
+      const actual = `${digest.slice(0, digest.indexOf(":"))}:${createHash(digest.startsWith("sha512:") ? "sha512" : "sha256").update(bytes).digest("hex")}`;
+      if (actual === digest) return bytes;
+      if (attempt >= attempts || opts.signal?.aborted) {
+        throw new RegistryError("DIGEST_MISMATCH", `blob ${digest} of ${ref.name} hashes to ${actual} (${attempt} attempt${attempt === 1 ? "" : "s"})`, { ...ctx, actual, attempts: attempt });
+      }
+      this.transport.stats.retries++;
+      await new Promise((r) => setTimeout(r, Math.min(retry.maxDelayMs, retry.baseDelayMs * 2 ** (attempt - 1))));
+    }
   }
 
   /** The whole blob as a stream; the stream errors with DIGEST_MISMATCH before ending if the content is wrong. */

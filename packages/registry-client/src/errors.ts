@@ -14,6 +14,8 @@ export type RegistryErrorCode =
   | "REGISTRY_UNSUPPORTED_MEDIA_TYPE"
   | "REGISTRY_AUTH_CONFIG_INVALID"
   | "REGISTRY_CONFIG_INVALID"
+  /** an image config that is JSON but not of the OCI image spec's shape (the field is in the context) */
+  | "IMAGE_CONFIG_INVALID"
   | "DIGEST_MISMATCH"
   | "DIGEST_INVALID"
   | "REFERENCE_INVALID";

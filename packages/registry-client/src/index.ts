@@ -9,3 +9,4 @@ export { DEFAULT_RETRY, type RetryPolicy } from "./retry.js";
 export { parseWwwAuthenticate, type Challenge } from "./challenge.js";
 export { parseByteranges, parseContentRange, byterangesBoundary, type BytePart } from "./multipart.js";
 export { isLoopbackRegistry, readInsecureRegistries, matchesInsecure } from "./insecure.js";
+export { checkImageConfig } from "./image-config.js";

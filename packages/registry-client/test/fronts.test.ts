@@ -183,11 +183,39 @@ describe("untrustworthy content", () => {
     await expect(c.getManifest(`${f.host}/f/img:1`)).rejects.toMatchObject({ code: "DIGEST_MISMATCH", context: { digest: img.manifestDigest } });
     const ref = parseReference(`${f.host}/f/img`);
     const d = img.layers[0]!.digest;
-    await expect(c.getBlob(ref, d)).rejects.toMatchObject({ code: "DIGEST_MISMATCH", context: { digest: d } });
+    await expect(c.getBlob(ref, d)).rejects.toMatchObject({ code: "DIGEST_MISMATCH", context: { digest: d, attempts: 3 } });
     const stream = await c.fetchBlob(ref, d);
     const read = async () => {
       for await (const _ of stream as AsyncIterable<Buffer>) void _;
     };
     await expect(read()).rejects.toMatchObject({ code: "DIGEST_MISMATCH", context: { digest: d, registry: f.host } });
+  });
+});
+
+describe("a registry that corrupts one answer of a small blob", () => {
+  it("should fetch the blob again and resolve the image (the config is retried like a layer chunk)", async () => {
+    const img = makeImage([1000, 2000]);
+    const good = client({ credentials: { [reg.host]: { username: "u", password: "p" } } });
+    await pushImage(good, `${reg.host}/f/flaky:1`, img);
+    let corrupted = 0;
+    const f = await front((req, res) => {
+      const m = BLOB_GET.exec(req.url ?? "");
+      if (req.method === "GET" && m && corrupted === 0) {
+        corrupted++;
+        // the first blob answer (the config) arrives with one byte flipped
+        forward(reg.host, req, res, (h) => void (h.authorization = basic("u", "p")), undefined, (body) => {
+          const bad = Buffer.from(body);
+          bad[0] = bad[0]! ^ 0xff;
+          return bad;
+        });
+        return;
+      }
+      forward(reg.host, req, res, (h) => void (h.authorization = basic("u", "p")));
+    });
+    const c = client();
+    const resolved = await c.resolve(`${f.host}/f/flaky:1`);
+    expect(corrupted).toBe(1);
+    expect(resolved.manifest.layers.map((l) => l.digest)).toEqual(img.layers.map((l) => l.digest));
+    expect(c.stats().retries).toBeGreaterThanOrEqual(1);
   });
 });

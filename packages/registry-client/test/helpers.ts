@@ -59,6 +59,8 @@ export function forward(
   res: ServerResponse,
   editHeaders?: (h: IncomingMessage["headers"]) => void,
   path = req.url,
+  /** rewrite the upstream body (same length keeps Content-Length true), e.g. to corrupt it */
+  editBody?: (body: Buffer) => Buffer,
 ): void {
   const [hostname, port] = target.split(":");
   // the Host header stays the front's, so the registry builds Location URLs that point back at the front
@@ -66,7 +68,10 @@ export function forward(
   editHeaders?.(headers);
   const up = httpRequest({ hostname, port: Number(port), method: req.method, path, headers }, (ur) => {
     res.writeHead(ur.statusCode ?? 502, ur.headers);
-    ur.pipe(res);
+    if (!editBody) return void ur.pipe(res);
+    const parts: Buffer[] = [];
+    ur.on("data", (b: Buffer) => parts.push(b));
+    ur.on("end", () => res.end(editBody(Buffer.concat(parts))));
   });
   up.on("error", () => res.destroy());
   req.pipe(up);
