@@ -2,6 +2,7 @@ import type { CacheKey, ChunkCache } from "@lazypull/blob-cache";
 import type { BlobSource, ImageReference } from "@lazypull/registry-client";
 import type { ChunkRef } from "@lazypull/stargz-format";
 import type { Logger } from "pino";
+import { hasCode } from "@lazypull/errors";
 import { FuseFsError } from "../errors.js";
 import { ByteLru } from "./byte-lru.js";
 import type { FetchCounters } from "./counters.js";
@@ -224,9 +225,12 @@ export class ChunkStore {
     const writer = async () => {
       for (let i = next++; i < run.length; i = next++) {
         const c = run[i]!;
+        // a layer being closed (shutdown, release) keeps nothing: its cache may already be closed
+        if (signal.aborted) return;
         try {
           await this.o.cache.put(this.key(c), datas[i]!);
         } catch (err) {
+          if (signal.aborted || hasCode(err, "BLOBCACHE_CLOSED")) return;
           log.warn({ err, digest: this.o.digest, chunk: chunkId(c) }, "cache put failed; serving from memory");
         }
       }
