@@ -49,6 +49,13 @@ const top = fakeLayer("sha256:t", {
 const view = new ImageView([top, bottom]);
 
 describe("ImageView", () => {
+  it("should have a root even with no layers (an empty image is still a root)", () => {
+    const view = new ImageView([]);
+    expect(view.lookup("/")?.type).toBe("dir");
+    expect(view.readdir("/")).toEqual([]);
+    expect(view.lookup("/etc")).toBeUndefined();
+  });
+
   it("should apply whiteouts and opaque directories across layers", () => {
     expect(view.readdir("etc")).toEqual(["added", "os-release"]);
     expect(view.readdir("/usr/share/doc/bash")).toEqual(["only-me"]);

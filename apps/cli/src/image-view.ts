@@ -22,6 +22,8 @@ function normalize(path: string): string {
   return path.split("/").filter((p) => p && p !== ".").join("/");
 }
 
+const EMPTY_ROOT: FileNode = { path: "", type: "dir", mode: 0o755, uid: 0, gid: 0, size: 0, mtimeMs: 0, xattrs: {}, nlink: 2, ino: 1 };
+
 /**
  * An image's merged root as the container would see it — OCI whiteouts and opaque directories
  * applied across layers — answered from the layers' TOCs, file bytes fetched on demand with range
@@ -52,7 +54,8 @@ export class ImageView {
       if (node) return node;
       if (path && this.hiddenBelow(layer, path)) return undefined;
     }
-    return undefined;
+    // an image with no layers (or none naming the root) still has a root, as a container would
+    return path === "" ? EMPTY_ROOT : undefined;
   }
 
   readdir(pathIn: string): string[] | undefined {

@@ -72,11 +72,14 @@ describe("lazypull convert / toc / ls / cat on local files", () => {
       lazypull("ls", join(dir, "cut.esgz")),
       lazypull("toc", blob, "--verify", `sha256:${"0".repeat(64)}`),
       lazypull("cat", blob, "etc/nope"),
+      // a file that is not there is "no such file", not an invalid image reference
+      lazypull("convert", join(dir, "no-such-layer.tar"), join(dir, "out.esgz")),
     ]);
     expect(results.map((r) => [r.code, r.stderr.trim().split("\n").length, r.stderr.split(":")[1]?.trim()])).toEqual([
       [1, 1, "ESTARGZ_BAD_FOOTER"],
       [1, 1, "ESTARGZ_TOC_DIGEST_MISMATCH"],
       [1, 1, "ESTARGZ_NOT_FOUND"],
+      [1, 1, "CLI_NO_SUCH_FILE"],
     ]);
   });
 });

@@ -2,6 +2,7 @@ import { createReadStream, createWriteStream } from "node:fs";
 import { readFile, rename, rm, stat } from "node:fs/promises";
 import type { Command } from "commander";
 import { existsSync } from "node:fs";
+import { LazypullError } from "@lazypull/errors";
 import { convertToEstargz, type ConvertResultDetail } from "@lazypull/stargz-format";
 import { convertRegistryImage } from "./convert-image.js";
 import { ProgressBar, formatBytes } from "../ui/progress.js";
@@ -57,6 +58,11 @@ function intOption(name: string): (v: string) => number {
   };
 }
 
+/** An argument no one would mean as an image reference: a path, or a layer file's name. */
+export function looksLikePath(arg: string): boolean {
+  return /^(\/|\.\.?\/|~)/.test(arg) || /\.(tar|tgz|gz|zst|esgz|stargz)$/.test(arg);
+}
+
 export function register(program: Command): void {
   program
     .command("convert")
@@ -70,6 +76,7 @@ export function register(program: Command): void {
     .option("--json", "print the result as JSON")
     .action(async (input: string, output: string, opts: { chunkSize?: number; level?: number; prioritize?: string; platform?: string; json?: boolean }) => {
       if (!existsSync(input)) {
+        if (looksLikePath(input)) throw new LazypullError("CLI_NO_SUCH_FILE", `${input}: no such file (and not an image reference)`, { path: input });
         await convertRegistryImage(input, output, opts);
         return;
       }
