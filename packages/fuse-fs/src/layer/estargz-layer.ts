@@ -164,6 +164,10 @@ export class EstargzLayer implements ServedLayer {
     this.state = "fetching";
     const runBytes = this.o.backgroundRequestBytes ?? 4 * 1024 * 1024;
     for (let pass = 0; !signal.aborted; pass++) {
+      // before even listing what is missing: that walk over every chunk costs main-thread time a
+      // starting container's reads need more
+      await store.gate.whenQuiet(signal);
+      if (signal.aborted) return;
       const missing = await this.missingChunks(all);
       if (missing.length === 0) {
         this.state = "complete";
