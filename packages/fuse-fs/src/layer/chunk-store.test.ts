@@ -91,4 +91,22 @@ describe("ChunkStore", () => {
     await bg;
     expect(source.calls).toEqual([{ offset: chunks[2]!.compressedOffset, length: chunks[2]!.compressedEnd - chunks[2]!.compressedOffset }]);
   });
+
+  it("should finish a background fetch a reader came to wait for, even when it has to retry (no deadlock)", async () => {
+    const { chunks, datas, source, store } = setup(2);
+    // the background fetch's first attempt fails once the reader has joined it
+    let release!: () => void;
+    source.gate = new Promise<void>((r) => (release = r));
+    source.failNext = 1;
+    const bg = store.ensure([chunks[1]!], "background");
+    await new Promise((r) => setTimeout(r, 5));
+    expect(source.calls).toHaveLength(1);
+    // a reader now needs the same chunk: it waits on the fetch in flight, and stays pending meanwhile
+    const read = store.demand(() => store.slice(chunks[1]!, 0, 10));
+    source.gate = undefined;
+    release();
+    const outcome = await Promise.race([read.then((b) => b.equals(datas[1]!.subarray(0, 10))), new Promise((r) => setTimeout(() => r("stuck"), 3000))]);
+    expect(outcome).toBe(true);
+    await bg;
+  });
 });

@@ -116,6 +116,9 @@ export class ChunkStore {
    */
   async ensure(chunks: ChunkRef[], prio: Priority, maxRequestBytes = this.maxRequestBytes, along: ChunkRef[] = []): Promise<void> {
     const unique = [...new Map([...chunks, ...along].map((c) => [chunkId(c), c])).values()];
+    // Background work yields to on-demand reads here, before its chunks are marked in flight: once
+    // they are, a reader needing one waits for this fetch, so the fetch must never wait for readers.
+    if (prio === "background") await this.gate.whenIdle();
     const local = await Promise.all(unique.map((c) => this.isLocal(c)));
     // Re-check in-flight after the awaits: another reader may have started the same chunk meanwhile.
     const missing = unique.filter((c, i) => !local[i] && !this.inflight.has(chunkId(c)));
@@ -207,7 +210,6 @@ export class ChunkStore {
     const what = { digest: this.o.digest, offset: start, length: end - start };
     const { counters, log, signal } = this.o;
     const datas = await withRetries(what, this.o.retry, { counters, log, signal }, async () => {
-      if (prio === "background") await this.gate.whenIdle();
       const timeout = prio === "demand" ? (this.o.retry.attemptTimeoutMs ?? defaultRetryPolicy.attemptTimeoutMs) : undefined;
       const buf = await withAttemptSignal(signal, timeout, (s) => this.o.source.fetchRange(this.o.ref, this.o.digest, { offset: start, length: end - start }, s));
       counters.noteRequest(buf.length);
