@@ -3,7 +3,7 @@
  * one run, cold each repetition. Results: bench/results/<date>-<profile>.{json,md,svg}; with the
  * default profile and all workloads, also the README's Benchmarks section.
  *
- *   pnpm bench [--profile 100mbit/20ms-rtt|20mbit/50ms-rtt] [--reps 3] [--workloads minbase,python,numpy] [--no-extras]
+ *   pnpm bench [--profile 100mbit/20ms-rtt|20mbit/50ms-rtt] [--reps 3] [--workloads minbase,python,numpy] [--no-extras] [--keep-page-cache]
  */
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { cpus, loadavg, release, tmpdir } from "node:os";
@@ -29,6 +29,9 @@ const { values: flags } = parseArgs({
     reps: { type: "string", default: "3" },
     workloads: { type: "string", default: WORKLOADS.map((w) => w.id).join(",") },
     "no-extras": { type: "boolean", default: false },
+    // by default every sample starts with the page cache dropped, as on a host that has not run
+    // lazypull, podman or the image lately (node, podman and their libraries are read from disk too)
+    "keep-page-cache": { type: "boolean", default: false },
   },
 });
 const chosen = PROFILES[flags.profile];
@@ -42,6 +45,12 @@ const workloads = flags.workloads.split(",").map((id) => {
 });
 
 const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
+
+/** Writes dirty pages, then drops the page cache, dentries and inodes (root only). */
+async function dropPageCache(): Promise<void> {
+  check("sync", await spawnTimed("sync", []));
+  await writeFile("/proc/sys/vm/drop_caches", "3\n");
+}
 
 async function manifestLayers(proxy: DelayProxy, ref: string): Promise<Map<string, number>> {
   const [, repo, tag] = /^[^/]+\/(.+):([^:]+)$/.exec(ref)!;
@@ -88,6 +97,7 @@ async function main(): Promise<void> {
     date: new Date().toISOString(),
     profile,
     reps,
+    pageCache: flags["keep-page-cache"] ? "kept" : "dropped",
     host: { cpus: cpus().length, load: loadavg(), kernel: release() },
     workloads: [],
     samples: [],
@@ -132,15 +142,21 @@ async function main(): Promise<void> {
     for (const w of workloads) {
       const set = images.get(w.id)!;
       const ctx = (image: ContenderContext["image"]): ContenderContext => ({ proxy: proxy!, host, workload: w, image, rep });
-      for (const s of [
-        await runPodman(ctx(set.orig)),
-        await runLazypull(ctx(set.esgz), "lazypull-none", "none"),
-        await runLazypull(ctx(set.esgz), "lazypull-landmark", "landmark"),
-        await runLazypull(ctx(set.rec), "lazypull-recorded", "landmark"),
-        await runPodmanLazypulld(ctx(set.esgz)),
-        await runPodmanLazypulld(ctx(set.esgz), "podman-lazypulld-nosilence"),
-        await runPodmanLazypulld(ctx(set.esgz), "podman-lazypulld-none"),
-      ]) {
+      const runs: Array<() => Promise<Sample>> = [
+        () => runPodman(ctx(set.orig)),
+        () => runLazypull(ctx(set.esgz), "lazypull-none", "none"),
+        () => runLazypull(ctx(set.esgz), "lazypull-landmark", "landmark"),
+        () => runLazypull(ctx(set.rec), "lazypull-recorded", "landmark"),
+        () => runPodmanLazypulld(ctx(set.esgz)),
+        () => runPodmanLazypulld(ctx(set.esgz), "podman-lazypulld-nosilence"),
+        () => runPodmanLazypulld(ctx(set.esgz), "podman-lazypulld-none"),
+      ];
+      const samples: Sample[] = [];
+      for (const one of runs) {
+        if (!flags["keep-page-cache"]) await dropPageCache();
+        samples.push(await one());
+      }
+      for (const s of samples) {
         result.samples.push(s);
         log(sampleLine(s));
       }

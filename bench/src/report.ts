@@ -6,6 +6,8 @@ export interface BenchResult {
   date: string;
   profile: { name: string; rateMbit: number; rttMs: number };
   reps: number;
+  /** whether the page cache was dropped before every sample (a host that has not run the image lately) */
+  pageCache?: "dropped" | "kept";
   host: { cpus: number; load: number[]; kernel: string };
   workloads: { id: string; title: string; command: string[]; originalBytes: number; estargzBytes: number; recordedBytes?: number; convertOverLinkMs: number; recordedFiles?: number }[];
   samples: Sample[];
@@ -75,7 +77,7 @@ export function summarise(r: BenchResult): Row[] {
 export function markdown(r: BenchResult, chartFile?: string): string {
   const rows = summarise(r);
   const out: string[] = [];
-  out.push(`Profile **${r.profile.name}** (tbf ${r.profile.rateMbit} Mbit/s each way, ${r.profile.rttMs} ms RTT by the delaying proxy), ${r.reps} repetitions, cold cache each; ${r.date}, ${r.host.cpus} CPUs, load ${r.host.load.map((l) => l.toFixed(1)).join("/")}.`);
+  out.push(`Profile **${r.profile.name}** (tbf ${r.profile.rateMbit} Mbit/s each way, ${r.profile.rttMs} ms RTT by the delaying proxy), ${r.reps} repetitions, cold cache each${r.pageCache === "dropped" ? " and the page cache dropped before each sample" : r.pageCache === "kept" ? " (page cache kept)" : ""}; ${r.date}, ${r.host.cpus} CPUs, load ${r.host.load.map((l) => l.toFixed(1)).join("/")}.`);
   const overlays = [...new Set(r.samples.flatMap((s) => (s.overlay ? [s.overlay] : [])))];
   if (overlays.length) out.push(`lazypull stacked the layers with: ${overlays.join(", ")}.`);
   out.push("");
