@@ -1,3 +1,5 @@
+import { sleep } from "./retry.js";
+
 /**
  * On-demand reads of a whole mount, as background fetching sees them. Background work waits until no
  * read is pending **and** none has begun or ended for `silenceMs`: a container that is starting reads
@@ -48,13 +50,7 @@ export class DemandGate {
       }
       const wait = this.lastActivity + this.silenceMs - this.now();
       if (wait <= 0) return;
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, wait);
-        signal?.addEventListener("abort", () => {
-          clearTimeout(t);
-          resolve();
-        }, { once: true });
-      });
+      await sleep(wait, signal);
     }
   }
 
