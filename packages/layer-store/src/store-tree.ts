@@ -1,7 +1,7 @@
 import type { FuseStat } from "fuse-native";
 import type { Logger } from "pino";
 import { LayerStoreError } from "./errors.js";
-import { encodeReference, LAYER_FILES, parseStorePath, type StorePath } from "./store-path.js";
+import { encodeReference, LAYER_FILES, parseStorePath, type LayerFile, type StorePath } from "./store-path.js";
 import type { StoreBackend, StoreLayer } from "./types.js";
 
 const S_IFDIR = 0o040000;
@@ -39,12 +39,8 @@ export class StoreTree {
         return this.dirStat();
       case "use":
         throw notFound(path);
-      case "file": {
-        const layer = await this.layer(p);
-        if (p.name === "diff") return this.stat0(S_IFLNK | 0o777, Buffer.byteLength(layer.diffDir));
-        if (p.name === "info") return this.stat0(S_IFREG | 0o444, infoBytes(layer).length);
-        return this.stat0(S_IFREG | 0o444, layer.info["compressed-size"]);
-      }
+      case "file":
+        return this.fileStat(await this.layer(p), p.name);
     }
   }
 
@@ -53,10 +49,7 @@ export class StoreTree {
     let names: string[];
     if (p.kind === "layer") {
       const layer = await this.layer(p);
-      return {
-        names: [...LAYER_FILES],
-        stats: [this.stat0(S_IFLNK | 0o777, Buffer.byteLength(layer.diffDir)), this.stat0(S_IFREG | 0o444, infoBytes(layer).length), this.stat0(S_IFREG | 0o444, layer.info["compressed-size"])],
-      };
+      return { names: [...LAYER_FILES], stats: LAYER_FILES.map((name) => this.fileStat(layer, name)) };
     }
     if (p.kind === "root") names = this.childrenOf("");
     else if (p.kind === "image") names = this.childrenOf(p.encoded);
@@ -145,6 +138,13 @@ export class StoreTree {
       else if (encoded.startsWith(`${dir}/`)) names.add(encoded.slice(dir.length + 1).split("/")[0]!);
     }
     return [...names].sort();
+  }
+
+  /** `diff` a symlink to the backend's directory, `info` the JSON, `blob` the compressed bytes */
+  private fileStat(layer: StoreLayer, name: LayerFile): FuseStat {
+    if (name === "diff") return this.stat0(S_IFLNK | 0o777, Buffer.byteLength(layer.diffDir));
+    if (name === "info") return this.stat0(S_IFREG | 0o444, infoBytes(layer).length);
+    return this.stat0(S_IFREG | 0o444, layer.info["compressed-size"]);
   }
 
   private dirStat(): FuseStat {
