@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import { convertBuffer, handBlob, makeTar, memRange, sha, type FixtureEntry } from "../test/helpers.js";
 import { openStargz, SPECULATIVE_TAIL } from "./reader.js";
 import { StreamByteSource } from "./byte-source.js";
+import { STREAM_MEMBER_BYTES } from "./writer.js";
 import { readTar } from "./tar/reader.js";
 import type { StargzReader, TocEntry } from "./types.js";
 
@@ -70,6 +71,23 @@ describe("convert + open", () => {
     const tocEntries = toc.entries.filter((e) => e.name === "usr/bin/big");
     expect(tocEntries.map((e) => [e.type, e.chunkOffset, e.chunkSize])).toEqual([["reg", undefined, 4096], ["chunk", 4096, 4096], ["chunk", 8192, 1808]]);
     expect(toc.entries.some((e) => e.innerOffset !== undefined)).toBe(false);
+  });
+
+  it("should write a chunk bigger than STREAM_MEMBER_BYTES as one streamed member, and refuse to read it whole past maxChunkBytes", async () => {
+    const huge = Buffer.alloc(STREAM_MEMBER_BYTES * 2 + 12345, 7);
+    randomBytes(4096).copy(huge, STREAM_MEMBER_BYTES - 2048);
+    const tar = makeTar([...files, { header: { name: "./huge", type: "reg", mode: 0o644 }, data: huge }]);
+    const { blob, result } = await convertBuffer(tar, { chunkSize: 1 << 30, level: 1 });
+    expect(sha(gunzipSync(blob))).toEqual(result.diffId);
+    const r = await openStargz(memRange(blob), { expectedTocDigest: result.tocDigest });
+    const chunks = r.chunksFor("huge", 0, huge.length);
+    expect(chunks.map((c) => [c.size, c.chunkDigest])).toEqual([[huge.length, sha(huge)]]);
+    expect(r.lookup("huge")).toMatchObject({ size: huge.length, digest: sha(huge) });
+    expect(await r.readFile("huge", STREAM_MEMBER_BYTES - 4096, 8192)).toEqual(huge.subarray(STREAM_MEMBER_BYTES - 4096, STREAM_MEMBER_BYTES + 4096));
+    expect(await readAll(r)).toMatchObject(expectedContents);
+    const bounded = await openStargz(memRange(blob), { maxChunkBytes: STREAM_MEMBER_BYTES });
+    await expect(bounded.readFile("huge", 0, 10)).rejects.toMatchObject({ code: "ESTARGZ_CHUNK_TOO_LARGE", context: { size: huge.length, maxChunkBytes: STREAM_MEMBER_BYTES } });
+    expect(await bounded.readFile("etc/hosts")).toEqual(Buffer.from("127.0.0.1 localhost\n"));
   });
 
   it("should produce a valid tar.gz: the landmark first, the input entries, then the TOC", async () => {

@@ -8,6 +8,8 @@ import { buildTree, type Tree, type TreeNode } from "./tree.js";
 import type { ChunkRef, FileNode, OpenOptions, RangeReader, StargzReader, Toc } from "./types.js";
 
 const DEFAULT_MAX_TOC = 64 << 20;
+/** see `OpenOptions.maxChunkBytes` */
+export const DEFAULT_MAX_CHUNK_BYTES = 64 << 20;
 /** Read this much of the tail at once: the footer and, for TOCs under 1 MiB, the whole TOC member. */
 export const SPECULATIVE_TAIL = (1 << 20) + 51;
 
@@ -16,6 +18,7 @@ interface TocPlace {
   label: string | undefined;
   tocOffset: number;
   maxToc: number;
+  maxChunk: number;
 }
 
 class Reader implements StargzReader {
@@ -138,6 +141,13 @@ class Reader implements StargzReader {
     const parts: Buffer[] = [];
     for (const c of this.chunksFor(path, offset, len)) {
       const want = c.compressedEnd - c.compressedOffset;
+      if (Math.max(want, c.innerOffset + c.size) > this.place.maxChunk) {
+        throw new StargzError(
+          "ESTARGZ_CHUNK_TOO_LARGE",
+          `${where(this.label)}${c.path}: chunk at ${c.fileOffset} is ${c.size} bytes (${want} compressed), over the ${this.place.maxChunk}-byte limit for reading a chunk whole`,
+          { label: this.label, path: c.path, fileOffset: c.fileOffset, size: c.size, compressedSize: want, maxChunkBytes: this.place.maxChunk },
+        );
+      }
       const compressed = await this.range.read(c.compressedOffset, want);
       if (compressed.length !== want) {
         throw new StargzError("ESTARGZ_TRUNCATED", `${where(this.label)}blob ends inside the chunk at ${c.compressedOffset}`, {
@@ -162,7 +172,7 @@ export async function openStargz(range: RangeReader, opts: OpenOptions = {}): Pr
   const { label } = opts;
   const maxToc = opts.maxTocBytes ?? DEFAULT_MAX_TOC;
   const { member, format, tocOffset } = await readTocMember(range, label, maxToc);
-  const place: TocPlace = { label, tocOffset, maxToc };
+  const place: TocPlace = { label, tocOffset, maxToc, maxChunk: opts.maxChunkBytes ?? DEFAULT_MAX_CHUNK_BYTES };
   const { toc, tocDigest } = await decodeToc(member, place, opts.expectedTocDigest);
   // the entries are consumed as the tree grows: only the tree and the compressed member stay
   return new Reader(buildTree(toc.entries, place.tocOffset, place.label), member, place, tocDigest, format, range);

@@ -91,6 +91,12 @@ export interface OpenOptions {
   label?: string;
   /** Refuse TOCs larger than this (uncompressed bytes). Default 64 MiB. */
   maxTocBytes?: number;
+  /**
+   * `readFile` refuses (`ESTARGZ_CHUNK_TOO_LARGE`) a chunk whose inflated size or compressed span is
+   * larger than this: it inflates each chunk whole in memory. Default 64 MiB (`DEFAULT_MAX_CHUNK_BYTES`).
+   * fuse-fs streams such chunks instead.
+   */
+  maxChunkBytes?: number;
 }
 
 /** An opened eStargz or legacy stargz blob: everything answered from the TOC, data through chunk refs. */

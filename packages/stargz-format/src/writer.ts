@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { once } from "node:events";
 import { Readable, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { gzip } from "node:zlib";
+import { createGzip, gzip } from "node:zlib";
 import { FileByteSource, StreamByteSource } from "./byte-source.js";
 import { StargzError } from "./errors.js";
 import { estargzFooter } from "./footer.js";
@@ -26,6 +26,11 @@ import {
 import type { ConvertOptions, ConvertResult, TocEntry } from "./types.js";
 
 export const DEFAULT_CHUNK_SIZE = 4 << 20;
+/**
+ * A chunk bigger than this is compressed as a stream, in pieces of this size, instead of as one
+ * buffer: the writer's memory stays bounded whatever `chunkSize` and file sizes are.
+ */
+export const STREAM_MEMBER_BYTES = 16 << 20;
 const EMPTY_DIGEST = sha256(Buffer.alloc(0));
 
 /** What convertToEstargz returns, plus where the TOC member starts. */
@@ -124,6 +129,47 @@ class MemberPipeline {
     while (this.queue.length) await this.writeHead();
   }
 
+  /**
+   * Writes one chunk of `size` bytes as its own gzip member, compressed as a stream: what is queued is
+   * written first (so the member's offset is known), then `read` is asked for the data piece by piece.
+   * Returns the chunk's digest.
+   */
+  async streamMember(entry: TocEntry, size: number, read: ReadBody, onData: (b: Buffer) => void): Promise<string> {
+    await this.drain();
+    entry.offset = this.written;
+    const gz = createGzip({ level: this.level, chunkSize: 1 << 20 });
+    const hash = createHash("sha256");
+    const produce = async () => {
+      try {
+        for (let done = 0; done < size; ) {
+          const n = Math.min(STREAM_MEMBER_BYTES, size - done);
+          const data = await read(n);
+          if (data.length !== n) throw new StargzError("TAR_TRUNCATED", `tar ends inside the data of ${entry.name}`, { entry: entry.name });
+          hash.update(data);
+          this.diffHash.update(data);
+          this.uncompressedSize += n;
+          onData(data);
+          done += n;
+          if (!gz.write(data)) await once(gz, "drain");
+        }
+        gz.end();
+      } catch (err) {
+        gz.destroy(err as Error);
+        throw err;
+      }
+    };
+    const consume = async () => {
+      try {
+        for await (const out of gz as AsyncIterable<Buffer>) await this.write(out);
+      } catch (err) {
+        gz.destroy(err as Error);
+        throw err;
+      }
+    };
+    await Promise.all([produce(), consume()]);
+    return `sha256:${hash.digest("hex")}`;
+  }
+
   digests(): { diffId: string; blobDigest: string } {
     return { diffId: `sha256:${this.diffHash.digest("hex")}`, blobDigest: `sha256:${this.blobHash.digest("hex")}` };
   }
@@ -144,7 +190,8 @@ class EstargzBuilder {
     level: number,
     concurrency: number,
   ) {
-    this.pipe = new MemberPipeline(output, level, Math.max(2, concurrency * 2), Math.max(32 << 20, chunkSize * concurrency * 3));
+    const member = Math.min(chunkSize, STREAM_MEMBER_BYTES);
+    this.pipe = new MemberPipeline(output, level, Math.max(2, concurrency * 2), Math.max(32 << 20, member * concurrency * 3));
   }
 
   async add(h: TarHeader, read: ReadBody): Promise<void> {
@@ -191,14 +238,19 @@ class EstargzBuilder {
     while (written < h.size) {
       const n = Math.min(this.chunkSize, h.size - written);
       await this.pipe.closeMember();
-      const data = await read(n);
-      if (data.length !== n) throw new StargzError("TAR_TRUNCATED", `tar ends inside the data of ${h.name}`, { entry: h.name });
       const chunk: TocEntry = written === 0 ? ent : { name: ent.name, type: "chunk" };
       if (written > 0) {
         chunk.chunkOffset = written;
         this.entries.push(chunk);
       }
       chunk.chunkSize = n;
+      if (n > STREAM_MEMBER_BYTES) {
+        chunk.chunkDigest = await this.pipe.streamMember(chunk, n, read, (b) => fileHash?.update(b));
+        written += n;
+        continue;
+      }
+      const data = await read(n);
+      if (data.length !== n) throw new StargzError("TAR_TRUNCATED", `tar ends inside the data of ${h.name}`, { entry: h.name });
       chunk.chunkDigest = sha256(data);
       fileHash?.update(data);
       this.pipe.startsHere(chunk);

@@ -110,3 +110,77 @@ describe("ChunkStore", () => {
     await bg;
   });
 });
+
+describe("large chunks", () => {
+  const MiB = 1024 * 1024;
+  /** 40 MiB that compress well, with bytes worth checking at the segment boundaries */
+  function bigData(): Buffer {
+    const b = Buffer.alloc(40 * MiB);
+    for (let off = 0; off < b.length; off += MiB) randomBytes(64).copy(b, Math.max(0, off - 32));
+    return b;
+  }
+
+  function largeSetup(data: Buffer) {
+    const { blob, chunks } = chunkedBlob([randomBytes(100), data]);
+    const source = new BufferSource(blob);
+    const cache = new MapCache();
+    const store = new ChunkStore({
+      ref: fakeRef,
+      digest: "sha256:" + "b".repeat(64),
+      source,
+      cache,
+      inflate: fakeInflate,
+      counters: new FetchCounters(),
+      log,
+      retry: { attempts: 3, delayMs: 1 },
+      signal: new AbortController().signal,
+    });
+    return { chunk: chunks[1]!, source, cache, store };
+  }
+
+  it("should split runs at the inflated-bytes cap, whatever the compressed span", () => {
+    const MiB12 = 12 * MiB;
+    const mk = (i: number) => ({ path: "f", fileOffset: i * MiB12, size: MiB12, compressedOffset: i * 100, compressedEnd: (i + 1) * 100, innerOffset: 0 });
+    const [a, b, c] = [mk(0), mk(1), mk(2)];
+    expect(coalesce([a, b, c], 1e9)).toEqual([[a, b], [c]]);
+  });
+
+  it("should stream a chunk bigger than LARGE_CHUNK_BYTES into cache segments and serve exact bytes across them", async () => {
+    const data = bigData();
+    const { chunk, cache, store } = largeSetup(data);
+    await store.ensure([chunk], "demand");
+    const ids = [...cache.map.keys()].map((k) => k.split("|")[1]).sort();
+    expect(ids).toEqual([String(chunk.compressedOffset), ...Array.from({ length: 10 }, (_, i) => `${chunk.compressedOffset}#${i}`)].sort());
+    expect(store.inMemory(chunk)).toBe(false);
+    for (const [off, len] of [[0, 100], [4 * MiB - 50, 100], [9 * MiB + 7, 3 * MiB], [40 * MiB - 10, 10]] as const) {
+      expect((await store.slice(chunk, off, len)).equals(data.subarray(off, off + len))).toBe(true);
+    }
+  });
+
+  it("should fetch a large chunk again when one of its segments was evicted", async () => {
+    const data = bigData();
+    const { chunk, cache, source, store } = largeSetup(data);
+    await store.ensure([chunk], "demand");
+    const calls = source.calls.length;
+    cache.map.delete(`sha256:${"b".repeat(64)}|${chunk.compressedOffset}#1`);
+    expect((await store.slice(chunk, 3 * MiB, 2 * MiB)).equals(data.subarray(3 * MiB, 5 * MiB))).toBe(true);
+    expect(source.calls.length).toBeGreaterThan(calls);
+  });
+
+  it("should refuse a large chunk whose bytes do not match its digest, and never mark it usable", async () => {
+    const data = bigData();
+    const { chunk, cache, store } = largeSetup(data);
+    const lying = { ...chunk, chunkDigest: `sha256:${"0".repeat(64)}` };
+    await expect(store.slice(lying, 0, 10)).rejects.toMatchObject({ code: "FUSEFS_BAD_CHUNK" });
+    expect(cache.map.has(`sha256:${"b".repeat(64)}|${chunk.compressedOffset}`)).toBe(false);
+    const short = { ...chunk, size: chunk.size + 1 };
+    await expect(store.slice(short, 0, 10)).rejects.toMatchObject({ code: "FUSEFS_BAD_CHUNK" });
+  });
+
+  it("should refuse a chunk that cannot fit in half the blob cache with FUSEFS_CHUNK_TOO_LARGE", async () => {
+    const { chunk, cache, source, store } = largeSetup(bigData());
+    cache.maxBytes = 64 * MiB;
+    await expect(store.slice(chunk, 0, 10)).rejects.toMatchObject({ code: "FUSEFS_CHUNK_TOO_LARGE", context: { size: 40 * MiB, cacheMaxBytes: 64 * MiB } });
+    expect(source.calls).toEqual([]);
+  });
+});

@@ -2,11 +2,13 @@ import type { CacheKey, ChunkCache } from "@lazypull/blob-cache";
 import type { BlobSource, ImageReference } from "@lazypull/registry-client";
 import type { ChunkRef } from "@lazypull/stargz-format";
 import type { Logger } from "pino";
-import { hasCode } from "@lazypull/errors";
+import { describeError, hasCode } from "@lazypull/errors";
 import { FuseFsError } from "../errors.js";
 import { ByteLru } from "./byte-lru.js";
 import type { FetchCounters } from "./counters.js";
 import { DemandGate } from "./demand-gate.js";
+import { processFetchBudget, type FetchBudget } from "./fetch-budget.js";
+import { isLargeChunk, LARGE_CHUNK_MEMORY, segmentsOf, streamChunk } from "./large-chunk.js";
 import { defaultRetryPolicy, withAttemptSignal, withRetries, type RetryPolicy } from "./retry.js";
 
 /** demand: a reader waits; background: yields to demand (waits until no reader is waiting). */
@@ -28,6 +30,8 @@ export interface ChunkStoreOptions {
   memory?: ByteLru<string>;
   /** on-demand reads of the whole mount, which background fetching yields to (default: this store's own, no silence) */
   gate?: DemandGate;
+  /** bytes the fetches of every store may hold at once (default: one budget per process) */
+  budget?: FetchBudget;
   signal: AbortSignal;
 }
 
@@ -42,27 +46,51 @@ export function chunkId(c: ChunkRef): string {
  * daemon's memory spike during background fetching.
  */
 export const MAX_RUN_CHUNKS = 1024;
+/**
+ * Inflated bytes per run at most, whatever the compressed span: a member may inflate 1000:1, so 4 MiB
+ * of compressed chunks could otherwise be gigabytes in memory.
+ */
+export const MAX_RUN_INFLATED_BYTES = 32 * 1024 * 1024;
+/** Compressed bytes per run at most, whatever the caller asks (a landmark region may be any size). */
+export const MAX_RUN_BYTES = 64 * 1024 * 1024;
 
 /** Groups chunks (sorted by blob offset) into runs whose members touch, each run one range request. */
-export function coalesce(chunks: ChunkRef[], maxBytes: number, maxChunks = MAX_RUN_CHUNKS): ChunkRef[][] {
+export function coalesce(chunks: ChunkRef[], maxBytesIn: number, maxChunks = MAX_RUN_CHUNKS): ChunkRef[][] {
+  const maxBytes = Math.min(maxBytesIn, MAX_RUN_BYTES);
   const sorted = [...chunks].sort((a, b) => a.compressedOffset - b.compressedOffset || a.innerOffset - b.innerOffset);
   const runs: ChunkRef[][] = [];
   let run: ChunkRef[] = [];
   let start = 0;
   let end = 0;
+  let inflated = 0;
   for (const c of sorted) {
-    if (run.length > 0 && run.length < maxChunks && c.compressedOffset <= end && Math.max(end, c.compressedEnd) - start <= maxBytes) {
+    const fits =
+      run.length > 0 &&
+      run.length < maxChunks &&
+      c.compressedOffset <= end &&
+      Math.max(end, c.compressedEnd) - start <= maxBytes &&
+      inflated + c.innerOffset + c.size <= MAX_RUN_INFLATED_BYTES;
+    if (fits) {
       run.push(c);
       end = Math.max(end, c.compressedEnd);
+      inflated += c.innerOffset + c.size;
       continue;
     }
     if (run.length > 0) runs.push(run);
     run = [c];
     start = c.compressedOffset;
     end = c.compressedEnd;
+    inflated = c.innerOffset + c.size;
   }
   if (run.length > 0) runs.push(run);
   return runs;
+}
+
+/** What a run holds in memory while in flight: its compressed range and its inflated chunks. */
+function runMemory(run: ChunkRef[]): number {
+  const start = run[0]!.compressedOffset;
+  const end = Math.max(...run.map((c) => c.compressedEnd));
+  return end - start + run.reduce((n, c) => n + c.innerOffset + c.size, 0);
 }
 
 /**
@@ -72,10 +100,18 @@ export function coalesce(chunks: ChunkRef[], maxBytes: number, maxChunks = MAX_R
  */
 /** cache writes in flight per fetched run */
 const CACHE_WRITERS = 8;
+/**
+ * What a large chunk's own cache entry holds once all its segments are in and its digest matched: the
+ * segments are never read without it, so a chunk cut short by a crash or a bad digest is never served.
+ */
+const LARGE_MARKER = Buffer.from("lazypull large chunk v1\n");
 
 export class ChunkStore {
   private readonly inflight = new Map<string, Promise<Buffer>>();
   private readonly loading = new Map<string, Promise<Buffer | undefined>>();
+  /** large chunks being streamed into the cache (see large-chunk.ts) */
+  private readonly large = new Map<string, Promise<void>>();
+  private readonly budget: FetchBudget;
   /** this blob's view of the (shared) memory LRU */
   private readonly mem: { get(id: string): Buffer | undefined; has(id: string): boolean; set(id: string, b: Buffer): void; clear(): void };
   private readonly maxRequestBytes: number;
@@ -92,16 +128,21 @@ export class ChunkStore {
     };
     this.maxRequestBytes = o.maxRequestBytes ?? 16 * 1024 * 1024;
     this.gate = o.gate ?? new DemandGate(0);
+    this.budget = o.budget ?? processFetchBudget;
   }
 
   private key(c: ChunkRef): CacheKey {
     return { blob: this.o.digest, id: chunkId(c) };
   }
 
+  private segmentKey(c: ChunkRef, index: number): CacheKey {
+    return { blob: this.o.digest, id: `${chunkId(c)}#${index}` };
+  }
+
   /** true when the chunk needs no network (in memory, in flight, or cached) */
   async isLocal(c: ChunkRef): Promise<boolean> {
     const id = chunkId(c);
-    if (this.mem.has(id) || this.inflight.has(id)) return true;
+    if (this.mem.has(id) || this.inflight.has(id) || this.large.has(id)) return true;
     return this.o.cache.has(this.key(c));
   }
 
@@ -121,9 +162,14 @@ export class ChunkStore {
     if (prio === "background") await this.gate.whenIdle();
     const local = await Promise.all(unique.map((c) => this.isLocal(c)));
     // Re-check in-flight after the awaits: another reader may have started the same chunk meanwhile.
-    const missing = unique.filter((c, i) => !local[i] && !this.inflight.has(chunkId(c)));
-    for (const run of coalesce(missing, maxRequestBytes)) this.startRun(run, prio);
-    await Promise.all(chunks.map((c) => this.inflight.get(chunkId(c))));
+    const missing = unique.filter((c, i) => !local[i] && !this.inflight.has(chunkId(c)) && !this.large.has(chunkId(c)));
+    const small: ChunkRef[] = [];
+    for (const c of missing) {
+      if (isLargeChunk(c)) void this.startLarge(c, prio).catch(() => undefined); // awaited below, or by its reader
+      else small.push(c);
+    }
+    for (const run of coalesce(small, maxRequestBytes)) this.startRun(run, prio);
+    await Promise.all(chunks.map((c) => this.inflight.get(chunkId(c)) ?? this.large.get(chunkId(c))));
   }
 
   /** true when the chunk is in memory (no await needed) */
@@ -136,6 +182,7 @@ export class ChunkStore {
    * whole chunk into memory (a sequential reader will want the rest of it next).
    */
   async slice(c: ChunkRef, start: number, length: number, prio: Priority = "demand", whole = false): Promise<Buffer> {
+    if (isLargeChunk(c)) return this.sliceLarge(c, start, length, prio);
     const id = chunkId(c);
     const m = this.mem.get(id);
     if (m) return m.subarray(start, start + length);
@@ -186,7 +233,91 @@ export class ChunkStore {
   warm(chunks: ChunkRef[]): void {
     for (const c of chunks) {
       const id = chunkId(c);
-      if (!this.mem.has(id) && !this.inflight.has(id)) void this.loadWhole(c);
+      if (!isLargeChunk(c) && !this.mem.has(id) && !this.inflight.has(id)) void this.loadWhole(c);
+    }
+  }
+
+  /** bytes of a large chunk, read from its cached segments (fetched first when missing) */
+  private async sliceLarge(c: ChunkRef, start: number, length: number, prio: Priority): Promise<Buffer> {
+    for (let attempt = 0; ; attempt++) {
+      const pending = this.large.get(chunkId(c));
+      if (pending) await pending;
+      else if (attempt > 0 || !(await this.o.cache.has(this.key(c)))) await this.startLarge(c, prio);
+      const segments = segmentsOf(c, start, length);
+      const parts = await Promise.all(segments.map((s) => this.o.cache.read(this.segmentKey(c, s.index), s.from, s.to - s.from).catch(() => undefined)));
+      if (parts.every((p, i) => p !== undefined && p.length === segments[i]!.to - segments[i]!.from)) {
+        return parts.length === 1 ? parts[0]! : Buffer.concat(parts as Buffer[]);
+      }
+      // a segment was evicted since the chunk was stored: fetch the chunk again, once
+      if (attempt > 0) {
+        throw new FuseFsError("FUSEFS_FETCH_FAILED", `cached segments of ${c.path}@${c.fileOffset} in ${this.o.digest} went missing twice`, {
+          digest: this.o.digest,
+          path: c.path,
+          fileOffset: c.fileOffset,
+        });
+      }
+    }
+  }
+
+  private startLarge(c: ChunkRef, prio: Priority): Promise<void> {
+    const id = chunkId(c);
+    const existing = this.large.get(id);
+    if (existing) return existing;
+    const p = this.fetchLarge(c, prio);
+    this.large.set(id, p);
+    const forget = () => {
+      if (this.large.get(id) === p) this.large.delete(id);
+    };
+    p.then(forget, forget);
+    return p;
+  }
+
+  /** Streams a large chunk into the cache: bounded memory whatever its size or compression ratio. */
+  private async fetchLarge(c: ChunkRef, prio: Priority): Promise<void> {
+    const { counters, log, signal, cache } = this.o;
+    const digest = this.o.digest;
+    const where = { digest, path: c.path, fileOffset: c.fileOffset, size: c.size };
+    const maxBytes = cache.stats().maxBytes;
+    // its segments must all be in the cache at once; a chunk that cannot be is refused, not thrashed
+    if (c.size > maxBytes / 2) {
+      throw new FuseFsError(
+        "FUSEFS_CHUNK_TOO_LARGE",
+        `${c.path}@${c.fileOffset} in ${digest} is one chunk of ${c.size} bytes, more than half the blob cache (${maxBytes} bytes); raise the cache size to read it`,
+        { ...where, cacheMaxBytes: maxBytes },
+      );
+    }
+    const timeout = prio === "demand" ? (this.o.retry.attemptTimeoutMs ?? defaultRetryPolicy.attemptTimeoutMs) : undefined;
+    const fetchPiece = (offset: number, length: number) =>
+      withRetries({ digest, offset, length }, this.o.retry, { counters, log, signal }, async () => {
+        const buf = await withAttemptSignal(signal, timeout, (s) => this.o.source.fetchRange(this.o.ref, digest, { offset, length }, s));
+        counters.noteRequest(buf.length);
+        if (buf.length !== length) throw new FuseFsError("FUSEFS_FETCH_FAILED", `short range: got ${buf.length} of ${length} bytes`, { digest, offset, length });
+        return buf;
+      });
+    const putSegment = async (index: number, data: Buffer) => {
+      if (signal.aborted) throw new FuseFsError("FUSEFS_CLOSED", `layer ${digest} was closed while fetching`, where);
+      try {
+        await cache.put(this.segmentKey(c, index), data);
+      } catch (err) {
+        throw new FuseFsError("FUSEFS_FETCH_FAILED", `cannot store ${c.path}@${c.fileOffset} of ${digest} in the cache: ${describeError(err)}`, where, { cause: err });
+      }
+    };
+    const release = await this.budget.acquire(LARGE_CHUNK_MEMORY, prio);
+    try {
+      // pieces are retried one by one; a digest mismatch (a flipped byte in transit) restarts the chunk once
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await streamChunk({ chunk: c, digest, fetchPiece, putSegment });
+          break;
+        } catch (err) {
+          if (!hasCode(err, "FUSEFS_BAD_CHUNK") || attempt >= 2 || signal.aborted) throw err;
+          counters.noteError(describeError(err));
+          log.warn({ err, ...where }, "large chunk failed its check; fetching it again");
+        }
+      }
+      await cache.put(this.key(c), LARGE_MARKER);
+    } finally {
+      release();
     }
   }
 
@@ -205,6 +336,15 @@ export class ChunkStore {
   }
 
   private async fetchRun(run: ChunkRef[], prio: Priority): Promise<Buffer[]> {
+    const release = await this.budget.acquire(runMemory(run), prio);
+    try {
+      return await this.fetchRunWithin(run, prio);
+    } finally {
+      release();
+    }
+  }
+
+  private async fetchRunWithin(run: ChunkRef[], prio: Priority): Promise<Buffer[]> {
     const start = run[0]!.compressedOffset;
     const end = Math.max(...run.map((c) => c.compressedEnd));
     const what = { digest: this.o.digest, offset: start, length: end - start };

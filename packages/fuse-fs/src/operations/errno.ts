@@ -7,6 +7,7 @@ export const Errno = {
   EIO: -5,
   EBADF: -9,
   EACCES: -13,
+  EFBIG: -27,
   ENOTDIR: -20,
   EISDIR: -21,
   EINVAL: -22,
@@ -25,6 +26,7 @@ const byCode: Record<string, number> = {
   FUSEFS_NO_XATTR: Errno.ENODATA,
   FUSEFS_INVALID: Errno.EINVAL,
   FUSEFS_BAD_HANDLE: Errno.EBADF,
+  FUSEFS_CHUNK_TOO_LARGE: Errno.EFBIG,
 };
 
 /** Typed errors become their errno; anything else (network, digest mismatch, bugs) is EIO. */

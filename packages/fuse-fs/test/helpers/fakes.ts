@@ -9,6 +9,8 @@ export class MapCache implements ChunkCache {
   readonly map = new Map<string, Buffer>();
   puts = 0;
   pins = new Map<string, number>();
+  /** what stats() reports as the cache's cap */
+  maxBytes = 2 ** 40;
   private k(key: CacheKey) {
     return `${key.blob}|${key.id}`;
   }
@@ -39,7 +41,7 @@ export class MapCache implements ChunkCache {
     this.pins.set(blob, (this.pins.get(blob) ?? 0) - 1);
   }
   stats(): CacheStats {
-    return { entries: this.map.size, bytes: 0, maxBytes: 0, memoryBytes: 0, hits: 0, misses: 0, evictions: 0, corruptDropped: 0 };
+    return { entries: this.map.size, bytes: 0, maxBytes: this.maxBytes, memoryBytes: 0, hits: 0, misses: 0, evictions: 0, corruptDropped: 0 };
   }
   async close() {}
 }
