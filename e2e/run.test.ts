@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { debianRootfsTar, importImage, run } from "@lazypull/testkit";
+import { spawnDaemon } from "../apps/daemon/test/helpers.js";
 import { cliArgs, lazypull, mountsUnder, overlayEnv, OVERLAY_KINDS, processesMentioning, repoRoot, spawnLazypull, startLazyMount, waitForStdout } from "./helpers.js";
 
 /**
@@ -179,6 +180,25 @@ describe("after `lazypull mount` is killed with SIGKILL", () => {
     // afterEach: nothing mounted under the suite's directories any more
     const { readdir } = await import("node:fs/promises");
     expect(await readdir(join(work, "state", "mounts")).catch(() => [])).toEqual([]);
+  });
+
+  it("should have lazypulld's start clean up what it left", async () => {
+    const target = join(work, "mnt-killed-daemon");
+    const { child, exited } = await startLazyMount(lazyRef, target, env);
+    child.kill("SIGKILL");
+    await exited;
+    expect((await mountsUnder(work)).some((m) => m.split(" ")[1] === target)).toBe(true);
+    const dir = join(work, "lazypulld");
+    await mkdir(join(dir, "run"), { recursive: true, mode: 0o700 });
+    await writeFile(join(dir, "config.json"), JSON.stringify({ cacheDir: join(dir, "cache"), prefetch: "none", logLevel: "info" }));
+    const daemon = await spawnDaemon({ socket: join(dir, "run", "lazypulld.sock"), root: join(dir, "root"), config: join(dir, "config.json"), store: false, env });
+    try {
+      expect((await mountsUnder(work)).filter((m) => !m.split(" ")[1]!.startsWith(dir))).toEqual([]);
+      expect(daemon.log()).toContain("cleaned up after a dead lazypull process");
+    } finally {
+      daemon.child.kill("SIGTERM");
+      await daemon.exited;
+    }
   });
 });
 

@@ -7,6 +7,7 @@ import { describeError } from "@lazypull/errors";
 import { cleanStaleMount, listMounts, mountLazyFs, type LazyFs } from "@lazypull/fuse-fs";
 import { mountLayerStore, type LayerStore } from "@lazypull/layer-store";
 import { RegistryClient } from "@lazypull/registry-client";
+import { cleanCliLeftovers } from "./cli-leftovers.js";
 import type { DaemonConfig } from "./config.js";
 import { DaemonError } from "./errors.js";
 import { ImageStore } from "./images.js";
@@ -101,6 +102,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
   await chmod(config.root, 0o700);
   const mountpoint = join(config.root, "layers");
   await removeStaleMounts(config.root, dlog);
+  await cleanCliLeftovers(dlog);
   await mkdir(mountpoint, { recursive: true });
 
   const cacheLog = log.child({ component: "cache" });

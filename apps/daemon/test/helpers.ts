@@ -35,6 +35,8 @@ export async function spawnDaemon(args: {
   nodeArgs?: string[];
   /** run the built `dist/main.js` (as installed) instead of the sources through tsx */
   dist?: boolean;
+  /** added to this process's environment */
+  env?: NodeJS.ProcessEnv;
 }): Promise<DaemonProcess> {
   const entry = args.dist ? [join(REPO, "apps/daemon/dist/main.js")] : ["--conditions=@lazypull/source", "--import", "tsx", join(REPO, "apps/daemon/src/main.ts")];
   const argv = [...(args.nodeArgs ?? NODE_FLAGS), ...entry, "--socket", args.socket, "--root", args.root];
@@ -42,7 +44,7 @@ export async function spawnDaemon(args: {
   if (args.store === false) argv.push("--no-store");
   else argv.push("--store", args.store ?? `${args.root}-store`);
   argv.push(...(args.extra ?? []));
-  const child = spawn(process.execPath, argv, { cwd: REPO, stdio: ["ignore", "ignore", "pipe"] });
+  const child = spawn(process.execPath, argv, { cwd: REPO, env: { ...process.env, ...args.env }, stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
   child.stderr!.on("data", (b: Buffer) => {
     stderr = (stderr + b.toString()).slice(-200_000);
