@@ -2,14 +2,15 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { defaultCacheDir, openBlobCache } from "@lazypull/blob-cache";
 import { LazypullError } from "@lazypull/errors";
-import { acquireImageLayersFromDaemon, isDaemonAvailable, type ImageLayers } from "@lazypull/daemon-client";
+import { acquireImageLayersFromDaemon, isDaemonAvailable } from "@lazypull/daemon-client";
 import { loadFuseNative, mountLazyFs, type LayerDirs, type PrefetchPolicy } from "@lazypull/fuse-fs";
+import { addImageLayers, lowerDirsOf, type ImageLayers } from "@lazypull/image";
 import type { StateDir } from "@lazypull/overlay-launcher";
 import { parseReference } from "@lazypull/registry-client";
 import { createRegistryClient } from "./registry.js";
 
 // One shape for layers served by the daemon or by this process, so run/mount use either.
-export type { ImageLayers };
+export type { ImageLayers } from "@lazypull/image";
 
 export interface AcquireOptions {
   platform?: string;
@@ -51,7 +52,7 @@ export async function acquireImageLayers(reference: string, opts: AcquireOptions
     });
     let dirs: LayerDirs[];
     try {
-      dirs = await Promise.all(resolved.manifest.layers.map((descriptor) => fs.addLayer({ ref: resolved.ref, descriptor })));
+      dirs = await addImageLayers(fs, resolved.ref, resolved.manifest.layers);
     } catch (err) {
       await fs.close();
       throw err;
@@ -61,8 +62,7 @@ export async function acquireImageLayers(reference: string, opts: AcquireOptions
       reference: ref.toString(),
       manifestDigest: resolved.manifestDigest,
       config: resolved.config,
-      lowerDirs: dirs.map((d) => d.dir).reverse(),
-      overlayLowerDirs: dirs.map((d) => d.overlayDir).reverse(),
+      ...lowerDirsOf(dirs),
       fuseMountpoint: mountpoint,
       async stats() {
         const s = client.stats();

@@ -78,7 +78,7 @@ describe("lazypull convert / toc / ls / cat on local files", () => {
     expect(results.map((r) => [r.code, r.stderr.trim().split("\n").length, r.stderr.split(":")[1]?.trim()])).toEqual([
       [1, 1, "ESTARGZ_BAD_FOOTER"],
       [1, 1, "ESTARGZ_TOC_DIGEST_MISMATCH"],
-      [1, 1, "ESTARGZ_NOT_FOUND"],
+      [1, 1, "IMAGE_PATH_NOT_FOUND"],
       [1, 1, "CLI_NO_SUCH_FILE"],
     ]);
   });

@@ -1,7 +1,8 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import type { AcquireRequest, ImageLease, LayerStatus } from "@lazypull/daemon-client";
-import type { LayerDirs, LazyFs } from "@lazypull/fuse-fs";
+import type { LazyFs } from "@lazypull/fuse-fs";
+import { addImageLayers, lowerDirsOf } from "@lazypull/image";
 import { parseReference, type RegistryClient } from "@lazypull/registry-client";
 import { DaemonError } from "./errors.js";
 
@@ -38,15 +39,11 @@ export class ImageStore {
     const ref = parseReference(req.reference);
     const resolved = await this.client.resolve(ref, req.platform ? { platform: req.platform } : {});
     const layers = resolved.manifest.layers;
-    const results = await Promise.allSettled(layers.map((descriptor) => this.fs.addLayer({ ref: resolved.ref, descriptor })));
-    const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
-    if (failed || this.closing) {
-      // Give back only the references we got; a failed addLayer holds none.
-      results.forEach((r, i) => r.status === "fulfilled" && this.fs.releaseLayer(layers[i]!.digest));
-      if (failed) throw failed.reason;
+    const dirs = await addImageLayers(this.fs, resolved.ref, layers);
+    if (this.closing) {
+      for (const d of layers) this.fs.releaseLayer(d.digest);
       throw new DaemonError("DAEMON_SHUTTING_DOWN", "lazypulld is shutting down", {});
     }
-    const dirs = results.map((r) => (r as PromiseFulfilledResult<LayerDirs>).value);
     const lease: ImageLease = {
       id: randomUUID(),
       reference: resolved.ref.toString(),
@@ -54,8 +51,7 @@ export class ImageStore {
       ...(req.platform ? { platform: req.platform } : {}),
       config: resolved.config,
       layers: layers.map((d, i) => ({ digest: d.digest, dir: dirs[i]!.dir, overlayDir: dirs[i]!.overlayDir })),
-      lowerDirs: dirs.map((d) => d.dir).reverse(),
-      overlayLowerDirs: dirs.map((d) => d.overlayDir).reverse(),
+      ...lowerDirsOf(dirs),
       fuseMountpoint: this.fs.mountpoint,
       ...(req.pid !== undefined ? { pid: req.pid } : {}),
       createdAt: new Date().toISOString(),

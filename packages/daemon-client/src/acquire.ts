@@ -1,26 +1,10 @@
-import type { ImageConfig } from "@lazypull/registry-client";
+import type { ImageLayers } from "@lazypull/image";
 import { DaemonClient } from "./client.js";
 
 /**
- * An image's layers served as directories, ready for an overlay; `release()` gives them back.
- * The same shape as the CLI's in-process `acquireImageLayers` result, so callers can use either.
+ * lazypulld's side of @lazypull/image's `ImageLayers` contract, plus the lease id, so another process
+ * (e.g. `lazypull umount`) can end it.
  */
-export interface ImageLayers {
-  reference: string;
-  manifestDigest: string;
-  config: ImageConfig;
-  /** top-most layer first, as an overlay's lowerdir wants; OCI form (fuse-overlayfs) */
-  lowerDirs: string[];
-  /** the same layers, top-most first, in kernel overlayfs form (when the server provides them) */
-  overlayLowerDirs?: string[];
-  /** the FUSE mount serving them (here: the daemon's, shared with other images) */
-  fuseMountpoint?: string;
-  /** network cost so far; `fuseOps`: operations the FUSE mount answered, when it serves only this image */
-  stats(): Promise<{ bytesFetched: number; requests: number; fuseOps?: number }>;
-  release(): Promise<void>;
-}
-
-/** What the daemon variant adds: the lease id, so another process (e.g. `lazypull umount`) can end it. */
 export interface DaemonImageLayers extends ImageLayers {
   leaseId: string;
 }

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { LazypullError } from "@lazypull/errors";
+import { ImageError } from "@lazypull/image";
 import type { FileNode } from "@lazypull/stargz-format";
 import { openTree, type TreeReader } from "../tree-source.js";
 
@@ -24,7 +24,7 @@ export function formatLine(n: FileNode, name: string): string {
 /** The nodes `ls` shows for PATH: a directory's children (or every node with `recursive`), or the file itself. */
 export function listNodes(reader: TreeReader, path: string, recursive = false): Array<{ name: string; node: FileNode }> {
   const node = reader.lookup(path);
-  if (!node) throw new LazypullError("ESTARGZ_NOT_FOUND", `${path}: no such file or directory in the layer`, { path });
+  if (!node) throw new ImageError("IMAGE_PATH_NOT_FOUND", `${path}: no such file or directory`, { path });
   if (node.type !== "dir") return [{ name: node.path, node }];
   if (recursive) {
     const prefix = node.path ? `${node.path}/` : "";

@@ -1,10 +1,9 @@
 import { describe, expect, it } from "vitest";
-import type { RemoteLayer } from "@lazypull/fuse-fs";
 import type { FileNode } from "@lazypull/stargz-format";
-import { ImageView } from "./image-view.js";
+import { ImageView, type LayerTree } from "./merged-view.js";
 
 /** A tiny in-memory layer: paths → contents (a trailing "/" makes a directory). */
-function fakeLayer(digest: string, files: Record<string, string>): RemoteLayer {
+export function fakeLayer(files: Record<string, string>): LayerTree {
   const nodes = new Map<string, FileNode & { data: string }>();
   const add = (path: string, type: "dir" | "reg", data = "") =>
     nodes.set(path, { path, type, mode: 0o644, uid: 0, gid: 0, size: data.length, mtimeMs: 0, xattrs: {}, nlink: 1, ino: nodes.size + 1, data });
@@ -16,29 +15,25 @@ function fakeLayer(digest: string, files: Record<string, string>): RemoteLayer {
     add(path, p.endsWith("/") ? "dir" : "reg", data);
   }
   return {
-    digest,
-    kind: "estargz",
     lookup: (p) => nodes.get(p),
     readdir: (p) => {
       if (nodes.get(p)?.type !== "dir") return undefined;
       const prefix = p ? `${p}/` : "";
       return [...nodes.keys()].filter((k) => k.startsWith(prefix) && k !== p && !k.slice(prefix.length).includes("/")).map((k) => k.slice(prefix.length)).sort();
     },
-    walk: () => nodes.values(),
     read: async (p, offset = 0, length) => Buffer.from(nodes.get(p)!.data.slice(offset, length === undefined ? undefined : offset + length)),
-    progress: () => ({ digest, state: "ready", kind: "estargz", bytesFetched: 0, bytesTotal: 0, requests: 0, errors: 0 }),
-    close: async () => undefined,
+    progress: () => ({ bytesFetched: 0, requests: 0 }),
   };
 }
 
-const bottom = fakeLayer("sha256:b", {
+const bottom = fakeLayer({
   "etc/issue": "Debian\n",
   "etc/os-release": "ID=debian\n",
   "usr/share/doc/bash/README": "bash docs\n",
   "usr/share/doc/bash/COPYING": "GPL\n",
   "var/gone/file": "x",
 });
-const top = fakeLayer("sha256:t", {
+const top = fakeLayer({
   "etc/.wh.issue": "",
   "etc/added": "new\n",
   "etc/os-release": "ID=lazy\n",
