@@ -48,12 +48,20 @@ describe("registry faults under a mounted layer", () => {
     if (tmp) await rm(tmp, { recursive: true, force: true });
   });
 
-  async function freshMount(name: string, prefetch: "none" | "all", attempts = 4): Promise<{ fs: LazyFs; dir: string }> {
+  async function freshMount(name: string, prefetch: "none" | "all", attempts = 4, backgroundSilenceMs?: number): Promise<{ fs: LazyFs; dir: string }> {
     const mnt = join(tmp, `mnt-${name}`);
     await mkdir(mnt, { recursive: true });
     const cache: BlobCache = await openBlobCache({ dir: join(tmp, `cache-${name}`) });
     const client = new RegistryClient({ retry: { maxAttempts: 2, baseDelayMs: 50, maxTotalMs: 1000 } });
-    const fs = await mountLazyFs({ mountpoint: mnt, source: client, cache, prefetch, logger: log, retry: { attempts, delayMs: 250 } });
+    const fs = await mountLazyFs({
+      mountpoint: mnt,
+      source: client,
+      cache,
+      prefetch,
+      logger: log,
+      retry: { attempts, delayMs: 250 },
+      ...(backgroundSilenceMs !== undefined ? { backgroundSilenceMs } : {}),
+    });
     cleanups.push(async () => {
       await fs.close();
       await cache.close();
@@ -83,6 +91,33 @@ describe("registry faults under a mounted layer", () => {
       await fh.write(orig, 0, 1, at);
       const again = await sh("sha256sum", [join(dir, "usr/bin/ls")]);
       expect(again.stdout.split(" ")[0]).toEqual(expected.get("usr/bin/ls")!.sha256);
+    } finally {
+      await fh.write(orig, 0, 1, at);
+      await fh.close();
+    }
+  });
+
+  it("should fetch the rest of a layer in the background and give up on a chunk that is wrong for good (state error, no endless retry)", async () => {
+    const reader = await openStargz(await fileRangeReader(blob.path), { expectedTocDigest: blob.tocDigest });
+    const victim = reader.chunksFor("usr/bin/ls", 0, 1)[0]!;
+    const hex = blob.blobDigest.slice(7);
+    const data = join(registry.storageDir, "docker/registry/v2/blobs/sha256", hex.slice(0, 2), hex, "data");
+    const at = Math.floor((victim.compressedOffset + victim.compressedEnd) / 2);
+    const fh = await open(data, "r+");
+    const orig = Buffer.alloc(1);
+    await fh.read(orig, 0, 1, at);
+    try {
+      await fh.write(Buffer.from([orig[0]! ^ 0xff]), 0, 1, at);
+      const { fs } = await freshMount("background-bad-chunk", "all", 2, 0);
+      const deadline = Date.now() + 120_000;
+      while (fs.progress()[0]!.state !== "error") {
+        if (Date.now() > deadline) throw new Error(`background fetch never gave up: ${JSON.stringify(fs.progress()[0])}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      const p = fs.progress()[0]!;
+      // everything but the bad chunk's member (and the TOC, fetched at open) came in
+      expect(p.bytesFetched).toBeGreaterThan(blob.blobSize * 0.9);
+      expect(p.lastError).toMatch(/digest|inflate/);
     } finally {
       await fh.write(orig, 0, 1, at);
       await fh.close();

@@ -1,13 +1,21 @@
 import type { ChunkCache } from "@lazypull/blob-cache";
-import { describeError } from "@lazypull/errors";
+import { describeError, hasCode } from "@lazypull/errors";
 import type { ChunkRef, FileNode, StargzReader } from "@lazypull/stargz-format";
 import type { Logger } from "pino";
 import { FuseFsError } from "../errors.js";
 import type { LayerProgress, LayerState, PrefetchPolicy } from "../types.js";
-import { coalesce, type ChunkStore } from "./chunk-store.js";
+import { chunkId, coalesce, type ChunkStore } from "./chunk-store.js";
 import type { FetchCounters } from "./counters.js";
 import { normalisePath, type ReadHint, type ServedLayer } from "./layer.js";
-import { sleep } from "./retry.js";
+import { isFinal, sleep } from "./retry.js";
+
+/** Failures no later pass can change: the image's bytes are wrong or too big, or the registry said no for good. */
+function isPermanent(err: unknown): boolean {
+  for (let e = err, depth = 0; e && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
+    if (hasCode(e, "FUSEFS_BAD_CHUNK") || hasCode(e, "FUSEFS_CHUNK_TOO_LARGE") || isFinal(e)) return true;
+  }
+  return false;
+}
 
 export interface EstargzLayerOptions {
   digest: string;
@@ -45,6 +53,8 @@ export class EstargzLayer implements ServedLayer {
   private pinned = false;
   /** every chunk in blob order */
   private readonly ordered: ChunkRef[];
+  /** chunks the background fetch gave up on for good (reads still try them, and get the error) */
+  private readonly unfetchable = new Set<string>();
 
   constructor(private readonly o: EstargzLayerOptions) {
     this.digest = o.digest;
@@ -168,8 +178,13 @@ export class EstargzLayer implements ServedLayer {
       // starting container's reads need more
       await store.gate.whenQuiet(signal);
       if (signal.aborted) return;
-      const missing = await this.missingChunks(all);
+      const missing = (await this.missingChunks(all)).filter((c) => !this.unfetchable.has(chunkId(c)));
       if (missing.length === 0) {
+        if (this.unfetchable.size > 0) {
+          this.state = "error";
+          this.o.log.error({ digest: this.digest, chunks: this.unfetchable.size, lastError: this.o.counters.lastError }, "layer complete except for chunks that cannot be fetched");
+          return;
+        }
         this.state = "complete";
         this.o.log.info({ digest: this.digest, ...this.o.counters }, "layer complete");
         return;
@@ -179,9 +194,15 @@ export class EstargzLayer implements ServedLayer {
         if (signal.aborted) return;
         // yields to on-demand reads of the whole mount, and to the quiet after them
         await store.gate.whenQuiet(signal);
-        await store.ensure(run, "background", runBytes).catch(() => {
-          failed = true; // logged by the store; the next pass retries what is still missing
-        });
+        try {
+          await store.ensure(run, "background", runBytes);
+        } catch (err) {
+          if (signal.aborted) return;
+          if (!isPermanent(err)) failed = true; // logged by the store; the next pass retries what is still missing
+          // a run fails as a whole: find the chunks that are wrong, one by one, and fetch the rest
+          else if (run.length === 1) this.unfetchable.add(chunkId(run[0]!));
+          else for (const c of run) await store.ensure([c], "background", runBytes).catch((e: unknown) => (isPermanent(e) ? this.unfetchable.add(chunkId(c)) : (failed = true)));
+        }
       }
       if (failed) await sleep(Math.min(30_000, 1000 * 2 ** pass), signal);
     }
