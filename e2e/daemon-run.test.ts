@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { DaemonClient, type ImageLease, type LayerStatus } from "@lazypull/daemon-client";
-import { listMounts } from "@lazypull/fuse-fs";
+import { readMounts } from "@lazypull/host";
 import { debianRootfsTar, run } from "@lazypull/testkit";
 import { spawnDaemon, type DaemonProcess } from "../apps/daemon/test/helpers.js";
 import { lazypull, mountsUnder, spawnLazypull } from "./helpers.js";
@@ -49,7 +49,7 @@ async function freshDaemon(name: string) {
 
 /** lazypull FUSE filesystems mounted under this suite's directory (the daemon's and any in-process one). */
 async function lazypullFuseMounts(): Promise<string[]> {
-  return (await listMounts()).filter((m) => m.fstype === "fuse.lazypull" && m.mountpoint.startsWith(work)).map((m) => m.mountpoint);
+  return (await readMounts()).filter((m) => m.fsType === "fuse.lazypull" && m.mountPoint.startsWith(work)).map((m) => m.mountPoint);
 }
 
 function cliEnv(socket: string): NodeJS.ProcessEnv {

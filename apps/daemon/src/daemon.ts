@@ -4,7 +4,8 @@ import type { Logger } from "pino";
 import { openBlobCache } from "@lazypull/blob-cache";
 import { isDaemonAvailable, type CacheStatus, type Health, type LayerStatus } from "@lazypull/daemon-client";
 import { describeError } from "@lazypull/errors";
-import { cleanStaleMount, listMounts, mountLazyFs, type LazyFs } from "@lazypull/fuse-fs";
+import { cleanStaleMount, mountLazyFs, type LazyFs } from "@lazypull/fuse-fs";
+import { mountsUnder } from "@lazypull/host";
 import { mountLayerStore, type LayerStore } from "@lazypull/layer-store";
 import { RegistryClient } from "@lazypull/registry-client";
 import { cleanCliLeftovers } from "./cli-leftovers.js";
@@ -61,10 +62,7 @@ async function removeStaleSocket(socket: string, log: Logger): Promise<void> {
 
 /** Detaches every mount under `root` left by a previous (killed) daemon, deepest first. */
 async function removeStaleMounts(root: string, log: Logger): Promise<number> {
-  const under = (await listMounts())
-    .map((m) => m.mountpoint)
-    .filter((p) => p === root || p.startsWith(`${root}/`))
-    .sort((a, b) => b.length - a.length);
+  const under = (await mountsUnder(root)).map((m) => m.mountPoint);
   let n = 0;
   for (const mnt of under) {
     try {

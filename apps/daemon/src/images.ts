@@ -2,19 +2,10 @@ import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import type { AcquireRequest, ImageLease, LayerStatus } from "@lazypull/daemon-client";
 import type { LazyFs } from "@lazypull/fuse-fs";
+import { isProcessAlive } from "@lazypull/host";
 import { addImageLayers, lowerDirsOf } from "@lazypull/image";
 import { parseReference, type RegistryClient } from "@lazypull/registry-client";
 import { DaemonError } from "./errors.js";
-
-/** True while a process with this pid exists (EPERM: it exists, we just may not signal it). */
-export function isPidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
 
 /**
  * Image leases on the daemon's one LazyFs. Every lease adds a reference to each of its layers, so a
@@ -33,7 +24,7 @@ export class ImageStore {
 
   async acquire(req: AcquireRequest): Promise<ImageLease> {
     if (this.closing) throw new DaemonError("DAEMON_SHUTTING_DOWN", "lazypulld is shutting down", {});
-    if (req.pid !== undefined && !isPidAlive(req.pid)) {
+    if (req.pid !== undefined && !isProcessAlive(req.pid)) {
       throw new DaemonError("DAEMON_BAD_REQUEST", `pid ${req.pid} is not a running process, so it cannot hold a lease`, { pid: req.pid });
     }
     const ref = parseReference(req.reference);
@@ -82,7 +73,7 @@ export class ImageStore {
   sweepDeadOwners(): number {
     let n = 0;
     for (const lease of this.list()) {
-      if (lease.pid !== undefined && !isPidAlive(lease.pid)) {
+      if (lease.pid !== undefined && !isProcessAlive(lease.pid)) {
         this.release(lease.id, `owner pid ${lease.pid} exited`);
         n++;
       }

@@ -1,6 +1,6 @@
 export { startDaemon, type Daemon } from "./daemon.js";
 export { loadConfig, parseConfigFile, DEFAULT_ROOT, DEFAULT_CONFIG_FILE, type DaemonConfig, type ConfigFile } from "./config.js";
-export { ImageStore, isPidAlive } from "./images.js";
+export { ImageStore } from "./images.js";
 export { createServer, statusFor } from "./server.js";
 export { renderMetrics, type Family, type Sample } from "./metrics.js";
 export { DaemonError, type DaemonErrorCode } from "./errors.js";

@@ -5,7 +5,8 @@ import { join } from "node:path";
 import { Agent, request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { acquireImageLayersFromDaemon, DaemonClient, type ImageLayers, type LayerStatus } from "@lazypull/daemon-client";
-import { cleanStaleMount, isMounted } from "@lazypull/fuse-fs";
+import { cleanStaleMount } from "@lazypull/fuse-fs";
+import { isMountPoint } from "@lazypull/host";
 import { run, startRegistry, type RegistryProcess } from "@lazypull/testkit";
 import { buildSmallImage, mountsUnder, REPO, spawnDaemon, type DaemonProcess, type SmallImage } from "./helpers.js";
 import { NODE_FLAGS } from "../src/node-flags.js";
@@ -232,7 +233,7 @@ describe("lazypulld", () => {
     client = new DaemonClient({ socketPath: socket });
     const mountpoint = join(root, "layers");
     expect(await mountsUnder(root)).toEqual([mountpoint]);
-    expect(await isMounted(mountpoint)).toBe(true);
+    expect(await isMountPoint(mountpoint)).toBe(true);
     const next = await acquireImageLayersFromDaemon(image.ref, { socketPath: socket });
     await readAll(next);
     expect((await client.layers()).map((l) => l.errors)).toEqual([0, 0]);

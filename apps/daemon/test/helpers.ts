@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { isDaemonAvailable } from "@lazypull/daemon-client";
-import { listMounts } from "@lazypull/fuse-fs";
+import { mountsUnder as hostMountsUnder } from "@lazypull/host";
 import { convertImage } from "@lazypull/image-convert";
 import { RegistryClient } from "@lazypull/registry-client";
 import { importImage, run } from "@lazypull/testkit";
@@ -65,7 +65,7 @@ export async function spawnDaemon(args: {
 
 /** Mount points at or under `root`. */
 export async function mountsUnder(root: string): Promise<string[]> {
-  return (await listMounts()).map((m) => m.mountpoint).filter((p) => p === root || p.startsWith(`${root}/`));
+  return (await hostMountsUnder(root)).map((m) => m.mountPoint);
 }
 
 export interface SmallImage {

@@ -1,3 +1,4 @@
+import { isProcessAlive } from "@lazypull/host";
 import { mkdir, open, readdir, readFile, rename, stat, unlink, utimes, writeFile } from "node:fs/promises";
 import { basename, isAbsolute, join, resolve } from "node:path";
 import { hasCode } from "@lazypull/errors";
@@ -26,7 +27,6 @@ import {
   entryRelPath,
   keyString,
   parseKeyString,
-  pidAlive,
   type Paths,
 } from "./layout.js";
 import { EntryIndex, ScannedEntries } from "./entry-index.js";
@@ -446,7 +446,7 @@ export class BlobCache implements ChunkCache {
   async cleanTmp(): Promise<void> {
     for (const name of await readdir(this.paths.tmp)) {
       const pid = Number(name.split(".").at(-2));
-      if (pid === process.pid || pidAlive(pid)) continue;
+      if (pid === process.pid || isProcessAlive(pid)) continue;
       await unlink(join(this.paths.tmp, name)).catch(ignoreMissing);
       this.counters.tmpCleaned++;
     }
@@ -718,7 +718,7 @@ export class BlobCache implements ChunkCache {
       const pid = Number(name.slice(dot + 1));
       if (!blob) continue;
       // Our own files are in step with `this.pins` (pinChain settled); others' count while their process lives.
-      if (pid === process.pid || pidAlive(pid)) {
+      if (pid === process.pid || isProcessAlive(pid)) {
         out.add(blob);
       } else {
         await unlink(join(this.paths.pins, name)).catch(ignoreMissing);
@@ -738,7 +738,7 @@ export class BlobCache implements ChunkCache {
         if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
       }
       const owner = Number((await readFile(this.paths.evictLock, "utf8").catch(() => "")).trim());
-      const stale = owner === process.pid ? !heldLocks.has(this.paths.evictLock) : !pidAlive(owner);
+      const stale = owner === process.pid ? !heldLocks.has(this.paths.evictLock) : !isProcessAlive(owner);
       if (!stale) return false;
       await unlink(this.paths.evictLock).catch(ignoreMissing);
     }

@@ -73,14 +73,3 @@ export function blobOfEntryName(name: string): string | undefined {
   if (dot <= 0 || !/^[0-9a-f]{40}$/.test(name.slice(dot + 1))) return undefined;
   return decodeBlob(name.slice(0, dot));
 }
-
-/** True while a process with this pid exists (EPERM: it exists but belongs to someone else). */
-export function pidAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}

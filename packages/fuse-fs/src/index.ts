@@ -2,7 +2,7 @@
 export type * from "./types.js";
 export { mountLazyFs, loadFuseNative } from "./lazy-fs.js";
 export { openRemoteLayer } from "./remote-layer.js";
-export { cleanStaleMount, isMounted, listMounts } from "./stale-mount.js";
+export { cleanStaleMount } from "./stale-mount.js";
 export { unmountOnSignals } from "./signals.js";
 export { readOnlyOps } from "./operations/read-only.js";
 export { FuseFsError, type FuseFsErrorCode } from "./errors.js";

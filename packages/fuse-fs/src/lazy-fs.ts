@@ -11,7 +11,8 @@ import { FetchCounters } from "./layer/counters.js";
 import type { ServedLayer } from "./layer/layer.js";
 import { openLayer, TOC_DIGEST_ANNOTATION } from "./layer/open-layer.js";
 import { createOperations } from "./operations/index.js";
-import { cleanStaleMount, isMounted } from "./stale-mount.js";
+import { isMountPoint } from "@lazypull/host";
+import { cleanStaleMount } from "./stale-mount.js";
 import type { LayerDirs, LayerProgress, LayerSpec, LayerState, LazyFs, MountOptions } from "./types.js";
 
 const DIGEST = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:([a-f0-9]{32,})$/;
@@ -191,7 +192,7 @@ class MountedLazyFs implements LazyFs {
         await new Promise<void>((res, rej) => this.fuse.unmount((err) => (err ? rej(err) : res())));
       } catch (err) {
         // the mount may already be gone (fusermount -u by someone else); anything else is reported
-        if (await isMounted(this.mountpoint)) {
+        if (await isMountPoint(this.mountpoint)) {
           throw new FuseFsError("FUSEFS_MOUNT_FAILED", `unmounting ${this.mountpoint} failed: ${describeError(err)}`, {
             mountpoint: this.mountpoint,
           }, { cause: err });
@@ -216,7 +217,7 @@ export async function mountLazyFs(opts: MountOptions): Promise<LazyFs> {
     throw new FuseFsError("FUSEFS_INVALID", `memoryBytes must be a non-negative integer, got ${opts.memoryBytes}`, { memoryBytes: opts.memoryBytes });
   }
   await cleanStaleMount(mountpoint);
-  if (await isMounted(mountpoint)) {
+  if (await isMountPoint(mountpoint)) {
     throw new FuseFsError("FUSEFS_MOUNTPOINT_BUSY", `${mountpoint} is already a live mount`, { mountpoint });
   }
   let FuseImpl: typeof Fuse;

@@ -7,7 +7,8 @@ import type { Descriptor, ImageReference } from "@lazypull/registry-client";
 import { debianRootfsTar, run, startRegistry, type RegistryProcess } from "@lazypull/testkit";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { isMounted, mountLazyFs, type LazyFs } from "../src/index.js";
+import { isMountPoint } from "@lazypull/host";
+import { mountLazyFs, type LazyFs } from "../src/index.js";
 import { countingProxy } from "./helpers/counting-proxy.js";
 import { convertCached, pushImage, type ConvertedBlob } from "./helpers/image.js";
 import { mountSnapshot, tarSnapshot, type TreeEntry } from "./helpers/tar-snapshot.js";
@@ -86,7 +87,7 @@ describe("a converted Debian bookworm image, mounted lazily", () => {
     for (const inos of byTarget.values()) expect(inos.size).toBe(1);
     const p = fs.progress()[0]!;
     console.log(`walk of ${actual.size} entries: ${p.requests} requests, ${(p.bytesFetched / 1e6).toFixed(1)} MB of ${(p.bytesTotal / 1e6).toFixed(1)} MB`);
-    expect(await isMounted(mnt)).toBe(true);
+    expect(await isMountPoint(mnt)).toBe(true);
   });
 
   it("should read /etc/os-release from a cold mount with at most 3 requests to the layer blob", async () => {

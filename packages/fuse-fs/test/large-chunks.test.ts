@@ -12,7 +12,7 @@ import { createGzip } from "node:zlib";
 import { RegistryClient } from "@lazypull/registry-client";
 import { run, startRegistry, type RegistryProcess } from "@lazypull/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { isMounted } from "../src/index.js";
+import { isMountPoint } from "@lazypull/host";
 import { pushImage, type ConvertedBlob, type PushLayer } from "./helpers/image.js";
 
 const repoRoot = resolve(import.meta.dirname, "../../..");
@@ -157,6 +157,6 @@ describe("bounded memory for any chunk size", () => {
     expect(rss).toBeLessThan(RSS_CEILING_BYTES);
     server.kill("SIGTERM");
     await new Promise((r) => server!.once("exit", r));
-    expect(await isMounted(mnt)).toBe(false);
+    expect(await isMountPoint(mnt)).toBe(false);
   }, 300_000);
 });

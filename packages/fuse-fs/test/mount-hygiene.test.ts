@@ -3,7 +3,8 @@ import { mkdir, mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cleanStaleMount, isMounted } from "../src/index.js";
+import { isMountPoint } from "@lazypull/host";
+import { cleanStaleMount } from "../src/index.js";
 
 const repoRoot = resolve(import.meta.dirname, "../../..");
 
@@ -49,10 +50,10 @@ describe("mount hygiene", () => {
     await mkdir(mnt);
     const child = await startChild(mnt, join(tmp, "cache-a"), "signals");
     children.push(child);
-    expect(await isMounted(mnt)).toBe(true);
+    expect(await isMountPoint(mnt)).toBe(true);
     child.kill("SIGTERM");
     expect(await exited(child)).toEqual({ code: null, signal: "SIGTERM" });
-    expect(await isMounted(mnt)).toBe(false);
+    expect(await isMountPoint(mnt)).toBe(false);
   });
 
   it("should leave no usable mount behind a killed process, and clean a stale one", async () => {
@@ -63,9 +64,9 @@ describe("mount hygiene", () => {
     child.kill("SIGKILL");
     await exited(child);
     // auto_unmount lets fusermount detach it; if it has not yet, the mount is stale and gets cleaned
-    for (let i = 0; i < 50 && (await isMounted(mnt)); i++) await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 50 && (await isMountPoint(mnt)); i++) await new Promise((r) => setTimeout(r, 20));
     const cleaned = await cleanStaleMount(mnt);
-    expect(await isMounted(mnt)).toBe(false);
+    expect(await isMountPoint(mnt)).toBe(false);
     expect(await readdir(mnt)).toEqual([]);
     console.log(`after SIGKILL: ${cleaned ? "stale mount cleaned" : "auto_unmount had already detached it"}`);
   });
@@ -76,9 +77,9 @@ describe("mount hygiene", () => {
     const child = await startChild(mnt, join(tmp, "cache-c"), "plain");
     children.push(child);
     expect(await cleanStaleMount(mnt)).toBe(false);
-    expect(await isMounted(mnt)).toBe(true);
+    expect(await isMountPoint(mnt)).toBe(true);
     expect(await cleanStaleMount(mnt, { force: true })).toBe(true);
-    expect(await isMounted(mnt)).toBe(false);
+    expect(await isMountPoint(mnt)).toBe(false);
     child.kill("SIGKILL");
     await exited(child);
   });

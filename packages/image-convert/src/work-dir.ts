@@ -1,6 +1,7 @@
-import { mkdir, mkdtemp, readdir, rm } from "node:fs/promises";
+import { mkdir, mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { sweepDeadPidEntries } from "@lazypull/host";
 
 /**
  * Where conversions keep their temporary blobs: `<tmp>/lazypull-convert/<pid>-XXXXXX`, a directory
@@ -9,30 +10,10 @@ import { join } from "node:path";
  */
 export const WORK_PARENT = "lazypull-convert";
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
 /** Removes the work directories of dead processes under `parent`; returns their names. */
-export async function sweepDeadWorkDirs(parent: string): Promise<string[]> {
-  let names: string[];
-  try {
-    names = await readdir(parent);
-  } catch {
-    return [];
-  }
-  const dead = names.filter((n) => {
-    const pid = Number(/^(\d+)-/.exec(n)?.[1]);
-    // a pid reused by another process keeps its directory until that one is gone too: never remove a live one
-    return Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && !isAlive(pid);
-  });
-  await Promise.all(dead.map((n) => rm(join(parent, n), { recursive: true, force: true })));
-  return dead;
+export function sweepDeadWorkDirs(parent: string): Promise<string[]> {
+  // a pid reused by another process keeps its directory until that one is gone too: never remove a live one
+  return sweepDeadPidEntries(parent, (name) => Number(/^(\d+)-/.exec(name)?.[1]) || undefined);
 }
 
 const swept = new Set<string>();

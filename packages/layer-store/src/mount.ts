@@ -2,7 +2,8 @@ import { resolve } from "node:path";
 import type Fuse from "fuse-native";
 import pino from "pino";
 import { describeError } from "@lazypull/errors";
-import { cleanStaleMount, isMounted, loadFuseNative } from "@lazypull/fuse-fs";
+import { cleanStaleMount, loadFuseNative } from "@lazypull/fuse-fs";
+import { isMountPoint } from "@lazypull/host";
 import { LayerStoreError } from "./errors.js";
 import { createOperations } from "./operations.js";
 import { StoreTree } from "./store-tree.js";
@@ -16,7 +17,7 @@ export async function mountLayerStore(opts: LayerStoreOptions): Promise<LayerSto
   const mountpoint = resolve(opts.mountpoint);
   const log = (opts.logger ?? pino({ level: "warn" })).child({ component: "layer-store", mountpoint });
   await cleanStaleMount(mountpoint);
-  if (await isMounted(mountpoint)) {
+  if (await isMountPoint(mountpoint)) {
     throw new LayerStoreError("LAYER_STORE_MOUNTPOINT_BUSY", `${mountpoint} is already a live mount`, { mountpoint });
   }
   let FuseImpl: typeof Fuse;
@@ -59,7 +60,7 @@ export async function mountLayerStore(opts: LayerStoreOptions): Promise<LayerSto
         try {
           await new Promise<void>((res, rej) => fuse.unmount((err) => (err ? rej(err) : res())));
         } catch (err) {
-          if (await isMounted(mountpoint)) {
+          if (await isMountPoint(mountpoint)) {
             // podman's overlays hold no reference into the store itself (diff points at the layer mount): detach
             log.warn({ err: describeError(err) }, "layer store busy; detaching lazily");
             await cleanStaleMount(mountpoint, { force: true });

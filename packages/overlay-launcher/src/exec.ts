@@ -35,4 +35,3 @@ export async function exec(cmd: string, args: string[], opts: { timeoutMs?: numb
   });
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -2,7 +2,6 @@ export { loadHostConfig, resolveHostConfig, parseHostConfigFile, hostConfigFileS
 export { DEFAULTS, DEFAULT_CONFIG_PATH, CONFIG_PATH_ENV, defaultStateRoot, type OverlayPreference } from "./defaults.js";
 export { HostConfigError, OverlayError, LaunchError, type OverlayErrorCode, type LaunchErrorCode } from "./errors.js";
 export { clampUlimits, parseProcLimits, parseUlimit, readHostLimits, ulimitArgs, type Ulimit, type ClampedUlimit, type HostLimits } from "./ulimits.js";
-export { parseMountinfo, readMounts, mountsUnder, isMountPoint, type MountEntry } from "./mountinfo.js";
 export { unmountPath, unmountFuse, type UnmountResult } from "./unmount.js";
 export { mountOverlay, type MountOverlayOptions, type OverlayMount, type OverlayKind } from "./overlay.js";
 export { mountKernelOverlay, kernelOverlayOptionString, KERNEL_OVERLAY_OPTIONS, KERNEL_MAX_LOWERS } from "./kernel-overlay.js";

@@ -6,7 +6,7 @@ import type { ImageConfig } from "@lazypull/registry-client";
 import { processCleanup, hookProcessSignals, type CleanupStack } from "./cleanup-stack.js";
 import type { HostConfig } from "./config.js";
 import { OverlayError } from "./errors.js";
-import { readMounts } from "./mountinfo.js";
+import { readMounts } from "@lazypull/host";
 import { mountOverlay, type OverlayKind, type OverlayMount } from "./overlay.js";
 import { buildPodmanArgs, type RunOptions } from "./podman-args.js";
 import { runContainer, type RunContainerResult } from "./run-container.js";

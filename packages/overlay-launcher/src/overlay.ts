@@ -7,9 +7,9 @@ import { mkdir, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { HostConfig } from "./config.js";
 import { OverlayError } from "./errors.js";
-import { exec, sleep } from "./exec.js";
+import { readMounts, sleep } from "@lazypull/host";
+import { exec } from "./exec.js";
 import { mountKernelOverlay } from "./kernel-overlay.js";
-import { readMounts } from "./mountinfo.js";
 import { unmountPath, type UnmountResult } from "./unmount.js";
 
 export type OverlayKind = "kernel" | "fuse-overlayfs";

@@ -1,5 +1,6 @@
 import type { HostConfig } from "./config.js";
-import { exec, sleep } from "./exec.js";
+import { sleep } from "@lazypull/host";
+import { exec } from "./exec.js";
 
 export interface RemoveContainerResult {
   /** the container no longer exists */

@@ -8,8 +8,10 @@
 import { createHash, randomBytes } from "node:crypto";
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
+import { isSameProcessAlive, mountsUnder, processStartTime } from "@lazypull/host";
+import { OverlayError } from "./errors.js";
 import type { HostConfig } from "./config.js";
-import { mountsUnder } from "./mountinfo.js";
+
 import { removeContainer } from "./remove-container.js";
 import { unmountPath } from "./unmount.js";
 
@@ -51,21 +53,9 @@ export interface CleanupReport {
   errors: string[];
 }
 
-export async function processStartTime(pid: number): Promise<number | null> {
-  try {
-    const stat = await readFile(`/proc/${pid}/stat`, "utf8");
-    // the command name (field 2) may contain spaces and parentheses: count from the last ')'
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return Number(fields[19]);
-  } catch {
-    return null;
-  }
-}
-
-export async function isOwnerAlive(rec: Pick<StateRecord, "ownerPid" | "ownerStartTime">): Promise<boolean> {
-  const start = await processStartTime(rec.ownerPid);
-  if (start === null) return false;
-  return rec.ownerStartTime === null || rec.ownerStartTime === start;
+/** The recorded owner is still the process that wrote the record (a reused pid is not). */
+export function isOwnerAlive(rec: Pick<StateRecord, "ownerPid" | "ownerStartTime">): Promise<boolean> {
+  return isSameProcessAlive(rec.ownerPid, rec.ownerStartTime);
 }
 
 export function mountKey(target: string): string {
@@ -160,6 +150,14 @@ export async function createState(
   const kind = opts.kind ?? (opts.target ? "mount" : "container");
   const id = opts.id ?? (opts.target ? mountKey(opts.target) : newId());
   const dir = join(host.stateRoot, kind === "mount" ? "mounts" : "containers", id);
+  // a live lazypull already serves this target: overwriting its record would make our cleanup undo its mounts
+  const existing = opts.target ? await readState(dir) : undefined;
+  if (existing && existing.record.ownerPid !== process.pid && (await isOwnerAlive(existing.record))) {
+    throw new OverlayError("OVERLAY_TARGET_BUSY", `${resolve(opts.target!)} is already mounted by lazypull (pid ${existing.record.ownerPid})`, {
+      path: resolve(opts.target!),
+      ownerPid: existing.record.ownerPid,
+    });
+  }
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const state = new StateDir(dir, {
     version: 1,

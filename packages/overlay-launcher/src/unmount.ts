@@ -5,8 +5,8 @@
  */
 import type { HostConfig } from "./config.js";
 import { OverlayError } from "./errors.js";
-import { exec, sleep } from "./exec.js";
-import { isMountPoint, readMounts } from "./mountinfo.js";
+import { isMountPoint, readMounts, sleep } from "@lazypull/host";
+import { exec } from "./exec.js";
 
 export interface UnmountResult {
   path: string;

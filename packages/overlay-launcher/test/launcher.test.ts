@@ -18,11 +18,10 @@ import {
   loadHostConfig,
   mountImageRoot,
   mountOverlay,
-  mountsUnder,
-  readMounts,
   unmountImageRoot,
   type HostConfig,
 } from "../src/index.js";
+import { mountsUnder, readMounts } from "@lazypull/host";
 
 const REPO = fileURLToPath(new URL("../../..", import.meta.url));
 const CHILD = fileURLToPath(new URL("./fixtures/launch-child.ts", import.meta.url));

@@ -1,3 +1,4 @@
+import { delay } from "@lazypull/host";
 import type { IncomingHttpHeaders } from "node:http";
 import { Readable } from "node:stream";
 import type { Dispatcher } from "undici";
@@ -5,7 +6,7 @@ import { drain, readAll, type ByteCounter } from "./body.js";
 import { parseWwwAuthenticate, type Challenge } from "./challenge.js";
 import type { Credentials } from "./credentials.js";
 import { RegistryError, type RegistryErrorContext } from "./errors.js";
-import { backoffMs, isRetryableError, isRetryableStatus, parseRetryAfter, sleep, type RetryPolicy } from "./retry.js";
+import { backoffMs, isRetryableError, isRetryableStatus, parseRetryAfter, type RetryPolicy } from "./retry.js";
 
 export interface RequestStats extends ByteCounter {
   /** HTTP requests sent (retries, redirects and token requests included) */
@@ -126,8 +127,8 @@ export class Transport {
         lastStatus = undefined;
       }
       // a retryable failure: wait and go again, within the attempt and time budget
-      const delay = Math.min(policy.maxDelayMs, wait ?? backoffMs(policy, attempt));
-      const tooLate = Date.now() + delay - started > policy.maxTotalMs;
+      const pause = Math.min(policy.maxDelayMs, wait ?? backoffMs(policy, attempt));
+      const tooLate = Date.now() + pause - started > policy.maxTotalMs;
       if (!canRetry || attempt >= policy.maxAttempts || tooLate) {
         const what = lastStatus ? `HTTP ${lastStatus}` : String((lastFailure as Error)?.message ?? lastFailure);
         throw new RegistryError(
@@ -138,7 +139,7 @@ export class Transport {
         );
       }
       this.stats.retries++;
-      await sleep(delay, call.signal);
+      await delay(pause, call.signal);
     }
   }
 
@@ -337,7 +338,7 @@ export class Transport {
         if (call.signal?.aborted || !isRetryableError(err) || attempt >= policy.maxAttempts) throw err;
       }
       this.stats.retries++;
-      await sleep(backoffMs(policy, attempt), call.signal);
+      await delay(backoffMs(policy, attempt), call.signal);
     }
   }
 }

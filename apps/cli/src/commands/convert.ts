@@ -1,8 +1,10 @@
 import { createReadStream, createWriteStream } from "node:fs";
 import { readFile, rename, rm, stat } from "node:fs/promises";
+import { basename, dirname, resolve } from "node:path";
 import type { Command } from "commander";
 import { existsSync } from "node:fs";
 import { LazypullError } from "@lazypull/errors";
+import { sweepDeadPidEntries } from "@lazypull/host";
 import { convertToEstargz, type ConvertResultDetail } from "@lazypull/stargz-format";
 import { convertRegistryImage } from "./convert-image.js";
 import { ProgressBar, formatBytes } from "../ui/progress.js";
@@ -29,6 +31,9 @@ export async function convertLocalFile(input: string, output: string, opts: Loca
   const prioritizedFiles = opts.prioritizeFile ? await readPrioritizeFile(opts.prioritizeFile) : undefined;
   const src = createReadStream(input, { highWaterMark: 1 << 20 });
   const tmp = `${output}.partial-${process.pid}`;
+  // what a killed conversion to the same output left behind (a blob's worth of bytes each)
+  const partial = `${basename(output)}.partial-`;
+  await sweepDeadPidEntries(dirname(resolve(output)), (name) => (name.startsWith(partial) ? Number(name.slice(partial.length)) || undefined : undefined));
   const bar = new ProgressBar("convert", process.stderr, Boolean(opts.progress) && Boolean(process.stderr.isTTY) && !process.env.CI);
   const timer = setInterval(() => bar.update(src.bytesRead, total), 100);
   try {

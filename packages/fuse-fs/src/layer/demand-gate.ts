@@ -1,4 +1,4 @@
-import { sleep } from "./retry.js";
+import { sleep } from "@lazypull/host";
 
 /**
  * On-demand reads of a whole mount, as background fetching sees them. Background work waits until no

@@ -7,7 +7,8 @@ import type { LayerProgress, LayerState, PrefetchPolicy } from "../types.js";
 import { chunkId, coalesce, type ChunkStore } from "./chunk-store.js";
 import type { FetchCounters } from "./counters.js";
 import { normalisePath, type ReadHint, type ServedLayer } from "./layer.js";
-import { isFinal, sleep } from "./retry.js";
+import { sleep } from "@lazypull/host";
+import { isFinal } from "./retry.js";
 
 /** Failures no later pass can change: the image's bytes are wrong or too big, or the registry said no for good. */
 function isPermanent(err: unknown): boolean {

@@ -1,4 +1,5 @@
 import { describeError, hasCode } from "@lazypull/errors";
+import { sleep } from "@lazypull/host";
 import type { Logger } from "pino";
 import { FuseFsError } from "../errors.js";
 import type { FetchCounters } from "./counters.js";
@@ -33,19 +34,6 @@ export async function withAttemptSignal<T>(signal: AbortSignal, timeoutMs: numbe
     clearTimeout(timer);
     signal.removeEventListener("abort", onAbort);
   }
-}
-
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    }
-    signal?.addEventListener("abort", done, { once: true });
-  });
 }
 
 /**

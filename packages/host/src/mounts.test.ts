@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseMountinfo, readMounts } from "./mountinfo.js";
+import { parseMountinfo, readMounts } from "./mounts.js";
 
 describe("mountinfo", () => {
   it("should parse mount points, fs types and sources, unescaping octal", () => {

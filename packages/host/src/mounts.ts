@@ -1,5 +1,6 @@
 /** Reading `/proc/self/mountinfo`: the kernel's word on what is mounted where. */
 import { readFile } from "node:fs/promises";
+import { resolve } from "node:path";
 
 export interface MountEntry {
   mountPoint: string;
@@ -26,18 +27,21 @@ export function parseMountinfo(text: string): MountEntry[] {
   return out;
 }
 
+/** Every mount in this process's mount namespace, in mount order. */
 export async function readMounts(path = "/proc/self/mountinfo"): Promise<MountEntry[]> {
   return parseMountinfo(await readFile(path, "utf8"));
 }
 
 export async function isMountPoint(path: string): Promise<boolean> {
-  return (await readMounts()).some((m) => m.mountPoint === path);
+  const abs = resolve(path);
+  return (await readMounts()).some((m) => m.mountPoint === abs);
 }
 
 /** Mounts at or below `dir`, deepest first (the order to unmount them in). */
 export async function mountsUnder(dir: string): Promise<MountEntry[]> {
-  const prefix = dir.endsWith("/") ? dir : `${dir}/`;
+  const abs = resolve(dir);
+  const prefix = abs.endsWith("/") ? abs : `${abs}/`;
   return (await readMounts())
-    .filter((m) => m.mountPoint === dir || m.mountPoint.startsWith(prefix))
+    .filter((m) => m.mountPoint === abs || m.mountPoint.startsWith(prefix))
     .sort((a, b) => b.mountPoint.length - a.mountPoint.length);
 }

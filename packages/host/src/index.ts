@@ -1,0 +1,4 @@
+export { isProcessAlive, processStartTime, isSameProcessAlive } from "./process.js";
+export { parseMountinfo, readMounts, isMountPoint, mountsUnder, type MountEntry } from "./mounts.js";
+export { sleep, delay } from "./sleep.js";
+export { sweepDeadPidEntries } from "./dead-pid-files.js";
