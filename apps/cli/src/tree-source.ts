@@ -1,6 +1,6 @@
 import { existsSync } from "node:fs";
 import type { StargzReader } from "@lazypull/stargz-format";
-import { openLocalBlob } from "./commands/toc.js";
+import { openLocalBlob } from "./local-blob.js";
 import { openImageView } from "./image-view.js";
 import { formatBytes } from "./ui/progress.js";
 

@@ -1,39 +1,31 @@
 import type { ImageLayers } from "@lazypull/image";
 import { DaemonClient } from "./client.js";
 
-/**
- * lazypulld's side of @lazypull/image's `ImageLayers` contract, plus the lease id, so another process
- * (e.g. `lazypull umount`) can end it.
- */
-export interface DaemonImageLayers extends ImageLayers {
-  leaseId: string;
-}
-
 export interface DaemonAcquireOptions {
   platform?: string;
   /** default: `daemonSocketPath()` */
   socketPath?: string;
-  /** the process whose death ends the lease; default this one. `null`: only `release()` ends it */
-  pid?: number | null;
+  /** the process whose death ends the lease (default: this one) */
+  pid?: number;
 }
 
 /**
- * Asks lazypulld to mount an image (layers already served for other images are shared) and leases it
- * for as long as this process lives, or until `release()`.
+ * lazypulld's side of @lazypull/image's `ImageLayers` contract: asks the daemon to mount an image
+ * (layers already served for other images are shared) and leases it for as long as the `pid` process
+ * lives, or until `release()`.
  */
-export async function acquireImageLayersFromDaemon(reference: string, opts: DaemonAcquireOptions = {}): Promise<DaemonImageLayers> {
+export async function acquireImageLayersFromDaemon(reference: string, opts: DaemonAcquireOptions = {}): Promise<ImageLayers> {
   const client = new DaemonClient(opts.socketPath === undefined ? {} : { socketPath: opts.socketPath });
-  const pid = opts.pid === undefined ? process.pid : opts.pid;
+  const pid = opts.pid ?? process.pid;
   try {
     const lease = await client.acquire({
       reference,
       ...(opts.platform ? { platform: opts.platform } : {}),
-      ...(pid === null ? {} : { pid }),
+      pid,
     });
     const digests = new Set(lease.layers.map((l) => l.digest));
     let released = false;
     return {
-      leaseId: lease.id,
       reference: lease.reference,
       manifestDigest: lease.manifestDigest,
       config: lease.config,

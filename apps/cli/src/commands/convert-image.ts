@@ -2,7 +2,7 @@ import { convertImage, type ConvertImageResult, type LayerPhase } from "@lazypul
 import { convertMemoDir, createRegistryClient } from "../registry.js";
 import { MultiProgress } from "../ui/multi-progress.js";
 import { formatBytes } from "../ui/progress.js";
-import { readPrioritizeFile } from "./convert.js";
+import { readPrioritizeFile } from "../convert-local.js";
 
 export interface ImageConvertFlags {
   chunkSize?: number;

@@ -1,59 +1,9 @@
-import { createReadStream, createWriteStream } from "node:fs";
-import { readFile, rename, rm, stat } from "node:fs/promises";
-import { basename, dirname, resolve } from "node:path";
-import type { Command } from "commander";
 import { existsSync } from "node:fs";
+import type { Command } from "commander";
 import { LazypullError } from "@lazypull/errors";
-import { sweepDeadPidEntries } from "@lazypull/host";
-import { convertToEstargz, type ConvertResultDetail } from "@lazypull/stargz-format";
+import { convertLocalFile } from "../convert-local.js";
+import { formatBytes } from "../ui/progress.js";
 import { convertRegistryImage } from "./convert-image.js";
-import { ProgressBar, formatBytes } from "../ui/progress.js";
-
-export interface LocalConvertOptions {
-  chunkSize?: number;
-  level?: number;
-  /** file listing paths to put first, one per line (`#` comments allowed) */
-  prioritizeFile?: string;
-  progress?: boolean;
-}
-
-/** Paths from a prioritisation list: one per line, blank lines and `#` comments ignored. */
-export async function readPrioritizeFile(path: string): Promise<string[]> {
-  return (await readFile(path, "utf8"))
-    .split("\n")
-    .map((l) => l.trim())
-    .filter((l) => l && !l.startsWith("#"));
-}
-
-/** Convert a local tar / tar.gz / tar.zst into an eStargz blob file (written atomically). */
-export async function convertLocalFile(input: string, output: string, opts: LocalConvertOptions = {}): Promise<ConvertResultDetail> {
-  const total = (await stat(input)).size;
-  const prioritizedFiles = opts.prioritizeFile ? await readPrioritizeFile(opts.prioritizeFile) : undefined;
-  const src = createReadStream(input, { highWaterMark: 1 << 20 });
-  const tmp = `${output}.partial-${process.pid}`;
-  // what a killed conversion to the same output left behind (a blob's worth of bytes each)
-  const partial = `${basename(output)}.partial-`;
-  await sweepDeadPidEntries(dirname(resolve(output)), (name) => (name.startsWith(partial) ? Number(name.slice(partial.length)) || undefined : undefined));
-  const bar = new ProgressBar("convert", process.stderr, Boolean(opts.progress) && Boolean(process.stderr.isTTY) && !process.env.CI);
-  const timer = setInterval(() => bar.update(src.bytesRead, total), 100);
-  try {
-    const result = await convertToEstargz(src, createWriteStream(tmp), {
-      ...(opts.chunkSize !== undefined ? { chunkSize: opts.chunkSize } : {}),
-      ...(opts.level !== undefined ? { level: opts.level } : {}),
-      ...(prioritizedFiles ? { prioritizedFiles } : {}),
-    });
-    await rename(tmp, output);
-    bar.update(total, total);
-    bar.finish(`${formatBytes(total)} → ${formatBytes(result.blobSize)}`);
-    return result;
-  } catch (err) {
-    src.destroy();
-    await rm(tmp, { force: true });
-    throw err;
-  } finally {
-    clearInterval(timer);
-  }
-}
 
 function intOption(name: string): (v: string) => number {
   return (v) => {

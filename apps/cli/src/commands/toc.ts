@@ -1,28 +1,7 @@
 import { stat } from "node:fs/promises";
 import type { Command } from "commander";
 import { LazypullError } from "@lazypull/errors";
-import { fileRangeReader, openStargz, type StargzReader } from "@lazypull/stargz-format";
-
-export interface OpenedBlob {
-  reader: StargzReader;
-  /** range reads made so far (opening a blob with a TOC under 1 MiB takes at most 2) */
-  reads(): number;
-  close(): Promise<void>;
-}
-
-/** Open a local eStargz/stargz blob by path (the local mode of `toc`, `ls` and `cat`). */
-export async function openLocalBlob(path: string, expectedTocDigest?: string): Promise<OpenedBlob> {
-  const st = await stat(path).catch(() => undefined);
-  if (!st?.isFile()) throw new LazypullError("CLI_NO_SUCH_BLOB", `${path} is not a file`, { path });
-  const rr = await fileRangeReader(path);
-  try {
-    const reader = await openStargz(rr, { label: path, ...(expectedTocDigest ? { expectedTocDigest } : {}) });
-    return { reader, reads: () => rr.reads, close: () => rr.close() };
-  } catch (err) {
-    await rr.close();
-    throw err;
-  }
-}
+import { openLocalBlob } from "../local-blob.js";
 
 /** The TOC as stored, plus what the reader derived from the blob. */
 export async function localToc(path: string, expectedTocDigest?: string): Promise<{ format: string; tocDigest: string; tocOffset: number; prefetchEnd: number; toc: unknown }> {

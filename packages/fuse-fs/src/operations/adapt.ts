@@ -1,9 +1,4 @@
-import type { Logger } from "pino";
 import { toErrno } from "./errno.js";
-
-export interface OpDeps {
-  log: Logger;
-}
 
 /** Answers a FUSE callback from a synchronous function: its value on success, its errno on a throw. */
 export function answer<T>(cb: (err: number, value?: T) => void, fn: () => T): void {

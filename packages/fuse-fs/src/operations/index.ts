@@ -1,31 +1,46 @@
 import type { FuseOps } from "fuse-native";
 import type { Logger } from "pino";
 import type { FsCore } from "../fs-core.js";
-import { access } from "./access.js";
-import { getattr } from "./getattr.js";
-import { getxattr } from "./getxattr.js";
-import { listxattr } from "./listxattr.js";
-import { open } from "./open.js";
-import { read } from "./read.js";
+import { answer } from "./adapt.js";
+import { toErrno } from "./errno.js";
 import { readOnlyOps } from "./read-only.js";
-import { readdir } from "./readdir.js";
-import { readlink } from "./readlink.js";
-import { release } from "./release.js";
-import { statfs } from "./statfs.js";
 
-/** The one place the FUSE operations map is assembled; every call is counted in `core.opCount`. */
+/**
+ * The FUSE operations, one line each: every op is answered by `FsCore` (which knows nothing of FUSE),
+ * its value or its error's errno handed to the kernel. Every call is counted in `core.opCount`.
+ */
 export function createOperations(core: FsCore, log: Logger) {
   const ops = {
-    getattr: getattr(core),
-    readdir: readdir(core),
-    readlink: readlink(core),
-    open: open(core),
-    read: read(core, log),
-    release: release(core),
-    getxattr: getxattr(core),
-    listxattr: listxattr(core),
-    statfs: statfs(core),
-    access: access(core),
+    getattr: (path, cb) => answer(cb, () => core.stat(path)),
+    readdir: (path, cb) => {
+      let listing: ReturnType<FsCore["readdir"]>;
+      try {
+        listing = core.readdir(path);
+      } catch (err) {
+        return cb(toErrno(err));
+      }
+      cb(0, listing.names, listing.stats);
+    },
+    readlink: (path, cb) => answer(cb, () => core.readlink(path)),
+    open: (path, flags, cb) => answer(cb, () => core.open(path, flags)),
+    // asynchronous: the event loop keeps answering other ops while chunks arrive
+    read: (path, fd, buf, len, pos, cb) => {
+      core.read(fd, path, pos, len).then(
+        (data) => cb(data.copy(buf, 0, 0, Math.min(len, data.length))),
+        (err: unknown) => {
+          log.warn({ err, path, pos, len }, "read failed");
+          cb(toErrno(err));
+        },
+      );
+    },
+    release: (_path, fd, cb) => {
+      core.release(fd);
+      cb(0);
+    },
+    getxattr: (path, name, _position, cb) => answer(cb, () => core.getxattr(path, name)),
+    listxattr: (path, cb) => answer(cb, () => core.listxattr(path)),
+    statfs: (_path, cb) => answer(cb, () => core.statfs()),
+    access: (path, mode, cb) => answer(cb, () => core.access(path, mode)),
     ...readOnlyOps(),
   } satisfies FuseOps;
   return countCalls(core, ops);
