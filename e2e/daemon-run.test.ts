@@ -4,8 +4,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { DaemonClient, type ImageLease, type LayerStatus } from "@lazypull/daemon-client";
 import { readMounts } from "@lazypull/host";
-import { debianRootfsTar, run } from "@lazypull/testkit";
-import { spawnDaemon, type DaemonProcess } from "../apps/daemon/test/helpers.js";
+import { debianRootfsTar, run, spawnDaemon, type DaemonProcess } from "@lazypull/testkit";
 import { lazypull, mountsUnder, spawnLazypull } from "./helpers.js";
 
 /**

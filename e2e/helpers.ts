@@ -1,30 +1,25 @@
-import { spawn } from "node:child_process";
+import type { ChildProcessByStdio } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { run, type RunResult } from "@lazypull/testkit";
+import { join } from "node:path";
+import type { Readable } from "node:stream";
+import { CLI_ENTRY, REPO_ROOT, runCli, sourceArgs, spawnSource, type RunResult } from "@lazypull/testkit";
 
-export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..");
-const cliMain = join(repoRoot, "apps", "cli", "src", "main.ts");
+export const repoRoot = REPO_ROOT;
 
+/** node's arguments for the real `lazypull` CLI from source, then `args` (for `script`, `sh -c`, …). */
 export function cliArgs(args: string[]): string[] {
-  return ["--conditions=@lazypull/source", "--import", "tsx", cliMain, ...args];
+  return [...sourceArgs(CLI_ENTRY), ...args];
 }
 
 /** Runs the real `lazypull` CLI from source as a child process (the way `pnpm lazypull` does). */
 export function lazypull(args: string[], opts: { env?: NodeJS.ProcessEnv; allowFail?: boolean; timeoutMs?: number } = {}): Promise<RunResult> {
-  return run(process.execPath, cliArgs(args), {
-    cwd: repoRoot,
-    env: { ...process.env, ...opts.env },
-    allowFail: opts.allowFail,
-    timeoutMs: opts.timeoutMs ?? 240_000,
-  });
+  return runCli(args, { env: { ...process.env, ...opts.env }, allowFail: opts.allowFail, timeoutMs: opts.timeoutMs ?? 240_000 });
 }
 
 /** Spawns the CLI without waiting, for signal tests. */
-export function spawnLazypull(args: string[], env: NodeJS.ProcessEnv = {}) {
-  return spawn(process.execPath, cliArgs(args), { cwd: repoRoot, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+export function spawnLazypull(args: string[], env: NodeJS.ProcessEnv = {}): ChildProcessByStdio<null, Readable, Readable> {
+  return spawnSource(CLI_ENTRY, args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] }) as ChildProcessByStdio<null, Readable, Readable>;
 }
 
 /** Mounts in /proc/mounts that lazypull (or its fuse-overlayfs) left behind under the given prefix. */

@@ -3,8 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { DaemonClient, type LayerStatus } from "@lazypull/daemon-client";
-import { debianRootfsTar, importImage, run } from "@lazypull/testkit";
-import { spawnDaemon, type DaemonProcess } from "../apps/daemon/test/helpers.js";
+import { debianRootfsTar, importImage, run, spawnDaemon, type DaemonProcess } from "@lazypull/testkit";
 import { lazypull, mountsUnder } from "./helpers.js";
 
 /**

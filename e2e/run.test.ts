@@ -2,8 +2,7 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
-import { debianRootfsTar, importImage, run } from "@lazypull/testkit";
-import { spawnDaemon } from "../apps/daemon/test/helpers.js";
+import { debianRootfsTar, importImage, run, spawnDaemon } from "@lazypull/testkit";
 import { cliArgs, lazypull, mountsUnder, overlayEnv, OVERLAY_KINDS, processesMentioning, repoRoot, spawnLazypull, startLazyMount, waitForStdout } from "./helpers.js";
 
 /**

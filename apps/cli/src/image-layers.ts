@@ -1,13 +1,13 @@
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { defaultCacheDir, openBlobCache } from "@lazypull/blob-cache";
-import { LazypullError } from "@lazypull/errors";
 import { acquireImageLayersFromDaemon, isDaemonAvailable } from "@lazypull/daemon-client";
 import { loadFuseNative, mountLazyFs, type LayerDirs, type PrefetchPolicy } from "@lazypull/fuse-fs";
 import { addImageLayers, lowerDirsOf, type ImageLayers } from "@lazypull/image";
 import type { StateDir } from "@lazypull/overlay-launcher";
 import { parseReference } from "@lazypull/registry-client";
 import { createRegistryClient } from "./registry.js";
+import { CliError } from "./errors.js";
 
 // One shape for layers served by the daemon or by this process, so run/mount use either.
 export type { ImageLayers } from "@lazypull/image";
@@ -98,7 +98,7 @@ export async function acquireImageLayersAnywhere(reference: string, opts: Acquir
     const named = process.env.LAZYPULL_SOCKET?.trim();
     if (named) {
       if (process.env.LAZYPULL_REQUIRE_DAEMON === "1") {
-        throw new LazypullError("CLI_DAEMON_UNAVAILABLE", `no lazypulld answers on LAZYPULL_SOCKET=${named} (LAZYPULL_REQUIRE_DAEMON=1 forbids serving the image in this process)`, { socket: named });
+        throw new CliError("CLI_DAEMON_UNAVAILABLE", `no lazypulld answers on LAZYPULL_SOCKET=${named} (LAZYPULL_REQUIRE_DAEMON=1 forbids serving the image in this process)`, { socket: named });
       }
       process.stderr.write(`lazypull: warning: no lazypulld answers on LAZYPULL_SOCKET=${named}; serving the image in this process (LAZYPULL_REQUIRE_DAEMON=1 makes this an error)\n`);
     }

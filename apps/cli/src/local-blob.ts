@@ -1,6 +1,6 @@
 import { stat } from "node:fs/promises";
-import { LazypullError } from "@lazypull/errors";
 import { fileRangeReader, openStargz, type StargzReader } from "@lazypull/stargz-format";
+import { CliError } from "./errors.js";
 
 export interface OpenedBlob {
   reader: StargzReader;
@@ -12,7 +12,7 @@ export interface OpenedBlob {
 /** Open a local eStargz/stargz blob by path (the local mode of `toc`, `ls` and `cat`). */
 export async function openLocalBlob(path: string, expectedTocDigest?: string): Promise<OpenedBlob> {
   const st = await stat(path).catch(() => undefined);
-  if (!st?.isFile()) throw new LazypullError("CLI_NO_SUCH_BLOB", `${path} is not a file`, { path });
+  if (!st?.isFile()) throw new CliError("CLI_NO_SUCH_BLOB", `${path} is not a file`, { path });
   const rr = await fileRangeReader(path);
   try {
     const reader = await openStargz(rr, { label: path, ...(expectedTocDigest ? { expectedTocDigest } : {}) });

@@ -1,19 +1,17 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { openBlobCache } from "@lazypull/blob-cache";
-import { run } from "@lazypull/testkit";
+import { runCli } from "@lazypull/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
-const REPO = resolve(import.meta.dirname, "../../..");
 const BLOB = `sha256:${"e5".repeat(32)}`;
 // one entry on disk: payload + header (28 fixed + 79 key bytes + 2 block CRCs + header CRC)
 const ENTRY = 100_000 + 28 + 79 + 8 + 4;
 let dir: string;
 
 const lazypull = (args: string[], env: NodeJS.ProcessEnv = {}) =>
-  run(process.execPath, ["--conditions=@lazypull/source", "--import", "tsx", "apps/cli/src/main.ts", ...args], {
-    cwd: REPO,
+  runCli(args, {
     env: { ...process.env, LAZYPULL_CACHE_DIR: undefined, ...env },
     allowFail: true,
     timeoutMs: 60_000,

@@ -1,22 +1,12 @@
-import { execFile } from "node:child_process";
 import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { promisify } from "node:util";
+import { join } from "node:path";
+import { CLI_ENTRY, REPO_ROOT, run, runCli, sourceArgs } from "@lazypull/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
-const run = promisify(execFile);
-const root = resolve(import.meta.dirname, "../../..");
-const main = join(root, "apps/cli/src/main.ts");
-
 async function lazypull(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, ["--conditions=@lazypull/source", "--import", "tsx", main, ...args], { cwd: root, maxBuffer: 32 << 20 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
+  const r = await runCli(args, { allowFail: true });
+  return { code: r.code ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
 describe("lazypull convert / toc / ls / cat on local files", () => {
@@ -60,7 +50,8 @@ describe("lazypull convert / toc / ls / cat on local files", () => {
       "-rw-r--r-- 0/0 4 hostname",
     ]);
     expect((await lazypull("cat", blob, "etc/alias")).stdout).toEqual("box\n");
-    const cat = await run("sh", ["-c", `node --conditions=@lazypull/source --import tsx '${main}' cat '${blob}' /usr/bin/big | sha256sum`], { cwd: root });
+    const node = [process.execPath, ...sourceArgs(CLI_ENTRY)].map((a) => `'${a}'`).join(" ");
+    const cat = await run("sh", ["-c", `${node} cat '${blob}' /usr/bin/big | sha256sum`], { cwd: REPO_ROOT });
     const { createHash } = await import("node:crypto");
     expect(cat.stdout.split(" ")[0]).toEqual(createHash("sha256").update(big).digest("hex"));
   });

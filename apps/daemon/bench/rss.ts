@@ -12,9 +12,9 @@ import { join } from "node:path";
 import { DaemonClient } from "@lazypull/daemon-client";
 import { convertImage } from "@lazypull/image-convert";
 import { RegistryClient } from "@lazypull/registry-client";
-import { importImage, run, startRegistry } from "@lazypull/testkit";
+import { importImage, run, startRegistry, spawnDaemon } from "@lazypull/testkit";
 import { NODE_FLAGS } from "../src/node-flags.js";
-import { mountsUnder, spawnDaemon } from "../test/helpers.js";
+import { mountsUnder } from "../test/helpers.js";
 
 const FILES = Number(process.env.FILES ?? 20_000);
 const PER_DIR = 100;

@@ -1,13 +1,15 @@
 import { LazypullError, type ErrorContext } from "@lazypull/errors";
 
-export type DaemonErrorCode =
-  | "DAEMON_BAD_CONFIG"
-  | "DAEMON_BAD_REQUEST"
-  | "DAEMON_NOT_FOUND"
-  | "DAEMON_IMAGE_NOT_FOUND"
-  | "DAEMON_ALREADY_RUNNING"
-  | "DAEMON_SHUTTING_DOWN"
-  | "DAEMON_INTERNAL";
+export const DAEMON_ERROR_CODES = [
+  "DAEMON_BAD_CONFIG",
+  "DAEMON_BAD_REQUEST",
+  "DAEMON_NOT_FOUND",
+  "DAEMON_IMAGE_NOT_FOUND",
+  "DAEMON_ALREADY_RUNNING",
+  "DAEMON_SHUTTING_DOWN",
+  "DAEMON_INTERNAL",
+] as const;
+export type DaemonErrorCode = (typeof DAEMON_ERROR_CODES)[number];
 
 export class DaemonError extends LazypullError {
   declare readonly code: DaemonErrorCode;

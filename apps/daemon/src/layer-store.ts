@@ -5,6 +5,7 @@ import type { LazyFs } from "@lazypull/fuse-fs";
 import { TOC_DIGEST_ANNOTATION } from "@lazypull/fuse-fs";
 import type { StoreBackend, StoreLayer } from "@lazypull/layer-store";
 import { parseReference, type RegistryClient } from "@lazypull/registry-client";
+import { DaemonError } from "./errors.js";
 
 const UNCOMPRESSED_SIZE_ANNOTATION = "io.containers.estargz.uncompressed-size";
 /** containers/storage's archive.Compression for gzip, which every eStargz blob is */
@@ -199,7 +200,7 @@ export class StoreLayers implements StoreBackend {
     }
     try {
       const saved = JSON.parse(text) as unknown;
-      if (!Array.isArray(saved)) throw new Error("not an array");
+      if (!Array.isArray(saved)) throw new DaemonError("DAEMON_BAD_CONFIG", `${this.usesFile} is not a JSON array`, { file: this.usesFile });
       for (const item of saved) {
         const { reference, digest, uses } = item as { reference?: unknown; digest?: unknown; uses?: unknown };
         if (typeof reference === "string" && typeof digest === "string" && Number.isSafeInteger(uses) && (uses as number) > 0) {

@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import { hasCode } from "@lazypull/errors";
 import type { AcquireRequest, ApiError, CacheStatus, Health, LayerStatus } from "@lazypull/daemon-client";
 import type { ImageStore } from "./images.js";
+import { statusFor } from "./http-status.js";
 import { METRICS_CONTENT_TYPE } from "./metrics.js";
 
 export interface ServerDeps {
@@ -25,36 +26,6 @@ const acquireSchema = {
     pid: { type: "integer", minimum: 1, maximum: 4194304 },
   },
 } as const;
-
-/** HTTP status for an error a handler threw: our own and the packages' codes, else 500. */
-export function statusFor(err: unknown): number {
-  if (!hasCode(err)) return 500;
-  switch (err.code) {
-    case "DAEMON_BAD_REQUEST":
-    case "REFERENCE_INVALID":
-    case "DIGEST_INVALID":
-    case "REGISTRY_NO_MATCHING_PLATFORM":
-      return 400;
-    case "REGISTRY_UNAUTHORIZED":
-    case "REGISTRY_DENIED":
-      return 403;
-    case "DAEMON_NOT_FOUND":
-    case "DAEMON_IMAGE_NOT_FOUND":
-    case "REGISTRY_NOT_FOUND":
-      return 404;
-    case "FUSEFS_UNVERIFIED_LAYER":
-    case "FUSEFS_BAD_LAYER":
-    case "FUSEFS_UNSUPPORTED_COMPRESSION":
-    case "REGISTRY_SCHEMA1_UNSUPPORTED":
-    case "REGISTRY_UNSUPPORTED_MEDIA_TYPE":
-    case "IMAGE_CONFIG_INVALID":
-      return 422;
-    case "DAEMON_SHUTTING_DOWN":
-      return 503;
-    default:
-      return err.code.startsWith("REGISTRY_") || err.code === "DIGEST_MISMATCH" ? 502 : 500;
-  }
-}
 
 function body(err: unknown): ApiError {
   if (hasCode(err)) {

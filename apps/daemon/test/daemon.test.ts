@@ -7,9 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { acquireImageLayersFromDaemon, DaemonClient, type ImageLayers, type LayerStatus } from "@lazypull/daemon-client";
 import { cleanStaleMount } from "@lazypull/fuse-fs";
 import { isMountPoint } from "@lazypull/host";
-import { run, startRegistry, type RegistryProcess } from "@lazypull/testkit";
-import { buildSmallImage, mountsUnder, REPO, spawnDaemon, type DaemonProcess, type SmallImage } from "./helpers.js";
-import { NODE_FLAGS } from "../src/node-flags.js";
+import { DAEMON_NODE_FLAGS, run, runCli, runSource, spawnDaemon, startRegistry, type DaemonProcess, type RegistryProcess } from "@lazypull/testkit";
+import { buildSmallImage, mountsUnder, type SmallImage } from "./helpers.js";
 
 let work: string;
 let registry: RegistryProcess;
@@ -184,8 +183,7 @@ describe("lazypulld", () => {
   it("should show its images and layers through `lazypull status --json`", async () => {
     const lease = await client.acquire({ reference: image.ref });
     try {
-      const r = await run(process.execPath, ["--conditions=@lazypull/source", "--import", "tsx", "apps/cli/src/main.ts", "status", "--json"], {
-        cwd: REPO,
+      const r = await runCli(["status", "--json"], {
         env: { ...process.env, LAZYPULL_SOCKET: socket },
         allowFail: true,
         timeoutMs: 60_000,
@@ -212,11 +210,11 @@ describe("lazypulld", () => {
   });
 
   it("should refuse to start a second daemon on a socket that a live one answers", async () => {
-    const r = await run(
-      process.execPath,
-      [...NODE_FLAGS, "--conditions=@lazypull/source", "--import", "tsx", "apps/daemon/src/main.ts", "--socket", socket, "--root", join(work, "root2"), "--config", config],
-      { cwd: REPO, allowFail: true, timeoutMs: 60_000 },
-    );
+    const r = await runSource("apps/daemon/src/main.ts", ["--socket", socket, "--root", join(work, "root2"), "--config", config], {
+      allowFail: true,
+      timeoutMs: 60_000,
+      nodeArgs: DAEMON_NODE_FLAGS,
+    });
     expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 1, stderr: `lazypulld: DAEMON_ALREADY_RUNNING: another lazypulld is answering on ${socket}\n` });
     expect((await client.health()).pid).toBe(daemon!.pid);
   });
@@ -240,6 +238,8 @@ describe("lazypulld", () => {
   });
 
   it("should unmount everything and exit 0 on SIGTERM", async () => {
+    // a lease of its own: this test must not lean on what an earlier one left
+    await client.acquire({ reference: image.ref });
     expect((await client.images()).length).toBeGreaterThan(0);
     daemon!.child.kill("SIGTERM");
     expect(await daemon!.exited).toEqual({ code: 0, signal: null });

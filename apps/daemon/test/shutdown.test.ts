@@ -9,9 +9,9 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { acquireImageLayersFromDaemon, DaemonClient } from "@lazypull/daemon-client";
 import { cleanStaleMount } from "@lazypull/fuse-fs";
-import { startRegistry, type RegistryProcess } from "@lazypull/testkit";
+import { spawnDaemon, startRegistry, type DaemonProcess, type RegistryProcess } from "@lazypull/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildSmallImage, mountsUnder, spawnDaemon, type DaemonProcess } from "./helpers.js";
+import { buildSmallImage, mountsUnder } from "./helpers.js";
 
 /** A proxy in front of the registry that sends response bodies at `bytesPerSecond`. */
 async function throttlingProxy(port: number, bytesPerSecond: number): Promise<{ host: string; close(): Promise<void> }> {

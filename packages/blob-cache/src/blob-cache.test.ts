@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { mkdtemp, open, readdir, rm, stat, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { openBlobCache, type BlobCache } from "./blob-cache.js";
 import { entryRelPath } from "./layout.js";
 import type { CacheKey } from "./types.js";
@@ -277,5 +277,33 @@ describe("BlobCache eviction", () => {
     await c.idle();
     expect(await other.evictTo(0)).toMatchObject({ evicted: 3, busy: false });
     expect(await diskUsage(dir)).toBe(0);
+  });
+
+  it("should not rescan on every put while pins hold the cache over its cap, and rescan again after a quarter of the cap or an unpin", async () => {
+    const maxBytes = 100_000;
+    const c = await openCache({ maxBytes });
+    c.pin(BLOB_B);
+    for (let i = 0; i < 11; i++) await c.put(key(i, BLOB_B), content(key(i, BLOB_B), 10_000));
+    const pinnedBytes = await diskUsage(dir);
+    expect(pinnedBytes).toBeGreaterThan(maxBytes);
+    const rescans = vi.spyOn(c, "rescan");
+    // 10 puts of ~1.1 kB: each goes over the cap and its entry is evicted at once, from the index, without a rescan
+    for (let i = 0; i < 10; i++) {
+      await c.put(key(i), content(key(i), 1000));
+      expect(await diskUsage(dir)).toBe(pinnedBytes);
+    }
+    expect(rescans).toHaveBeenCalledTimes(0); // it was 3 per put
+    // past a quarter of the cap written since the last scan, one pass looks at the disk again
+    for (let i = 10; i < 20; i++) await c.put(key(i), content(key(i), 1000));
+    expect([rescans.mock.calls.length, await diskUsage(dir)]).toEqual([1, pinnedBytes]);
+    // an unpin lets the next put's pass rescan and get under the cap
+    c.unpin(BLOB_B);
+    await c.idle();
+    await c.put(key(20), content(key(20), 1000));
+    expect(rescans).toHaveBeenCalledTimes(2);
+    expect(await diskUsage(dir)).toBeLessThanOrEqual(maxBytes);
+    expect(c.stats().bytes).toBe(await diskUsage(dir));
+    await c.put(key(21), content(key(21), 1000));
+    expect(rescans).toHaveBeenCalledTimes(2);
   });
 });

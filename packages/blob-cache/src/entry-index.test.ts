@@ -52,7 +52,7 @@ describe("EntryIndex", () => {
     index.setSize(slot, 21);
     index.setLastUse(slot, 5);
     index.setTouched(slot, 6);
-    expect([index.count, contents(index)]).toEqual([1, [{ rel: rel(7), blob: BLOBS[1], size: 21, lastUse: 5, touched: 6, addedAt: 4 }]]);
+    expect([index.count, index.bytes, contents(index)]).toEqual([1, 21, [{ rel: rel(7), blob: BLOBS[1], size: 21, lastUse: 5, touched: 6, addedAt: 4 }]]);
   });
 
   it("should reuse removed slots, tell a reused slot from the entry it held, and drop blobs with their last entry", () => {
@@ -96,6 +96,7 @@ describe("EntryIndex", () => {
     const rand = rng(7);
     const check = () => {
       expect([index.count, contents(index)]).toEqual([model.size, [...model.values()].sort((a, b) => a.rel.localeCompare(b.rel))]);
+      expect(index.bytes).toBe([...model.values()].reduce((n, f) => n + f.size, 0));
       // every path finds its own entry, and only present ones are found
       for (let i = 0; i < 2500; i++) {
         const s = index.find(rel(i));
@@ -126,7 +127,7 @@ describe("EntryIndex", () => {
     check();
     expect(index.blobCount).toBe(new Set([...model.values()].map((f) => f.blob)).size);
     for (const s of [...index.slots()]) index.remove(s);
-    expect([index.count, index.blobCount, [0, 1, 2].map((i) => index.find(rel(i)))]).toEqual([0, 0, [-1, -1, -1]]);
+    expect([index.count, index.blobCount, index.bytes, [0, 1, 2].map((i) => index.find(rel(i)))]).toEqual([0, 0, 0, [-1, -1, -1]]);
   });
 });
 
@@ -179,6 +180,7 @@ describe("ScannedEntries", () => {
       found.add(fan, name, found.blobOf(fan, name), i, 2 * i);
     }
     for (let i = 0; i < found.count; i++) index.addScanned(found, i, found.mtime(i), 0, -1);
+    expect(index.bytes).toBe((999 * 1000) / 2);
     expect(contents(index)).toEqual(
       Array.from({ length: 1000 }, (_, i) => ({ rel: rel(i), blob: BLOBS[i % 3], size: i, lastUse: 2 * i, touched: 0, addedAt: -1 })).sort((a, b) =>
         a.rel.localeCompare(b.rel),

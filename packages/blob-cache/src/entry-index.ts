@@ -91,6 +91,8 @@ export class ScannedEntries {
  */
 export class EntryIndex {
   private live = 0;
+  /** sum of the live entries' sizes, kept here so it cannot drift from them (every size change passes through) */
+  private total = 0;
   private limit = 0;
   private readonly free: number[] = [];
   private hashes = Buffer.alloc(FIRST_CAPACITY * HASH_BYTES);
@@ -117,6 +119,11 @@ export class EntryIndex {
   /** entries */
   get count(): number {
     return this.live;
+  }
+
+  /** bytes of all entries (the sum of their sizes): the cache's usage as far as this process knows */
+  get bytes(): number {
+    return this.total;
   }
 
   /** distinct blobs with at least one entry */
@@ -184,6 +191,7 @@ export class EntryIndex {
       hole = j;
     }
     this.table[hole] = EMPTY;
+    this.total -= this.sizes[slot]!;
     this.blobIds[slot] = FREE;
     this.gens[slot]!++;
     this.free.push(slot);
@@ -234,6 +242,7 @@ export class EntryIndex {
     return this.addedAts[slot]!;
   }
   setSize(slot: number, v: number): void {
+    this.total += v - this.sizes[slot]!;
     this.sizes[slot] = v;
   }
   setLastUse(slot: number, v: number): void {
@@ -279,9 +288,11 @@ export class EntryIndex {
       this.blobIds[slot] = blobId;
       this.blobRefs[blobId]!++;
       this.live++;
+      this.sizes[slot] = 0; // a reused slot still holds its old entry's size
       if (this.live * 2 > this.table.length) this.rebuildTable(this.table.length * 2);
       else this.place(slot);
     }
+    this.total += size - this.sizes[slot]!;
     this.sizes[slot] = size;
     this.lastUses[slot] = lastUse;
     this.toucheds[slot] = touched;

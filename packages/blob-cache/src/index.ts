@@ -12,13 +12,4 @@ export {
 } from "./blob-cache.js";
 export { defaultCacheDir } from "./default-dir.js";
 export { parseSize } from "./parse-size.js";
-export {
-  CacheKeyError,
-  CacheRangeError,
-  CacheEntryTooLargeError,
-  SizeParseError,
-  CacheClosedError,
-  CacheConfigError,
-  CacheCorruptEntryError,
-  CacheValueError,
-} from "./errors.js";
+export { BlobCacheError, BLOBCACHE_ERROR_CODES, type BlobCacheErrorCode } from "./errors.js";

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { CacheKeyError } from "./errors.js";
+import { BlobCacheError } from "./errors.js";
 import type { CacheKey } from "./types.js";
 
 /**
@@ -33,7 +33,7 @@ export function cachePaths(dir: string): Paths {
 /** "sha256:abc" → "sha256-abc": a file-name-safe form that maps back one to one. */
 export function encodeBlob(blob: string): string {
   const m = DIGEST.exec(blob);
-  if (!m) throw new CacheKeyError(`not a blob digest: ${JSON.stringify(blob)} (expected e.g. "sha256:<hex>")`, { blob });
+  if (!m) throw new BlobCacheError("BLOBCACHE_BAD_KEY", `not a blob digest: ${JSON.stringify(blob)} (expected e.g. "sha256:<hex>")`, { blob });
   return `${m[1]}-${m[2]}`;
 }
 
@@ -47,7 +47,7 @@ export function decodeBlob(encoded: string): string | undefined {
 /** The string stored in an entry's header and used as the in-memory key. */
 export function keyString(key: CacheKey): string {
   if (typeof key?.id !== "string" || key.id.length === 0 || Buffer.byteLength(key.id) > MAX_ID_BYTES) {
-    throw new CacheKeyError(`cache key id must be a non-empty string of at most ${MAX_ID_BYTES} bytes`, {
+    throw new BlobCacheError("BLOBCACHE_BAD_KEY", `cache key id must be a non-empty string of at most ${MAX_ID_BYTES} bytes`, {
       blob: key?.blob,
       id: key?.id,
     });

@@ -22,10 +22,6 @@ export class MemoryTier {
     if (this.lru && data.length <= this.maxEntryBytes) this.lru.set(key, Buffer.from(data));
   }
 
-  delete(key: string): void {
-    this.lru?.delete(key);
-  }
-
   clear(): void {
     this.lru?.clear();
   }

@@ -1,4 +1,4 @@
-import { SizeParseError } from "./errors.js";
+import { BlobCacheError } from "./errors.js";
 
 // Decimal units for kB/MB/…, binary for KiB/MiB/…; a bare K/M/G/T means binary, as in docker and podman.
 const UNITS: Record<string, number> = {
@@ -23,9 +23,9 @@ export function parseSize(text: string): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(text);
   const unit = m ? UNITS[m[2]!.toLowerCase()] : undefined;
   if (!m || unit === undefined) {
-    throw new SizeParseError(`not a size: ${JSON.stringify(text)} (expected e.g. 512, 1MB, 10GiB)`, { input: text });
+    throw new BlobCacheError("BLOBCACHE_BAD_SIZE", `not a size: ${JSON.stringify(text)} (expected e.g. 512, 1MB, 10GiB)`, { input: text });
   }
   const bytes = Math.floor(Number(m[1]) * unit);
-  if (!Number.isSafeInteger(bytes)) throw new SizeParseError(`size too large: ${JSON.stringify(text)}`, { input: text });
+  if (!Number.isSafeInteger(bytes)) throw new BlobCacheError("BLOBCACHE_BAD_SIZE", `size too large: ${JSON.stringify(text)}`, { input: text });
   return bytes;
 }

@@ -2,8 +2,12 @@
  * Every error lazypull raises on purpose is a `LazypullError` with a stable string `code`.
  * Callers branch on `code` (it survives duplicate installs, where `instanceof` does not);
  * `context` carries what an operator needs to act (registry, repository, digest, path, …).
+ * Every code is listed, with what to do about it, in the repository's ERRORS.md.
  */
 export type ErrorContext = Record<string, unknown>;
+
+/** Marks lazypull's errors across duplicate installs of this package (a registered symbol is one per process). */
+const BRAND = Symbol.for("lazypull.error");
 
 export class LazypullError extends Error {
   readonly code: string;
@@ -14,6 +18,7 @@ export class LazypullError extends Error {
     this.name = new.target.name;
     this.code = code;
     this.context = context;
+    Object.defineProperty(this, BRAND, { value: true });
   }
 
   toJSON(): { name: string; code: string; message: string; context: ErrorContext } {
@@ -21,11 +26,14 @@ export class LazypullError extends Error {
   }
 }
 
-/** True for any error carrying a lazypull `code` (optionally a specific one). */
+/** True for lazypull's own errors (not, say, a Node `ENOENT`, which has a `code` too). */
+export function isLazypullError(err: unknown): err is LazypullError {
+  return typeof err === "object" && err !== null && (err as Record<symbol, unknown>)[BRAND] === true;
+}
+
+/** True for a lazypull error (optionally with a specific code). */
 export function hasCode(err: unknown, code?: string): err is LazypullError {
-  if (typeof err !== "object" || err === null) return false;
-  const c = (err as { code?: unknown }).code;
-  return typeof c === "string" && (code === undefined || c === code);
+  return isLazypullError(err) && (code === undefined || err.code === code);
 }
 
 /** A one-line, human-readable description for CLIs and logs. */

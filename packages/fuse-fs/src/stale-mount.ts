@@ -2,11 +2,12 @@ import { execFile } from "node:child_process";
 import { stat } from "node:fs/promises";
 import { resolve } from "node:path";
 import { isMountPoint } from "@lazypull/host";
+import { FuseFsError } from "./errors.js";
 
 export function fusermountUnmount(mountpoint: string): Promise<void> {
   return new Promise((res, rej) => {
     execFile("fusermount", ["-u", "-z", resolve(mountpoint)], (err, _out, stderr) => {
-      if (err) rej(new Error(`fusermount -u -z ${mountpoint} failed: ${String(stderr).trim() || err.message}`));
+      if (err) rej(new FuseFsError("FUSEFS_UNMOUNT_FAILED", `fusermount -u -z ${mountpoint} failed: ${String(stderr).trim() || err.message}`, { mountpoint }, { cause: err }));
       else res();
     });
   });

@@ -1,21 +1,20 @@
 // Memory is bounded by lazypull, not by the chunk sizes or compression ratios an image declares: a file
 // stored as one 512 MiB chunk whose gzip member inflates ~1000:1, and a 48 MiB incompressible one-chunk
 // file, converted and then served (eStargz and whole gzip layers) with each process's peak RSS measured.
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { createGzip } from "node:zlib";
 import { RegistryClient } from "@lazypull/registry-client";
-import { run, startRegistry, type RegistryProcess } from "@lazypull/testkit";
+import { run, spawnSource, startRegistry, type RegistryProcess } from "@lazypull/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isMountPoint } from "@lazypull/host";
 import { pushImage, type ConvertedBlob, type PushLayer } from "./helpers/image.js";
 
-const repoRoot = resolve(import.meta.dirname, "../../..");
 const MiB = 1024 * 1024;
 /**
  * Peak RSS allowed to the process that serves the mount (and to the converter): node and its modules
@@ -27,10 +26,7 @@ const ZEROS_BYTES = 512 * MiB;
 const RANDOM_BYTES = 48 * MiB;
 
 function child(script: string, args: string[]): ChildProcess {
-  return spawn(process.execPath, ["--conditions=@lazypull/source", "--import", "tsx", join(import.meta.dirname, "helpers", script), ...args], {
-    cwd: repoRoot,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  return spawnSource(join(import.meta.dirname, "helpers", script), args, { stdio: ["ignore", "pipe", "pipe"] });
 }
 
 /** The first stdout line of a child, parsed as JSON; rejects with its stderr when it exits first. */

@@ -1,20 +1,16 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
+import { spawnSource } from "@lazypull/testkit";
 import { mkdir, mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isMountPoint } from "@lazypull/host";
 import { cleanStaleMount } from "../src/index.js";
 
-const repoRoot = resolve(import.meta.dirname, "../../..");
 
 /** Starts a process that mounts at `mnt`; resolves once it says so. */
 function startChild(mnt: string, cacheDir: string, mode: "signals" | "plain"): Promise<ChildProcess> {
-  const child = spawn(
-    process.execPath,
-    ["--conditions=@lazypull/source", "--import", "tsx", join(import.meta.dirname, "helpers/mount-child.ts"), mnt, cacheDir, mode],
-    { cwd: repoRoot, stdio: ["ignore", "pipe", "pipe"] },
-  );
+  const child = spawnSource(join(import.meta.dirname, "helpers/mount-child.ts"), [mnt, cacheDir, mode], { stdio: ["ignore", "pipe", "pipe"] });
   return new Promise((res, rej) => {
     let err = "";
     child.stderr!.on("data", (b: Buffer) => (err += b.toString()));

@@ -1,6 +1,7 @@
 import { LazypullError, type ErrorContext } from "@lazypull/errors";
 
-export type ConvertErrorCode = "CONVERT_LAYER_FAILED" | "CONVERT_BAD_SOURCE" | "CONVERT_ABORTED";
+export const CONVERT_ERROR_CODES = ["CONVERT_LAYER_FAILED", "CONVERT_BAD_SOURCE"] as const;
+export type ConvertErrorCode = (typeof CONVERT_ERROR_CODES)[number];
 
 export class ConvertError extends LazypullError {
   declare readonly code: ConvertErrorCode;

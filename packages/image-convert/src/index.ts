@@ -6,5 +6,5 @@ export {
   type LayerPhase,
   type LayerProgressEvent,
 } from "./convert-image.js";
-export { ConvertError, type ConvertErrorCode } from "./errors.js";
+export { ConvertError, CONVERT_ERROR_CODES, type ConvertErrorCode } from "./errors.js";
 export { TOC_DIGEST_ANNOTATION, UNCOMPRESSED_SIZE_ANNOTATION } from "./annotations.js";

@@ -1,6 +1,6 @@
 export { loadHostConfig, resolveHostConfig, parseHostConfigFile, hostConfigFileSchema, type HostConfig, type HostConfigFile } from "./config.js";
 export { DEFAULTS, DEFAULT_CONFIG_PATH, CONFIG_PATH_ENV, defaultStateRoot, type OverlayPreference } from "./defaults.js";
-export { HostConfigError, OverlayError, LaunchError, type OverlayErrorCode, type LaunchErrorCode } from "./errors.js";
+export { HostConfigError, OverlayError, LaunchError, HOST_CONFIG_ERROR_CODES, OVERLAY_ERROR_CODES, LAUNCH_ERROR_CODES, type HostConfigErrorCode, type OverlayErrorCode, type LaunchErrorCode } from "./errors.js";
 export { clampUlimits, parseProcLimits, parseUlimit, readHostLimits, ulimitArgs, type Ulimit, type ClampedUlimit, type HostLimits } from "./ulimits.js";
 export { unmountPath, unmountFuse, type UnmountResult } from "./unmount.js";
 export { mountOverlay, type MountOverlayOptions, type OverlayMount, type OverlayKind } from "./overlay.js";

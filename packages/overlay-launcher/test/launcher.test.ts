@@ -2,13 +2,13 @@
  * Real fuse-overlayfs and real podman over a real Debian bookworm root filesystem (one lower) and
  * a small top lower with a whiteout and an opaque directory.
  */
-import { spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { debianRootfsTar, run } from "@lazypull/testkit";
+import { debianRootfsTar, run, spawnSource } from "@lazypull/testkit";
 import type { ImageConfig } from "@lazypull/registry-client";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -23,7 +23,6 @@ import {
 } from "../src/index.js";
 import { mountsUnder, readMounts } from "@lazypull/host";
 
-const REPO = fileURLToPath(new URL("../../..", import.meta.url));
 const CHILD = fileURLToPath(new URL("./fixtures/launch-child.ts", import.meta.url));
 
 let root: string;
@@ -199,7 +198,7 @@ describe("launchContainer", () => {
 });
 
 interface Child {
-  child: ReturnType<typeof spawn>;
+  child: ChildProcess;
   ready: Promise<void>;
   stderr: () => string;
   /** all its output read too (podman, a grandchild, shares the pipes) */
@@ -210,10 +209,7 @@ interface Child {
 
 function startChild(args: string[], opts: { kernel?: boolean } = {}): Child {
   const input = { stateRoot: host.stateRoot, lowerDirs, ...(opts.kernel ? { overlayLowerDirs } : {}), args, stopTimeoutMs: 1500 };
-  const child = spawn(process.execPath, ["--conditions=@lazypull/source", "--import", "tsx", CHILD, JSON.stringify(input)], {
-    cwd: REPO,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const child = spawnSource(CHILD, [JSON.stringify(input)], { stdio: ["ignore", "pipe", "pipe"] });
   let err = "";
   child.stderr!.on("data", (b: Buffer) => (err += b.toString()));
   const ready = new Promise<void>((resolve, reject) => {

@@ -8,7 +8,7 @@ export const LEGACY_FOOTER_SIZE = 47;
 const EMPTY_STORED_BLOCK = Buffer.from([0x01, 0x00, 0x00, 0xff, 0xff]);
 
 function offsetText(tocOffset: number): string {
-  if (!Number.isSafeInteger(tocOffset) || tocOffset < 0) throw new RangeError(`bad TOC offset ${tocOffset}`);
+  if (!Number.isSafeInteger(tocOffset) || tocOffset < 0) throw new StargzError("ESTARGZ_BAD_OFFSET", `bad TOC offset ${tocOffset}`, { tocOffset });
   return `${tocOffset.toString(16).padStart(16, "0")}STARGZ`;
 }
 

@@ -1,5 +1,5 @@
 export type * from "./types.js";
-export { StargzError, type StargzErrorCode } from "./errors.js";
+export { StargzError, STARGZ_ERROR_CODES, type StargzErrorCode } from "./errors.js";
 export { openStargz, SPECULATIVE_TAIL, DEFAULT_MAX_CHUNK_BYTES } from "./reader.js";
 export { convertToEstargz, DEFAULT_CHUNK_SIZE, STREAM_MEMBER_BYTES, type ConvertResultDetail } from "./writer.js";
 export { fileRangeReader } from "./file-range-reader.js";

@@ -3,3 +3,5 @@ export { startRegistry, type RegistryProcess, type RegistryOptions } from "./reg
 export { debianRootfsTar, testCacheDir } from "./debian-rootfs.js";
 export { importImage, type ImportedImage, type ImportLayer } from "./import-image.js";
 export { run, type RunResult } from "./run.js";
+export { REPO_ROOT, CLI_ENTRY, sourceArgs, spawnSource, runSource, runCli } from "./source.js";
+export { spawnDaemon, DAEMON_NODE_FLAGS, type DaemonProcess } from "./daemon.js";

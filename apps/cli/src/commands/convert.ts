@@ -1,14 +1,14 @@
 import { existsSync } from "node:fs";
-import type { Command } from "commander";
-import { LazypullError } from "@lazypull/errors";
+import { InvalidArgumentError, type Command } from "commander";
 import { convertLocalFile } from "../convert-local.js";
 import { formatBytes } from "../ui/progress.js";
 import { convertRegistryImage } from "./convert-image.js";
+import { CliError } from "../errors.js";
 
 function intOption(name: string): (v: string) => number {
   return (v) => {
     const n = Number(v);
-    if (!Number.isSafeInteger(n) || n < 0) throw new Error(`--${name} must be a non-negative integer, got ${v}`);
+    if (!Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError(`--${name} must be a non-negative integer, got ${v}`);
     return n;
   };
 }
@@ -31,7 +31,7 @@ export function register(program: Command): void {
     .option("--json", "print the result as JSON")
     .action(async (input: string, output: string, opts: { chunkSize?: number; level?: number; prioritize?: string; platform?: string; json?: boolean }) => {
       if (!existsSync(input)) {
-        if (looksLikePath(input)) throw new LazypullError("CLI_NO_SUCH_FILE", `${input}: no such file (and not an image reference)`, { path: input });
+        if (looksLikePath(input)) throw new CliError("CLI_NO_SUCH_FILE", `${input}: no such file (and not an image reference)`, { path: input });
         await convertRegistryImage(input, output, opts);
         return;
       }

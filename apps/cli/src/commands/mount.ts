@@ -4,6 +4,7 @@ import type { PrefetchPolicy } from "@lazypull/fuse-fs";
 import { describeOverlay } from "../ui/overlay.js";
 import { cleanupHost, loadHost, prepareHost } from "../host.js";
 import { acquireImageLayersAnywhere } from "../image-layers.js";
+import { CliError } from "../errors.js";
 
 /**
  * `lazypull mount IMAGE DIR`: the image's merged root filesystem at DIR, without a container. This
@@ -56,7 +57,7 @@ export function register(program: Command): void {
       // command's success, not something a general cleanup should take from under it
       const host = await loadHost();
       const report = await unmountImageRoot({ host, target: dir });
-      if (report.errors.length) throw new Error(`unmounting ${dir}: ${report.errors.join("; ")}`);
+      if (report.errors.length) throw new CliError("CLI_UMOUNT_FAILED", `unmounting ${dir}: ${report.errors.join("; ")}`, { path: dir, errors: report.errors });
       await cleanupHost(host);
     });
 }

@@ -3,8 +3,8 @@ import { readFile, rm, writeFile, mkdir } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { promisify } from "node:util";
 import type { Command } from "commander";
-import { LazypullError } from "@lazypull/errors";
 import { addLayerStore, DEFAULT_STORE_DIR, removeLayerStore, storeEntry, type StorageDefaults } from "@lazypull/layer-store";
+import { CliError } from "../errors.js";
 
 const run = promisify(execFile);
 const out = (line: string) => process.stdout.write(`${line}\n`);
@@ -29,14 +29,14 @@ async function podmanDefaults(): Promise<StorageDefaults> {
   try {
     info = JSON.parse((await run("podman", ["info", "--format", "json"], { maxBuffer: 16 * 2 ** 20 })).stdout) as typeof info;
   } catch (err) {
-    throw new LazypullError("CLI_PODMAN_FAILED", `podman info failed, so the storage defaults to write are unknown: ${(err as Error).message}`, {}, { cause: err });
+    throw new CliError("CLI_PODMAN_FAILED", `podman info failed, so the storage defaults to write are unknown: ${(err as Error).message}`, {}, { cause: err });
   }
   const s = info.store ?? {};
   if (typeof s.graphRoot !== "string" || typeof s.runRoot !== "string" || typeof s.graphDriverName !== "string") {
-    throw new LazypullError("CLI_PODMAN_FAILED", "podman info did not report its store (graphRoot, runRoot, graphDriverName)", {});
+    throw new CliError("CLI_PODMAN_FAILED", "podman info did not report its store (graphRoot, runRoot, graphDriverName)", {});
   }
   if (s.graphDriverName !== "overlay") {
-    throw new LazypullError("CLI_PODMAN_NOT_OVERLAY", `podman uses the ${s.graphDriverName} storage driver; an Additional Layer Store needs overlay`, { driver: s.graphDriverName });
+    throw new CliError("CLI_PODMAN_NOT_OVERLAY", `podman uses the ${s.graphDriverName} storage driver; an Additional Layer Store needs overlay`, { driver: s.graphDriverName });
   }
   return { driver: s.graphDriverName, graphRoot: s.graphRoot, runRoot: s.runRoot };
 }

@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import type { Command } from "commander";
+import { InvalidArgumentError, type Command } from "commander";
 import { createState, hookProcessSignals, launchContainer, processCleanup } from "@lazypull/overlay-launcher";
 import type { PrefetchPolicy } from "@lazypull/fuse-fs";
 import { writeImageAccessList } from "../access-list.js";
@@ -31,7 +31,7 @@ const collect = (v: string, prev: string[]) => [...prev, v];
 
 function prefetchPolicy(v: string): PrefetchPolicy {
   if (v === "none" || v === "landmark" || v === "all") return v;
-  throw new Error(`--prefetch must be none, landmark or all, got ${v}`);
+  throw new InvalidArgumentError(`--prefetch must be none, landmark or all, got ${v}`);
 }
 
 /**

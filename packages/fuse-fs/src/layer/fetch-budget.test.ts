@@ -35,6 +35,6 @@ describe("FetchBudget", () => {
     const r = await b.acquire(10_000, "demand");
     expect(b.inUse).toBe(100);
     r();
-    expect(() => new FetchBudget(0)).toThrow(RangeError);
+    expect(() => new FetchBudget(0)).toThrow(expect.objectContaining({ code: "FUSEFS_INVALID" }));
   });
 });

@@ -1,3 +1,4 @@
+import { FuseFsError } from "../errors.js";
 import type { Priority } from "./chunk-store.js";
 
 /**
@@ -22,7 +23,7 @@ export class FetchBudget {
   private readonly queues: Record<Priority, Waiter[]> = { demand: [], background: [] };
 
   constructor(readonly capacity: number = DEFAULT_FETCH_BUDGET_BYTES) {
-    if (!(Number.isSafeInteger(capacity) && capacity > 0)) throw new RangeError(`fetch budget must be a positive integer, got ${capacity}`);
+    if (!(Number.isSafeInteger(capacity) && capacity > 0)) throw new FuseFsError("FUSEFS_INVALID", `fetch budget must be a positive integer, got ${capacity}`, { capacity });
   }
 
   /** Waits until `bytes` fit, takes them, and returns the function that gives them back (once). */

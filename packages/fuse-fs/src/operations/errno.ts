@@ -1,4 +1,5 @@
 import { hasCode } from "@lazypull/errors";
+import type { FuseFsErrorCode } from "../errors.js";
 
 /** Negative errno values as the kernel (and fuse-native) expect them on Linux. */
 export const Errno = {
@@ -17,7 +18,7 @@ export const Errno = {
   ENODATA: -61,
 } as const;
 
-const byCode: Record<string, number> = {
+const byCode: { readonly [C in FuseFsErrorCode]?: number } = {
   FUSEFS_NOT_FOUND: Errno.ENOENT,
   FUSEFS_LAYER_GONE: Errno.ENOENT,
   FUSEFS_NOT_DIR: Errno.ENOTDIR,
@@ -25,12 +26,11 @@ const byCode: Record<string, number> = {
   FUSEFS_READ_ONLY: Errno.EROFS,
   FUSEFS_NO_XATTR: Errno.ENODATA,
   FUSEFS_INVALID: Errno.EINVAL,
-  FUSEFS_BAD_HANDLE: Errno.EBADF,
   FUSEFS_CHUNK_TOO_LARGE: Errno.EFBIG,
 };
 
 /** Typed errors become their errno; anything else (network, digest mismatch, bugs) is EIO. */
 export function toErrno(err: unknown): number {
-  if (hasCode(err)) return byCode[err.code] ?? Errno.EIO;
+  if (hasCode(err)) return byCode[err.code as FuseFsErrorCode] ?? Errno.EIO;
   return Errno.EIO;
 }

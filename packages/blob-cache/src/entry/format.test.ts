@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { blockCount, decodeHeader, encodeHeader, verifyBlocks, type EntryHeader } from "./entry-format.js";
+import { blockCount, decodeHeader, encodeHeader, verifyBlocks, type EntryHeader } from "./format.js";
 
 const KEY = `sha256:${"ab".repeat(32)}\nfile:./usr/bin/ü`;
 

@@ -1,5 +1,5 @@
 import { crc32 } from "node:zlib";
-import { CacheCorruptEntryError } from "./errors.js";
+import { BlobCacheError } from "../errors.js";
 
 /**
  * One entry is one file: a header, then the payload verbatim.
@@ -62,7 +62,7 @@ export function encodeHeader(key: string, payload: Buffer, blockSize = BLOCK_SIZ
  * is too short to hold the whole header; throws `BLOBCACHE_CORRUPT_ENTRY` on anything inconsistent.
  */
 export function decodeHeader(buf: Buffer, path: string): EntryHeader | { need: number } {
-  const bad = (why: string) => new CacheCorruptEntryError(`corrupt cache entry ${path}: ${why}`, { path });
+  const bad = (why: string) => new BlobCacheError("BLOBCACHE_CORRUPT_ENTRY", `corrupt cache entry ${path}: ${why}`, { path });
   if (buf.length < FIXED) throw bad(`file shorter than the fixed header (${buf.length} bytes)`);
   if (buf.readUInt32LE(0) !== MAGIC) throw bad("bad magic");
   if (buf.readUInt8(4) !== VERSION) throw bad(`unknown version ${buf.readUInt8(4)}`);
@@ -95,12 +95,12 @@ export function blockSpan(h: EntryHeader, first: number, end: number): { start: 
 export function verifyBlocks(h: EntryHeader, first: number, end: number, bytes: Buffer, path: string): void {
   const span = blockSpan(h, first, end);
   if (bytes.length !== span.length) {
-    throw new CacheCorruptEntryError(`corrupt cache entry ${path}: payload is short`, { path, offset: span.start });
+    throw new BlobCacheError("BLOBCACHE_CORRUPT_ENTRY", `corrupt cache entry ${path}: payload is short`, { path, offset: span.start });
   }
   for (let b = first; b < end; b++) {
     const block = bytes.subarray((b - first) * h.blockSize, (b - first + 1) * h.blockSize);
     if (crc32(block) !== h.blockCrcs[b]) {
-      throw new CacheCorruptEntryError(`corrupt cache entry ${path}: block ${b} checksum mismatch`, {
+      throw new BlobCacheError("BLOBCACHE_CORRUPT_ENTRY", `corrupt cache entry ${path}: block ${b} checksum mismatch`, {
         path,
         offset: b * h.blockSize,
       });

@@ -1,0 +1,19 @@
+import { LazypullError, type ErrorContext } from "@lazypull/errors";
+
+/** The CLI's own codes (the packages' codes pass through as they are). */
+export const CLI_ERROR_CODES = [
+  "CLI_NO_SUCH_FILE",
+  "CLI_NO_SUCH_BLOB",
+  "CLI_DAEMON_UNAVAILABLE",
+  "CLI_PODMAN_FAILED",
+  "CLI_PODMAN_NOT_OVERLAY",
+  "CLI_UMOUNT_FAILED",
+] as const;
+export type CliErrorCode = (typeof CLI_ERROR_CODES)[number];
+
+export class CliError extends LazypullError {
+  declare readonly code: CliErrorCode;
+  constructor(code: CliErrorCode, message: string, context: ErrorContext = {}, options?: { cause?: unknown }) {
+    super(code, message, context, options);
+  }
+}
