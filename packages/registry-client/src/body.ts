@@ -1,3 +1,5 @@
+// Reading response bodies with the byte counter kept: whole (bounded), drained, or a slice of a body that
+// ignored Range. Shared by every protocol step, so no step reads a body unbounded.
 import type { Readable } from "node:stream";
 import { RegistryError, type RegistryErrorContext } from "./errors.js";
 

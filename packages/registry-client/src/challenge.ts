@@ -1,3 +1,4 @@
+// Parsing `WWW-Authenticate` (RFC 9110 challenges), apart from auth.ts so the grammar can be tested alone.
 /** One challenge from a `WWW-Authenticate` header, e.g. `Bearer realm="…",service="…",scope="…"`. */
 export interface Challenge {
   scheme: string; // lower-cased: "bearer", "basic"

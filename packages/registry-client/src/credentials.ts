@@ -1,3 +1,5 @@
+// Credentials: the auth files podman, skopeo and docker write (containers-auth.json(5)), and the per-client
+// source that tries the explicit `credentials` option before them, memoised per registry and repository.
 import { readFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
@@ -79,4 +81,25 @@ export async function lookupCredentials(files: string[], registry: string, repos
     }
   }
   return undefined;
+}
+
+/**
+ * A client's credentials: `explicit` (a map by registry host, or a function) first, else the auth files;
+ * memoised per registry and repository, so the files are read once per client.
+ */
+export function credentialSource(
+  explicit: Record<string, Credentials> | ((registry: string) => Credentials | undefined) | undefined,
+  files: () => string[],
+): (registry: string, repository?: string) => Promise<Credentials | undefined> {
+  const cache = new Map<string, Promise<Credentials | undefined>>();
+  return (registry, repository) => {
+    const key = `${registry}/${repository ?? ""}`;
+    let p = cache.get(key);
+    if (!p) {
+      const found = typeof explicit === "function" ? explicit(registry) : explicit?.[registry];
+      p = found ? Promise.resolve(found) : lookupCredentials(files(), registry, repository);
+      cache.set(key, p);
+    }
+    return p;
+  };
 }

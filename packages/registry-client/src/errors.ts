@@ -1,24 +1,29 @@
+// The package's one error type and its stable codes: callers branch on `code`, never on messages.
 import { LazypullError } from "@lazypull/errors";
 
-/** Stable codes raised by the registry client; callers branch on these, never on messages. */
-export type RegistryErrorCode =
-  | "REGISTRY_UNAUTHORIZED"
-  | "REGISTRY_DENIED"
-  | "REGISTRY_NOT_FOUND"
-  | "REGISTRY_RANGE_UNSUPPORTED"
-  | "REGISTRY_RANGE_NOT_SATISFIABLE"
-  | "REGISTRY_BAD_RESPONSE"
-  | "REGISTRY_UNAVAILABLE"
-  | "REGISTRY_SCHEMA1_UNSUPPORTED"
-  | "REGISTRY_NO_MATCHING_PLATFORM"
-  | "REGISTRY_UNSUPPORTED_MEDIA_TYPE"
-  | "REGISTRY_AUTH_CONFIG_INVALID"
-  | "REGISTRY_CONFIG_INVALID"
-  /** an image config that is JSON but not of the OCI image spec's shape (the field is in the context) */
-  | "IMAGE_CONFIG_INVALID"
-  | "DIGEST_MISMATCH"
-  | "DIGEST_INVALID"
-  | "REFERENCE_INVALID";
+/**
+ * Stable codes raised by the registry client; callers branch on these, never on messages.
+ * IMAGE_CONFIG_INVALID: an image config that is JSON but not of the OCI image spec's shape (the field
+ * is in the context).
+ */
+export const REGISTRY_ERROR_CODES = [
+  "REGISTRY_UNAUTHORIZED",
+  "REGISTRY_DENIED",
+  "REGISTRY_NOT_FOUND",
+  "REGISTRY_RANGE_UNSUPPORTED",
+  "REGISTRY_RANGE_NOT_SATISFIABLE",
+  "REGISTRY_BAD_RESPONSE",
+  "REGISTRY_UNAVAILABLE",
+  "REGISTRY_SCHEMA1_UNSUPPORTED",
+  "REGISTRY_NO_MATCHING_PLATFORM",
+  "REGISTRY_AUTH_CONFIG_INVALID",
+  "REGISTRY_CONFIG_INVALID",
+  "IMAGE_CONFIG_INVALID",
+  "DIGEST_MISMATCH",
+  "DIGEST_INVALID",
+  "REFERENCE_INVALID",
+] as const;
+export type RegistryErrorCode = (typeof REGISTRY_ERROR_CODES)[number];
 
 export interface RegistryErrorContext {
   registry?: string;

@@ -1,3 +1,4 @@
+// Checking that an image config has the OCI image spec's shape before anyone relies on its fields.
 import { RegistryError, type RegistryErrorContext } from "./errors.js";
 import type { ImageConfig } from "./types.js";
 

@@ -1,3 +1,4 @@
+// Which registries are reached over plain HTTP: loopback, and registries.conf's `insecure` entries.
 import { readFile } from "node:fs/promises";
 import { isIP } from "node:net";
 import { parse } from "smol-toml";

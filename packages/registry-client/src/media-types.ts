@@ -1,3 +1,4 @@
+// Media types of manifests and indexes, what we accept, and how to tell them (and schema 1) apart.
 export const MediaType = {
   OciManifest: "application/vnd.oci.image.manifest.v1+json",
   OciIndex: "application/vnd.oci.image.index.v1+json",

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { byterangesBoundary, parseByteranges, parseContentRange } from "./multipart.js";
+import { byterangesBoundary, parseByteranges, parseContentRange, splitByteranges } from "./multipart.js";
 
 function multipart(boundary: string, parts: { start: number; data: Buffer }[], total = 1000): Buffer {
   const bufs: Buffer[] = [];
@@ -35,5 +35,24 @@ describe("multipart/byteranges", () => {
     expect(parseContentRange("bytes 5-9/100")).toEqual({ start: 5, end: 9, total: 100 });
     expect(parseContentRange("bytes 5-9/*")).toEqual({ start: 5, end: 9 });
     expect(parseContentRange("bytes 9-5/100")).toBeUndefined();
+  });
+
+  it("should tell a body cut short (any prefix of a good one) from a malformed one", () => {
+    const a = Buffer.from("--B\r\n--B--");
+    const good = multipart("B", [{ start: 10, data: a }, { start: 500, data: Buffer.from([0, 1, 2, 255]) }]);
+    const whole = splitByteranges(good, "B");
+    expect(whole).toEqual(parseByteranges(good, "B"));
+    // the body is complete once the closing delimiter is in (what follows it is only the epilogue)
+    const complete = good.lastIndexOf("--B--") + 5;
+    for (let n = 0; n < good.length; n++) {
+      expect([n, splitByteranges(good.subarray(0, n), "B")]).toEqual([n, n >= complete ? whole : "truncated"]);
+    }
+    const malformed = [
+      "garbage that never was multipart",
+      "--B\r\nContent-Type: a\r\n\r\nhello\r\n--B--", // a part without Content-Range
+      "--B\r\nContent-Range: bytes 0-4/9\r\n\r\nhelloXX--B--", // data longer than its range
+      "--Bjunk\r\n",
+    ];
+    for (const m of malformed) expect([m, splitByteranges(Buffer.from(m), "B")]).toEqual([m, "malformed"]);
   });
 });

@@ -1,3 +1,4 @@
+// Platforms (`os/arch[/variant]`): parsing, this host's, and picking the best match out of an index.
 import type { Descriptor } from "./types.js";
 
 export interface Platform {

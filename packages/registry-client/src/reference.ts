@@ -1,3 +1,4 @@
+// Image references (`name[:tag][@digest]`) with docker.io's defaults, parsed once into a Reference.
 import { RegistryError } from "./errors.js";
 import type { ImageReference } from "./types.js";
 

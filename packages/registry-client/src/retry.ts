@@ -1,3 +1,6 @@
+// The retry policy and what counts as worth another attempt; the one loop that applies them is
+// Transport.request (transport.ts), for registry calls and the token requests made on their behalf alike.
+
 export interface RetryPolicy {
   /** attempts per request, the first included (default 5) */
   maxAttempts: number;
@@ -31,7 +34,34 @@ export function isRetryableStatus(status: number): boolean {
   return RETRYABLE_STATUS.has(status);
 }
 
+/**
+ * A failure another attempt may well not meet that is not a network error: a body that ended before its own
+ * framing said it would (a cut 206), or a token server's retryable answer or dropped connection. Thrown where
+ * it is found; the request loop retries it within the call's one budget, and the final REGISTRY_UNAVAILABLE
+ * carries it as the cause (its message says what went wrong).
+ */
+export class TransientError extends Error {
+  /** an HTTP status behind the failure (a token server's 503), for the final error's context */
+  readonly status?: number;
+  /** a Retry-After that came with it */
+  readonly retryAfterMs?: number;
+  /**
+   * the failure came from the token server, so the registry never acted on the call (it was not sent, or was
+   * refused with 401): safe to repeat even for calls that are otherwise not retried (PATCH chunks)
+   */
+  readonly tokenServer: boolean;
+
+  constructor(message: string, opts: { status?: number; retryAfterMs?: number; tokenServer?: boolean; cause?: unknown } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = "TransientError";
+    this.status = opts.status;
+    this.retryAfterMs = opts.retryAfterMs;
+    this.tokenServer = opts.tokenServer ?? false;
+  }
+}
+
 export function isRetryableError(err: unknown): boolean {
+  if (err instanceof TransientError) return true;
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === "string" && RETRYABLE_CODES.has(code);
 }

@@ -1,3 +1,4 @@
+// Digest checks: hashing bytes, or a stream on its way through (which errors instead of ending on a mismatch).
 import { createHash, type Hash } from "node:crypto";
 import { Transform, type TransformCallback } from "node:stream";
 import type { ByteCounter } from "./body.js";

@@ -1,11 +1,12 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import bcrypt from "bcryptjs";
 import { startRegistry, type RegistryProcess } from "@lazypull/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { RegistryClient } from "../src/index.js";
-import { forward, makeImage, pushImage, startFront, startTokenServer, type TokenServer } from "./helpers.js";
+import { RegistryClient, type RegistryClientOptions } from "../src/index.js";
+import { forward, makeImage, pushImage, startFront, startTokenServer, type Front, type TokenServer } from "./helpers.js";
 
 describe("htpasswd Basic auth", () => {
   let reg: RegistryProcess;
@@ -124,5 +125,101 @@ describe("Bearer token auth", () => {
       await client.close();
       await front.close();
     }
+  });
+});
+
+describe("a faulty token server", () => {
+  let reg: RegistryProcess;
+  let tokens: TokenServer;
+  let tokenFront: Front;
+  /** what the token server's front does with the next requests: pass them on, or fail them */
+  let fault: ((req: IncomingMessage, res: ServerResponse) => boolean) | undefined;
+  const img = makeImage([100]);
+  const opts = { authFiles: [], registriesConf: false as const };
+  beforeAll(async () => {
+    tokens = await startTokenServer({ bob: "pw" });
+    tokenFront = await startFront((req, res) => {
+      if (fault?.(req, res)) return;
+      forward(tokens.host, req, res);
+    });
+    reg = await startRegistry({ token: { realm: `${tokenFront.url}/token`, service: tokens.service, issuer: tokens.issuer, rootCertPem: tokens.certPem } });
+    const pusher = new RegistryClient({ ...opts, credentials: { [reg.host]: { username: "bob", password: "pw" } } });
+    await pushImage(pusher, `${reg.host}/tf/app:1`, img).finally(() => pusher.close());
+  });
+  afterAll(async () => {
+    await reg?.stop();
+    await tokenFront?.close();
+    await tokens?.close();
+  });
+  async function withClient<T>(retry: RegistryClientOptions, fn: (c: RegistryClient) => Promise<T>): Promise<T> {
+    const c = new RegistryClient({ ...opts, ...retry });
+    try {
+      return await fn(c);
+    } finally {
+      await c.close();
+    }
+  }
+  const tokenRequests = () => tokenFront.seen.filter((r) => r.path.startsWith("/token")).length;
+
+  it("should retry a token server's 5xx and 429 (honouring Retry-After) within the request's budget, then succeed", async () => {
+    let n = 0;
+    fault = (_req, res) => {
+      n++;
+      if (n === 1) res.writeHead(503).end();
+      else if (n === 2) res.writeHead(429, { "retry-after": "1" }).end();
+      return n <= 2;
+    };
+    tokenFront.seen.length = 0;
+    const t0 = Date.now();
+    await withClient({ retry: { baseDelayMs: 5 } }, async (c) => {
+      expect((await c.getManifest(`${reg.host}/tf/app:1`)).digest).toEqual(img.manifestDigest);
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(1000);
+      expect(c.stats()).toMatchObject({ tokenRequests: 3, retries: 2 });
+    });
+    expect(tokenRequests()).toEqual(3);
+  });
+
+  it("should end a token server's lasting 5xx in REGISTRY_UNAVAILABLE like any other exhausted retry", async () => {
+    fault = (_req, res) => {
+      res.writeHead(503).end();
+      return true;
+    };
+    tokenFront.seen.length = 0;
+    await withClient({ retry: { maxAttempts: 3, baseDelayMs: 5 } }, async (c) => {
+      await expect(c.getManifest(`${reg.host}/tf/app:1`)).rejects.toMatchObject({
+        code: "REGISTRY_UNAVAILABLE",
+        message: expect.stringContaining(`token server ${tokenFront.url} answered HTTP 503`),
+        context: { registry: reg.host, repository: "tf/app", status: 503, attempts: 3 },
+      });
+    });
+    expect(tokenRequests()).toEqual(3);
+  });
+
+  it("should spend one retry budget on a token server that drops connections, not one per attempt of the request", async () => {
+    fault = (req) => {
+      req.socket.destroy();
+      return true;
+    };
+    tokenFront.seen.length = 0;
+    await withClient({ retry: { baseDelayMs: 5 } }, async (c) => {
+      await expect(c.getManifest(`${reg.host}/tf/app:1`)).rejects.toMatchObject({ code: "REGISTRY_UNAVAILABLE", context: { attempts: 5 } });
+      expect(c.stats().tokenRequests).toEqual(5);
+    });
+    // the default policy's 5 attempts, not 5 × 5
+    expect(tokenRequests()).toEqual(5);
+  });
+
+  it("should stop at once when a token server's Retry-After would end past maxTotalMs", async () => {
+    fault = (_req, res) => {
+      res.writeHead(503, { "retry-after": "60" }).end();
+      return true;
+    };
+    tokenFront.seen.length = 0;
+    const t0 = Date.now();
+    await withClient({ retry: { maxDelayMs: 60_000, maxTotalMs: 2000 } }, async (c) => {
+      await expect(c.getManifest(`${reg.host}/tf/app:1`)).rejects.toMatchObject({ code: "REGISTRY_UNAVAILABLE", context: { status: 503, attempts: 1 } });
+    });
+    expect(Date.now() - t0).toBeLessThan(2000);
+    expect(tokenRequests()).toEqual(1);
   });
 });

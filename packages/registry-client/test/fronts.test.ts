@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import type { ServerResponse } from "node:http";
 import bcrypt from "bcryptjs";
 import { startRegistry, type RegistryProcess } from "@lazypull/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -151,6 +152,73 @@ describe("range handling at awkward registries", () => {
     expect(await c.fetchRanges(ref, digest, ranges)).toEqual(want);
     expect(rangeGets()).toEqual(["bytes=1-2", "bytes=3000-3019", "bytes=99999-99999"]);
     expect(c.stats().multiRangeFallbacks).toEqual(1);
+  });
+});
+
+describe("range answers cut short", () => {
+  /**
+   * A 206 for `ranges` of the test blob whose body ends halfway: one multipart/byteranges body, or one plain
+   * part (a single range, or several merged into one). The framing is honest (Content-Length is what is
+   * sent); the body just ends before its Content-Range (or its parts) do.
+   */
+  function cut206(res: ServerResponse, ranges: [number, number][], merged = false): void {
+    let body: Buffer;
+    let headers: Record<string, string>;
+    if (ranges.length === 1 || merged) {
+      const s = Math.min(...ranges.map((r) => r[0]));
+      const e = Math.max(...ranges.map((r) => r[1]));
+      body = blob.subarray(s, e + 1);
+      headers = { "content-range": `bytes ${s}-${e}/${blob.length}`, "content-type": "application/octet-stream" };
+    } else {
+      const parts = ranges.flatMap(([s, e]) => [
+        Buffer.from(`\r\n--CUT\r\nContent-Type: application/octet-stream\r\nContent-Range: bytes ${s}-${e}/${blob.length}\r\n\r\n`),
+        blob.subarray(s, e + 1),
+      ]);
+      body = Buffer.concat([...parts, Buffer.from("\r\n--CUT--\r\n")]);
+      headers = { "content-type": "multipart/byteranges; boundary=CUT" };
+    }
+    const sent = body.subarray(0, Math.floor(body.length / 2));
+    res.writeHead(206, { ...headers, "content-length": String(sent.length) }).end(sent);
+  }
+  const rangesOf = (h: string | string[] | undefined) =>
+    String(h ?? "").replace(/^bytes=/, "").split(",").map((r) => r.split("-").map(Number) as [number, number]);
+
+  it("should retry a 206 whose body is shorter than its Content-Range like a dropped connection, single and multi-range", async () => {
+    const faults: ("plain" | "multipart" | "merged")[] = ["plain"];
+    const f = await front((req, res) => {
+      if (req.method === "GET" && BLOB_GET.test(req.url ?? "") && req.headers.range && faults.length > 0) {
+        return cut206(res, rangesOf(req.headers.range), faults.shift() === "merged");
+      }
+      forward(reg.host, req, res);
+    });
+    const c = client({ credentials: { [f.host]: { username: "u", password: "p" } } });
+    const ref = parseReference(`${f.host}/f/blob`);
+    expect(await c.fetchRange(ref, digest, { offset: 100, length: 1000 })).toEqual(blob.subarray(100, 1100));
+    expect(c.stats()).toMatchObject({ retries: 1 });
+    // a cut multipart body, then a cut answer that merged the ranges into one: both retried, and the
+    // registry still counts as able to answer several ranges at once
+    faults.push("multipart", "merged");
+    const ranges = [{ offset: 10, length: 100 }, { offset: 50_000, length: 2000 }, { offset: 99_000, length: 1000 }];
+    expect(await c.fetchRanges(ref, digest, ranges)).toEqual(ranges.map((r) => blob.subarray(r.offset, r.offset + r.length)));
+    expect(c.stats()).toMatchObject({ retries: 3, multiRangeHits: 1, multiRangeFallbacks: 0 });
+    expect(await c.fetchRanges(ref, digest, ranges)).toEqual(ranges.map((r) => blob.subarray(r.offset, r.offset + r.length)));
+    expect(c.stats()).toMatchObject({ retries: 3, multiRangeHits: 2, multiRangeFallbacks: 0 });
+  });
+
+  it("should give up on a registry that keeps cutting range bodies with REGISTRY_UNAVAILABLE that says so", async () => {
+    const f = await front((req, res) => cut206(res, rangesOf(req.headers.range)));
+    const c = client({ retry: { maxAttempts: 3, baseDelayMs: 5 } });
+    const ref = parseReference(`${f.host}/f/blob`);
+    const err = await c.fetchRange(ref, digest, { offset: 0, length: 10 }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "REGISTRY_UNAVAILABLE", context: { registry: f.host, repository: "f/blob", digest, attempts: 3 } });
+    expect((err as Error).message).toMatch(/failed after 3 attempt\(s\): range 0-9 of sha256:[a-f0-9]{64}: the body ended after 5 of 10 bytes$/);
+    expect(f.seen.length).toEqual(3);
+    await expect(c.fetchRanges(ref, digest, [{ offset: 0, length: 10 }, { offset: 500, length: 10 }])).rejects.toMatchObject({
+      code: "REGISTRY_UNAVAILABLE",
+      message: expect.stringMatching(/multipart\/byteranges body for sha256:[a-f0-9]{64} ended early/),
+      context: { attempts: 3 },
+    });
+    expect(f.seen.length).toEqual(6);
   });
 });
 
