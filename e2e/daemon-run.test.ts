@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { DaemonClient, type ImageLease, type LayerStatus } from "@lazypull/daemon-client";
 import { readMounts } from "@lazypull/host";
 import { debianRootfsTar, run, spawnDaemon, type DaemonProcess } from "@lazypull/testkit";
-import { lazypull, mountsUnder, spawnLazypull } from "./helpers.js";
+import { mountsUnder, spawnLazypull } from "./helpers.js";
 
 /**
  * Issue 7's "must show" on real processes: a real `lazypulld`, ten concurrent `lazypull run` CLI

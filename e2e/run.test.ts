@@ -13,7 +13,6 @@ import { cliArgs, lazypull, mountsUnder, overlayEnv, OVERLAY_KINDS, processesMen
 let work: string;
 let env: NodeJS.ProcessEnv;
 const registryHost = inject("registryHost");
-const sourceRef = inject("sourceRef");
 const lazyRef = inject("lazyRef");
 let multiRef: string;
 const external = process.env.E2E_SOURCE_IMAGE;

@@ -98,7 +98,7 @@ export function markdown(r: BenchResult, chartFile?: string): string {
   out.push("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
   for (const row of rows.filter((x) => x.contender !== "podman-pull-run")) {
     const b = row.breakdown;
-    const f = (k: string) => (b[k] === undefined ? "–" : `${Math.round(b[k]!)}`);
+    const f = (k: string) => (b[k] === undefined ? "–" : `${Math.round(b[k])}`);
     out.push(`| ${row.workload} | ${CONTENDER_LABEL[row.contender]} | ${f("startup")} | ${f("resolve")} | ${f("toc")} | ${f("dataReads")} | ${f("mountAndPodman")} | ${f("lazypullReady")} | ${f("fuseOps")} |`);
   }
   const base = rows.filter((x) => x.contender === "podman-pull-run");

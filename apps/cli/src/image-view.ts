@@ -10,7 +10,7 @@ export async function openImageView(reference: string, opts: { platform?: string
   const cache = await openBlobCache({ dir: defaultCacheDir() });
   const layers: RemoteLayer[] = [];
   const close = async () => {
-    await Promise.allSettled(layers.map((l) => l.close()));
+    for (const l of layers) l.close();
     await cache.close();
     await client.close();
   };

@@ -18,7 +18,7 @@ export interface OpenedTree {
 export async function openTree(arg: string, opts: { platform?: string; allowUnverified?: boolean } = {}): Promise<OpenedTree> {
   if (existsSync(arg)) {
     const b = await openLocalBlob(arg);
-    return { reader: b.reader, describeCost: () => `${b.reads()} range reads of ${arg}`, close: b.close };
+    return { reader: b.reader, describeCost: () => `${b.reads()} range reads of ${arg}`, close: () => b.close() };
   }
   const img = await openImageView(arg, opts);
   return {

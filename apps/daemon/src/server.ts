@@ -38,8 +38,10 @@ function body(err: unknown): ApiError {
 /** The API routes on a Fastify instance (not yet listening). */
 export function createServer(deps: ServerDeps): FastifyInstance {
   const log = deps.log;
+  // pino's Logger is Fastify's logger; saying so keeps the instance's type the plain FastifyInstance
+  const loggerInstance: FastifyBaseLogger = log;
   const app = Fastify({
-    loggerInstance: log as FastifyBaseLogger,
+    loggerInstance,
     // /v1/layers is polled by `lazypull status --watch`: log requests at debug (errors at warn) ourselves
     logController: new LogController({ disableRequestLogging: true }),
     // reject unknown keys and wrong types instead of quietly dropping or coercing them

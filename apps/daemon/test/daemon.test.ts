@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { acquireImageLayersFromDaemon, DaemonClient, type ImageLayers, type LayerStatus } from "@lazypull/daemon-client";
 import { cleanStaleMount } from "@lazypull/fuse-fs";
 import { isMountPoint } from "@lazypull/host";
-import { DAEMON_NODE_FLAGS, run, runCli, runSource, spawnDaemon, startRegistry, type DaemonProcess, type RegistryProcess } from "@lazypull/testkit";
+import { DAEMON_NODE_FLAGS, runCli, runSource, spawnDaemon, startRegistry, type DaemonProcess, type RegistryProcess } from "@lazypull/testkit";
 import { buildSmallImage, mountsUnder, type SmallImage } from "./helpers.js";
 
 let work: string;
@@ -165,7 +165,7 @@ describe("lazypulld", () => {
     expect(results.map((r) => r.status)).toEqual([400, 400, 400, 400, 400, 404, 404, 404, 414]);
     // every body has the API's shape, whoever answered
     for (const r of results) expect(Object.keys(r.body as object).sort()).toEqual(expect.arrayContaining(["code", "message"]));
-    expect((results[8]!.body as { code: string }).code).toBe("DAEMON_BAD_REQUEST");
+    expect((results[8].body as { code: string }).code).toBe("DAEMON_BAD_REQUEST");
     expect(results.slice(0, 3).concat(results.slice(6, 8)).map((r) => r.body)).toEqual([
       { code: "DAEMON_BAD_REQUEST", message: "Body is not valid JSON but content-type is set to 'application/json'" },
       { code: "DAEMON_BAD_REQUEST", message: "invalid request: body/reference must be string" },
@@ -173,9 +173,9 @@ describe("lazypulld", () => {
       { code: "DAEMON_IMAGE_NOT_FOUND", message: 'no image lease with id "no-such-lease"', context: { id: "no-such-lease" } },
       { code: "DAEMON_NOT_FOUND", message: "no such endpoint: GET /v2/whatever" },
     ]);
-    expect((results[3]!.body as { code: string }).code).toBe("REFERENCE_INVALID");
-    expect((results[4]!.body as { code: string; message: string }).message).toMatch(/^invalid request: body\/platform must match pattern/);
-    expect((results[5]!.body as { code: string }).code).toBe("REGISTRY_NOT_FOUND");
+    expect((results[3].body as { code: string }).code).toBe("REFERENCE_INVALID");
+    expect((results[4].body as { code: string; message: string }).message).toMatch(/^invalid request: body\/platform must match pattern/);
+    expect((results[5].body as { code: string }).code).toBe("REGISTRY_NOT_FOUND");
     const health = await client.health();
     expect({ status: health.status, pid: health.pid, images: health.images }).toEqual({ status: "ok", pid: daemon!.pid, images: 0 });
   });

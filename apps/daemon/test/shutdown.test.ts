@@ -16,17 +16,19 @@ import { buildSmallImage, mountsUnder } from "./helpers.js";
 /** A proxy in front of the registry that sends response bodies at `bytesPerSecond`. */
 async function throttlingProxy(port: number, bytesPerSecond: number): Promise<{ host: string; close(): Promise<void> }> {
   const server: Server = createServer((req, res) => {
-    const up = httpRequest({ host: "127.0.0.1", port, method: req.method, path: req.url, headers: req.headers }, async (ur) => {
+    const up = httpRequest({ host: "127.0.0.1", port, method: req.method, path: req.url, headers: req.headers }, (ur) => {
       res.writeHead(ur.statusCode ?? 502, ur.headers);
-      try {
-        for await (const chunk of ur as AsyncIterable<Buffer>) {
-          await sleep((chunk.length / bytesPerSecond) * 1000);
-          if (!res.write(chunk)) await new Promise((r) => res.once("drain", r));
+      void (async () => {
+        try {
+          for await (const chunk of ur as AsyncIterable<Buffer>) {
+            await sleep((chunk.length / bytesPerSecond) * 1000);
+            if (!res.write(chunk)) await new Promise((r) => res.once("drain", r));
+          }
+          res.end();
+        } catch {
+          res.destroy();
         }
-        res.end();
-      } catch {
-        res.destroy();
-      }
+      })();
     });
     up.on("error", () => res.destroy());
     req.pipe(up);

@@ -26,8 +26,8 @@ async function killMidWrite(dir: string, minEntries: number): Promise<{ complete
   children.add(child);
   let completed = 0;
   let stderr = "";
-  child.stdout!.on("data", (b: Buffer) => (completed += b.toString().split("\n").filter(Boolean).length));
-  child.stderr!.on("data", (b: Buffer) => (stderr += b.toString()));
+  child.stdout.on("data", (b: Buffer) => (completed += b.toString().split("\n").filter(Boolean).length));
+  child.stderr.on("data", (b: Buffer) => (stderr += b.toString()));
   const exited = new Promise<NodeJS.Signals | null>((res) => child.on("exit", (_code, signal) => res(signal)));
   const tmp = join(dir, "v1", "tmp");
   const deadline = Date.now() + 60_000;

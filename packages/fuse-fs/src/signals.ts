@@ -16,7 +16,7 @@ export function unmountOnSignals(
   function handler(signal: NodeJS.Signals) {
     if (closing) return;
     closing = true;
-    Promise.allSettled(list.map((t) => t.close())).then((results) => {
+    void Promise.allSettled(list.map((t) => t.close())).then((results) => {
       for (const r of results) if (r.status === "rejected") opts.onError?.(r.reason);
       remove();
       if (opts.onSignal) opts.onSignal(signal);

@@ -23,12 +23,8 @@ type Cb<T> = (err: number, value?: T) => void;
 
 /** Answers a callback from a promise (or a throwing call): its value, or the error's errno. */
 function reply<T>(cb: Cb<T>, fn: () => Promise<T> | T, log: Logger, op: string, path: string): void {
-  let result: Promise<T>;
-  try {
-    result = Promise.resolve(fn());
-  } catch (err) {
-    result = Promise.reject(err);
-  }
+  // an async wrapper turns a synchronous throw into a rejection like any other
+  const result = (async () => fn())();
   result.then(
     (v) => (v === undefined ? cb(0) : cb(0, v)),
     (err: unknown) => {
@@ -72,5 +68,5 @@ export function createOperations(tree: StoreTree, log: Logger, count: () => void
       fn(...args);
     };
   }
-  return counted as FuseOps;
+  return counted;
 }

@@ -55,7 +55,7 @@ function parseEntrypoint(e: string): string[] {
     } catch {
       parsed = undefined;
     }
-    if (Array.isArray(parsed) && parsed.every((x) => typeof x === "string")) return parsed as string[];
+    if (Array.isArray(parsed) && parsed.every((x) => typeof x === "string")) return parsed;
     throw new LaunchError("LAUNCH_BAD_OPTION", `--entrypoint ${e} looks like a JSON array but is not an array of strings`, { option: "entrypoint", value: e });
   }
   return [e];
@@ -76,7 +76,7 @@ export function mergeEnv(imageEnv: string[] | undefined, overrides: string[] | u
     const key = i < 0 ? e : e.slice(0, i);
     if (key === "" || /\s/.test(key)) throw new LaunchError("LAUNCH_BAD_OPTION", `-e ${JSON.stringify(e)}: expected K=V or K`, { option: "env", value: e });
     if (i >= 0) vars.set(key, e.slice(i + 1));
-    else if (hostEnv[key] !== undefined) vars.set(key, hostEnv[key]!);
+    else if (hostEnv[key] !== undefined) vars.set(key, hostEnv[key]);
   }
   return [...vars].map(([k, v]) => `${k}=${v}`);
 }

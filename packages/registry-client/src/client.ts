@@ -76,7 +76,7 @@ export class RegistryClient implements BlobSource {
       opts.dispatcher ?? new Agent({ connections: 32, keepAliveTimeout: 30_000, keepAliveMaxTimeout: 600_000, ...opts.agentOptions });
     const p = typeof opts.platform === "string" ? parsePlatform(opts.platform) : opts.platform;
     if (opts.platform !== undefined && !p) {
-      throw new RegistryError("REFERENCE_INVALID", `bad platform "${String(opts.platform)}" (want os/arch[/variant])`, {});
+      throw new RegistryError("REFERENCE_INVALID", `bad platform ${JSON.stringify(opts.platform)} (want os/arch[/variant])`, {});
     }
     this.platform = p ?? hostPlatform();
     this.transport = new Transport({

@@ -8,7 +8,7 @@ import { drain } from "./body.js";
 import { checkDigest, ctxOf, pushScope } from "./calls.js";
 import { RegistryError } from "./errors.js";
 import type { Reference } from "./reference.js";
-import { errorFor, header, type Call, type Transport } from "./transport.js";
+import { errorFor, header, type Transport } from "./transport.js";
 import type { PushBlobResult } from "./types.js";
 
 
@@ -81,7 +81,7 @@ async function finishUpload(t: Transport, ref: Reference, digest: string, size: 
       digest,
       path: url.toString(),
       headers: { "content-type": "application/octet-stream", "content-length": String(contentLength) },
-      body: body as Call["body"],
+      body: body,
       scopes,
       signal,
     },

@@ -87,7 +87,7 @@ export class Transport {
   private readonly bases = new Map<string, string>();
 
   constructor(private readonly opts: TransportOptions) {
-    this.auth = new Auth({ dispatcher: opts.dispatcher, userAgent: opts.userAgent, stats: this.stats, credentials: opts.credentials });
+    this.auth = new Auth({ dispatcher: opts.dispatcher, userAgent: opts.userAgent, stats: this.stats, credentials: (registry, repository) => opts.credentials(registry, repository) });
   }
 
   /** The retry policy every call runs under. */
@@ -215,7 +215,7 @@ export class Transport {
       body: body ?? null,
       signal: call.signal,
     });
-    return { status: res.statusCode, headers: res.headers as IncomingHttpHeaders, body: res.body as unknown as Readable, url };
+    return { status: res.statusCode, headers: res.headers, body: res.body as unknown as Readable, url };
   }
 
   /** The registry's base URL (`https://host` or `http://host`), memoised. */

@@ -40,7 +40,7 @@ function runChild(args: string[]): Promise<Run> {
   return new Promise((resolve, reject) => {
     const p = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), "--child", ...args], { stdio: ["ignore", "pipe", "inherit"] });
     let out = "";
-    p.stdout.on("data", (d: Buffer) => (out += d));
+    p.stdout.on("data", (d: Buffer) => (out += d.toString()));
     p.on("exit", (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`converter exited ${code}`))));
   });
 }
@@ -51,12 +51,12 @@ function gzip9(input: string, output: string): Promise<Run> {
     // bash's `time` gives gzip's own CPU time (user + sys) on stderr
     const p = spawn("bash", ["-c", `TIMEFORMAT='%U %S'; time gzip -9 -c '${input}' > '${output}'`], { stdio: ["ignore", "inherit", "pipe"] });
     let err = "";
-    p.stderr.on("data", (d: Buffer) => (err += d));
-    p.on("exit", async (code) => {
+    p.stderr.on("data", (d: Buffer) => (err += d.toString()));
+    p.on("exit", (code) => {
       if (code !== 0) return reject(new Error(`gzip exited ${code}: ${err}`));
       const ms = performance.now() - t0;
       const [user, sys] = err.trim().split(/\s+/).slice(-2).map(Number);
-      resolve({ ms, cpuMs: ((user ?? 0) + (sys ?? 0)) * 1000, size: (await stat(output)).size });
+      stat(output).then((st) => resolve({ ms, cpuMs: ((user ?? 0) + (sys ?? 0)) * 1000, size: st.size }), reject);
     });
   });
 }
@@ -77,7 +77,7 @@ if (process.argv[2] === "--child") {
     rows.push(fmt("gzip -9 (1 process)", g, "n/a"));
     for (const level of levels) {
       const r = await runChild([input, join(dir, `out-${level}.esgz`), String(level)]);
-      rows.push(fmt(`lazypull convert -l${level}`, r, `${(r.maxRssKb / 1024).toFixed(0)} MB`));
+      rows.push(fmt(`lazypull convert -l${level}`, r, `${((r.maxRssKb ?? 0) / 1024).toFixed(0)} MB`));
       rows.push(`  → ${(g.ms / r.ms).toFixed(2)}× gzip -9 wall-clock throughput, ${(g.cpuMs / r.cpuMs).toFixed(2)}× less CPU, size ${((r.size / g.size) * 100).toFixed(1)}% of gzip -9`);
       // On an idle machine the wall time is bounded below by the busier of: the main thread, and all CPU spread over the cores.
       const cores = availableParallelism();

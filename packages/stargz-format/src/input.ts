@@ -31,12 +31,12 @@ async function* gunzipAll(chunks: AsyncIterable<Buffer>): AsyncGenerator<Buffer>
   try {
     for await (const out of gz) yield out as Buffer;
   } catch (err) {
-    throw failed ?? bad("gzip", err);
+    throw (failed as Error | undefined) ?? bad("gzip", err);
   } finally {
     gz.destroy();
     await feeding;
   }
-  if (failed) throw failed;
+  if (failed) throw failed as Error;
 }
 
 async function* unzstdAll(chunks: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
@@ -68,7 +68,7 @@ export async function* decompressedTar(input: Readable | AsyncIterable<Buffer>):
       done = true;
       break;
     }
-    const b = Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value as Uint8Array);
+    const b = Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value);
     head.push(b);
     len += b.length;
   }
@@ -80,7 +80,7 @@ export async function* decompressedTar(input: Readable | AsyncIterable<Buffer>):
       for (;;) {
         const r = await it.next();
         if (r.done) return;
-        yield Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value as Uint8Array);
+        yield Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value);
       }
     },
   };

@@ -6,7 +6,7 @@ const TYPES = new Set<EntryType>(["dir", "reg", "symlink", "hardlink", "char", "
 const NUMERIC_KEYS = ["size", "mode", "uid", "gid", "offset", "chunkOffset", "chunkSize", "innerOffset", "devMajor", "devMinor"] as const;
 
 /** Most files have no xattrs: they all share this one (frozen, so a caller cannot change every file at once). */
-const NO_XATTRS: Record<string, Buffer> = Object.freeze({}) as Record<string, Buffer>;
+const NO_XATTRS: Record<string, Buffer> = Object.freeze({});
 
 /**
  * One name of the layer's tree, kept for as long as the reader lives: the object `lookup` and `walk`

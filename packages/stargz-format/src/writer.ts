@@ -83,9 +83,8 @@ class MemberPipeline {
     this.uncompressedSize += buf.length;
   }
 
-  /** `entry.offset` becomes the start of the member that the next `append` opens. */
+  /** `entry.offset` becomes the start of the member that the next `append` opens (call right after `closeMember`). */
   startsHere(entry: TocEntry): void {
-    if (this.rawLen !== 0) throw new Error("startsHere on a non-empty member");
     this.starts.push(entry);
   }
 
@@ -361,8 +360,10 @@ function prioritisedOrder<T extends { header: TarHeader }>(entries: T[], priorit
 export async function convertToEstargz(input: Readable | AsyncIterable<Buffer>, output: Writable, opts: ConvertOptions = {}): Promise<ConvertResultDetail> {
   const chunkSize = opts.chunkSize ?? DEFAULT_CHUNK_SIZE;
   const level = opts.level ?? 9;
-  if (!Number.isSafeInteger(chunkSize) || chunkSize < 1) throw new RangeError(`chunkSize must be a positive integer, got ${chunkSize}`);
-  if (!Number.isInteger(level) || level < 0 || level > 9) throw new RangeError(`level must be 0…9, got ${level}`);
+  if (!Number.isSafeInteger(chunkSize) || chunkSize < 1) {
+    throw new StargzError("CONVERT_BAD_OPTION", `chunkSize must be a positive integer, got ${chunkSize}`, { chunkSize });
+  }
+  if (!Number.isInteger(level) || level < 0 || level > 9) throw new StargzError("CONVERT_BAD_OPTION", `level must be 0…9, got ${level}`, { level });
   const concurrency = Math.max(1, opts.concurrency ?? availableParallelism());
   const builder = new EstargzBuilder(output, chunkSize, level, concurrency);
   const tar = counting(decompressedTar(input), opts.onProgress);
@@ -371,7 +372,7 @@ export async function convertToEstargz(input: Readable | AsyncIterable<Buffer>, 
   if (prioritized.length === 0) {
     await builder.addLandmark(NO_PREFETCH_LANDMARK);
     for await (const e of readTar(new StreamByteSource(tar[Symbol.asyncIterator]()))) {
-      if (!isReserved(e.header.name)) await builder.add(e.header, e.read);
+      if (!isReserved(e.header.name)) await builder.add(e.header, (n) => e.read(n));
     }
     return builder.finish();
   }

@@ -97,7 +97,7 @@ export function register(program: Command): void {
         if (!opts.watch) return;
         const interval = Math.max(100, Number(opts.interval) || 1000);
         await new Promise<void>((resolve, reject) => {
-          const timer = setInterval(() => void show().catch((err: unknown) => (clearInterval(timer), reject(err))), interval);
+          const timer = setInterval(() => void show().catch((err: unknown) => (clearInterval(timer), reject(err as Error))), interval);
           process.once("SIGINT", () => {
             clearInterval(timer);
             resolve();

@@ -1,6 +1,4 @@
-import { stat } from "node:fs/promises";
 import type { Command } from "commander";
-import { LazypullError } from "@lazypull/errors";
 import { openLocalBlob } from "../local-blob.js";
 
 /** The TOC as stored, plus what the reader derived from the blob. */

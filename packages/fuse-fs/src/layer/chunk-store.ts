@@ -168,8 +168,9 @@ export class ChunkStore {
       if (isLargeChunk(c)) void this.startLarge(c, prio).catch(() => undefined); // awaited below, or by its reader
       else small.push(c);
     }
-    for (const run of coalesce(small, maxRequestBytes)) this.startRun(run, prio);
-    await Promise.all(chunks.map((c) => this.inflight.get(chunkId(c)) ?? this.large.get(chunkId(c))));
+    // each run's promises are in `inflight`, where readers (and the await below) find them
+    for (const run of coalesce(small, maxRequestBytes)) void this.startRun(run, prio);
+    await Promise.all(chunks.flatMap((c) => this.inflight.get(chunkId(c)) ?? this.large.get(chunkId(c)) ?? []));
   }
 
   /** true when the chunk is in memory (no await needed) */

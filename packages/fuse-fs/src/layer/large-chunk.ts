@@ -104,7 +104,7 @@ export async function streamChunk(o: StreamChunkOptions): Promise<void> {
       if (taken === c.size) break;
     }
   } catch (err) {
-    if (fetchError) throw fetchError;
+    if (fetchError) throw fetchError as Error;
     throw new FuseFsError("FUSEFS_BAD_CHUNK", `${c.path}@${c.fileOffset} in ${o.digest} does not inflate: ${(err as Error).message}`, context, { cause: err });
   } finally {
     pieces.unpipe(gz);
