@@ -2,12 +2,11 @@ import { randomUUID } from "node:crypto";
 import { readFile, rename, writeFile } from "node:fs/promises";
 import type { Logger } from "pino";
 import type { LazyFs } from "@lazypull/fuse-fs";
-import { TOC_DIGEST_ANNOTATION } from "@lazypull/fuse-fs";
 import type { StoreBackend, StoreLayer } from "@lazypull/layer-store";
 import { parseReference, type RegistryClient } from "@lazypull/registry-client";
+import { TOC_DIGEST_ANNOTATION, UNCOMPRESSED_SIZE_ANNOTATION } from "@lazypull/stargz-format";
 import { DaemonError } from "./errors.js";
 
-const UNCOMPRESSED_SIZE_ANNOTATION = "io.containers.estargz.uncompressed-size";
 /** containers/storage's archive.Compression for gzip, which every eStargz blob is */
 const GZIP = 2;
 /** a pull looks every layer of one image up within seconds: resolve the reference once for all of them */

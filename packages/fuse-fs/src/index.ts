@@ -6,6 +6,5 @@ export { cleanStaleMount } from "./stale-mount.js";
 export { unmountOnSignals } from "./signals.js";
 export { readOnlyOps } from "./operations/read-only.js";
 export { FuseFsError, FUSEFS_ERROR_CODES, type FuseFsErrorCode } from "./errors.js";
-export { TOC_DIGEST_ANNOTATION } from "./layer/open-layer.js";
 export { FetchBudget, DEFAULT_FETCH_BUDGET_BYTES } from "./layer/fetch-budget.js";
 export { LARGE_CHUNK_BYTES } from "./layer/large-chunk.js";

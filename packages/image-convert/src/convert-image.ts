@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
 import { cpus } from "node:os";
 import {
+  MediaType,
   parseReference,
   type Descriptor,
   type ImageConfig,
@@ -9,8 +10,7 @@ import {
   type ImageReference,
   type RegistryClient,
 } from "@lazypull/registry-client";
-import { DEFAULT_CHUNK_SIZE } from "@lazypull/stargz-format";
-import { OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, TOC_DIGEST_ANNOTATION, UNCOMPRESSED_SIZE_ANNOTATION } from "./annotations.js";
+import { DEFAULT_CHUNK_SIZE, TOC_DIGEST_ANNOTATION, UNCOMPRESSED_SIZE_ANNOTATION } from "@lazypull/stargz-format";
 import { convertLayer } from "./convert-layer.js";
 import { ConvertError } from "./errors.js";
 import { LayerMemo, type ConvertedLayerRecord } from "./layer-memo.js";
@@ -150,22 +150,22 @@ export async function convertImage(opts: ConvertImageOptions): Promise<ConvertIm
 
   const newConfig: ImageConfig = { ...config, rootfs: { type: "layers", diff_ids: layers.map((l) => l.diffId) } };
   const configBytes = Buffer.from(JSON.stringify(newConfig));
-  const configDesc: Descriptor = { mediaType: OCI_CONFIG, digest: sha256(configBytes), size: configBytes.length };
+  const configDesc: Descriptor = { mediaType: MediaType.OciConfig, digest: sha256(configBytes), size: configBytes.length };
   await client.pushBlob(dst, configDesc.digest, configDesc.size, configBytes, { signal: opts.signal });
 
   const newManifest: ImageManifest = {
     schemaVersion: 2,
-    mediaType: OCI_MANIFEST,
+    mediaType: MediaType.OciManifest,
     config: configDesc,
     layers: layers.map((l) => ({
-      mediaType: OCI_LAYER_GZIP,
+      mediaType: MediaType.OciLayerGzip,
       digest: l.digest,
       size: l.size,
       annotations: { [TOC_DIGEST_ANNOTATION]: l.tocDigest, [UNCOMPRESSED_SIZE_ANNOTATION]: String(l.uncompressedSize) },
     })),
   };
   const manifestBytes = Buffer.from(JSON.stringify(newManifest));
-  const digest = await client.pushManifest(dst, manifestBytes, OCI_MANIFEST, { signal: opts.signal });
+  const digest = await client.pushManifest(dst, manifestBytes, MediaType.OciManifest, { signal: opts.signal });
   const converted = layers.filter((l) => l.missingPrioritized);
   const missingPrioritized = (opts.prioritizedFiles ?? []).filter((p) => converted.length > 0 && converted.every((l) => l.missingPrioritized?.includes(p)));
   return { reference: dst.toString(), digest, manifest: newManifest, config: newConfig, layers, missingPrioritized };

@@ -7,4 +7,3 @@ export {
   type LayerProgressEvent,
 } from "./convert-image.js";
 export { ConvertError, CONVERT_ERROR_CODES, type ConvertErrorCode } from "./errors.js";
-export { TOC_DIGEST_ANNOTATION, UNCOMPRESSED_SIZE_ANNOTATION } from "./annotations.js";

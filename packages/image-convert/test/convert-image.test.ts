@@ -7,7 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseReference, RegistryClient } from "@lazypull/registry-client";
 import { openStargz, type RangeReader } from "@lazypull/stargz-format";
 import { importImage, run, startRegistry, type RegistryProcess } from "@lazypull/testkit";
-import { convertImage, TOC_DIGEST_ANNOTATION, UNCOMPRESSED_SIZE_ANNOTATION, type ConvertImageResult } from "../src/index.js";
+import { TOC_DIGEST_ANNOTATION, UNCOMPRESSED_SIZE_ANNOTATION } from "@lazypull/stargz-format";
+import { convertImage, type ConvertImageResult } from "../src/index.js";
 
 const sha = (b: Buffer) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
 const bufferReader = (b: Buffer): RangeReader => ({ size: b.length, read: async (o, l) => b.subarray(o, o + l) });

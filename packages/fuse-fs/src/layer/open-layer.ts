@@ -1,7 +1,7 @@
 import type { ChunkCache } from "@lazypull/blob-cache";
 import { describeError } from "@lazypull/errors";
 import type { BlobSource } from "@lazypull/registry-client";
-import { openStargz, type StargzReader } from "@lazypull/stargz-format";
+import { openStargz, TOC_DIGEST_ANNOTATION, type StargzReader } from "@lazypull/stargz-format";
 import type { Logger } from "pino";
 import { FuseFsError } from "../errors.js";
 import type { LayerSpec, LayerState } from "../types.js";
@@ -16,7 +16,6 @@ import { remoteRangeReader } from "./remote-range-reader.js";
 import { defaultRetryPolicy, type RetryPolicy } from "./retry.js";
 import { WholeLayer } from "./whole-layer.js";
 
-export const TOC_DIGEST_ANNOTATION = "containerd.io/snapshot/stargz/toc.digest";
 
 export interface OpenLayerOptions {
   source: BlobSource;
