@@ -54,6 +54,3 @@ export async function unmountPath(
   }
   throw new OverlayError("OVERLAY_UNMOUNT_FAILED", `cannot unmount ${path}: ${failures.join("; ")}`, { path, failures, fsType: entry.fsType });
 }
-
-/** @deprecated since kernel overlay mounts: `unmountPath` unmounts any kind of mount. */
-export const unmountFuse = unmountPath;

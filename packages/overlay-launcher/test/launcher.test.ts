@@ -17,10 +17,10 @@ import {
   launchContainer,
   loadHostConfig,
   mountImageRoot,
-  mountOverlay,
   unmountImageRoot,
   type HostConfig,
 } from "../src/index.js";
+import { mountOverlay } from "../src/overlay.js";
 import { mountsUnder, readMounts } from "@lazypull/host";
 
 const CHILD = fileURLToPath(new URL("./fixtures/launch-child.ts", import.meta.url));
