@@ -1,16 +1,17 @@
-import { spawn } from "node:child_process";
+import type { ChildProcess, ChildProcessByStdio } from "node:child_process";
 import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import type { Readable } from "node:stream";
+import { spawnSource } from "@lazypull/testkit";
 import { afterAll, describe, expect, it } from "vitest";
 import { openBlobCache } from "../src/index.js";
 import { content } from "./fixtures/content.js";
 
-const REPO = resolve(import.meta.dirname, "../../..");
 const WRITER = resolve(import.meta.dirname, "fixtures/writer.ts");
 const SIZE = 6 * 2 ** 20;
 const dirs: string[] = [];
-const children = new Set<ReturnType<typeof spawn>>();
+const children = new Set<ChildProcess>();
 
 afterAll(async () => {
   for (const c of children) c.kill("SIGKILL");
@@ -19,10 +20,7 @@ afterAll(async () => {
 
 /** Runs the writer until it has finished `minEntries` puts and a temp file is being written, then kill -9. */
 async function killMidWrite(dir: string, minEntries: number): Promise<{ completed: number; leftovers: string[] }> {
-  const child = spawn(process.execPath, ["--conditions=@lazypull/source", "--import", "tsx", WRITER, dir, String(SIZE)], {
-    cwd: REPO,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const child = spawnSource(WRITER, [dir, String(SIZE)], { stdio: ["ignore", "pipe", "pipe"] }) as ChildProcessByStdio<null, Readable, Readable>;
   children.add(child);
   let completed = 0;
   let stderr = "";

@@ -1,11 +1,10 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { run } from "@lazypull/testkit";
+import { runSource } from "@lazypull/testkit";
 import { afterAll, describe, expect, it } from "vitest";
 import { openBlobCache } from "../src/index.js";
 
-const REPO = resolve(import.meta.dirname, "../../..");
 const HAMMER = resolve(import.meta.dirname, "fixtures/hammer.ts");
 const KEYS = 24;
 const dirs: string[] = [];
@@ -28,10 +27,7 @@ describe("two processes on one cache", () => {
     const barrier = await mkdtemp(join(tmpdir(), "blob-cache-barrier-"));
     dirs.push(barrier);
     const hammer = () =>
-      run(process.execPath, ["--conditions=@lazypull/source", "--import", "tsx", HAMMER, dir, String(KEYS), "12", String(300_000), barrier, "2"], {
-        cwd: REPO,
-        timeoutMs: 90_000,
-      }).then((r) => JSON.parse(r.stdout) as HammerReport);
+      runSource(HAMMER, [dir, String(KEYS), "12", String(300_000), barrier, "2"], { timeoutMs: 90_000 }).then((r) => JSON.parse(r.stdout) as HammerReport);
     const reports = await Promise.all([hammer(), hammer()]);
 
     for (const r of reports) {

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
 import { cpus } from "node:os";
+import pLimit from "p-limit";
 import {
   MediaType,
   parseReference,
@@ -67,18 +68,21 @@ function sha256(b: Buffer): string {
   return `sha256:${createHash("sha256").update(b).digest("hex")}`;
 }
 
-/** Runs `fn` over `items` with at most `limit` in flight, results in input order. */
+/**
+ * Runs `fn` over `items` with at most `limit` in flight, results in input order. The first failure
+ * stops what has not started: a layer that cannot be converted fails the image, and converting and
+ * pushing the layers after it would be work (and registry writes) for nothing.
+ */
 async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i] as T, i);
-    }
-  });
-  await Promise.all(workers);
-  return out;
+  const run = pLimit(limit);
+  return Promise.all(
+    items.map((item, i) =>
+      run(fn, item, i).catch((err: unknown) => {
+        run.clearQueue();
+        throw err;
+      }),
+    ),
+  );
 }
 
 /**

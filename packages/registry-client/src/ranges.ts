@@ -3,6 +3,7 @@
 // or ignored a multi-range request gets parallel single ranges from then on. A 200 to a range request is
 // never taken as the range: the range is sliced out of it. A 206 whose body ends before its Content-Range (or
 // its multipart parts) do is a TransientError, retried by the transport like a dropped connection.
+import pLimit from "p-limit";
 import { drain, readAll, sliceBody } from "./body.js";
 import { blobCall, checkDigest, checkRange, ctxOf } from "./calls.js";
 import { RegistryError, type RegistryErrorContext } from "./errors.js";
@@ -152,15 +153,14 @@ export class RangeReader {
   }
 
   private async fetchSingles(ref: Reference, digest: string, todo: Wanted[], out: Buffer[], signal?: AbortSignal): Promise<void> {
-    let next = 0;
-    const worker = async () => {
-      while (next < todo.length) {
-        const w = todo[next++]!;
-        out[w.i] = await this.fetchRange(ref, digest, w.r, signal);
-      }
-    };
-    const n = Math.min(todo.length, this.opts.rangeConcurrency ?? 8);
-    await Promise.all(Array.from({ length: n }, worker));
+    const limit = pLimit(this.opts.rangeConcurrency ?? 8);
+    await Promise.all(
+      todo.map((w) =>
+        limit(async () => {
+          out[w.i] = await this.fetchRange(ref, digest, w.r, signal);
+        }),
+      ),
+    );
   }
 
   private async sliceIgnoredRange(res: Response, ref: Reference, digest: string, range: ByteRange, ctx: RegistryErrorContext): Promise<Buffer> {

@@ -1,6 +1,7 @@
 import type { CacheKey, ChunkCache } from "@lazypull/blob-cache";
 import type { BlobSource, ImageReference } from "@lazypull/registry-client";
 import type { ChunkRef } from "@lazypull/stargz-format";
+import pLimit from "p-limit";
 import type { Logger } from "pino";
 import { describeError, hasCode } from "@lazypull/errors";
 import { FuseFsError } from "../errors.js";
@@ -364,21 +365,21 @@ export class ChunkStore {
     run.forEach((c, i) => this.mem.set(chunkId(c), datas[i]!));
     // A run of thousands of small files would otherwise be thousands of cache writes at once, each
     // with its temp file, handle and buffers alive: a few at a time keep memory flat.
-    let next = 0;
-    const writer = async () => {
-      for (let i = next++; i < run.length; i = next++) {
-        const c = run[i]!;
-        // a layer being closed (shutdown, release) keeps nothing: its cache may already be closed
-        if (signal.aborted) return;
-        try {
-          await this.o.cache.put(this.key(c), datas[i]!);
-        } catch (err) {
-          if (signal.aborted || hasCode(err, "BLOBCACHE_CLOSED")) return;
-          log.warn({ err, digest: this.o.digest, chunk: chunkId(c) }, "cache put failed; serving from memory");
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(CACHE_WRITERS, run.length) }, writer));
+    const limit = pLimit(CACHE_WRITERS);
+    await Promise.all(
+      run.map((c, i) =>
+        limit(async () => {
+          // a layer being closed (shutdown, release) keeps nothing: its cache may already be closed
+          if (signal.aborted) return;
+          try {
+            await this.o.cache.put(this.key(c), datas[i]!);
+          } catch (err) {
+            if (signal.aborted || hasCode(err, "BLOBCACHE_CLOSED")) return;
+            log.warn({ err, digest: this.o.digest, chunk: chunkId(c) }, "cache put failed; serving from memory");
+          }
+        }),
+      ),
+    );
     return datas;
   }
 

@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import type { ChunkCache } from "@lazypull/blob-cache";
 import { describeError } from "@lazypull/errors";
 import type { BlobSource } from "@lazypull/registry-client";
@@ -47,6 +48,8 @@ export async function openLayer(spec: LayerSpec, o: OpenLayerOptions): Promise<S
   const counters = o.counters ?? new FetchCounters();
   const retry = { ...defaultRetryPolicy, ...o.retry };
   const abort = new AbortController();
+  // every fetch in flight on the layer listens to it (a busy layer has dozens): not a leak
+  setMaxListeners(0, abort.signal);
   const tocDigest = descriptor.annotations?.[TOC_DIGEST_ANNOTATION];
   const zstd = descriptor.mediaType.endsWith("+zstd") || descriptor.mediaType.endsWith(".zstd");
 
