@@ -21,7 +21,7 @@ import { convertToEstargz } from "@lazypull/stargz-format";
 import { startRegistry } from "@lazypull/testkit";
 import tarStream from "tar-stream";
 import { mountLazyFs } from "../src/index.js";
-import { inflateVerified } from "../src/layer/inflate-verified.js";
+import { inflateVerified } from "@lazypull/stargz-format";
 import { chunkedBlob } from "../test/helpers/fakes.js";
 import { pushImage } from "../test/helpers/image.js";
 

@@ -1,6 +1,7 @@
 export type * from "./types.js";
 export { TOC_DIGEST_ANNOTATION, UNCOMPRESSED_SIZE_ANNOTATION } from "./annotations.js";
 export { StargzError, STARGZ_ERROR_CODES, type StargzErrorCode } from "./errors.js";
+export { inflateVerified } from "./inflate-verified.js";
 export { openStargz, SPECULATIVE_TAIL, DEFAULT_MAX_CHUNK_BYTES } from "./reader.js";
 export { convertToEstargz, DEFAULT_CHUNK_SIZE, STREAM_MEMBER_BYTES, type ConvertResultDetail } from "./writer.js";
 export { fileRangeReader } from "./file-range-reader.js";

@@ -1,7 +1,8 @@
 import { StreamByteSource } from "./byte-source.js";
 import { StargzError, where } from "./errors.js";
 import { requireFooter, LEGACY_FOOTER_SIZE } from "./footer.js";
-import { inflateBounded, inflatePrefix } from "./inflate.js";
+import { inflateBounded } from "./inflate.js";
+import { inflateVerified } from "./inflate-verified.js";
 import { readTar } from "./tar/reader.js";
 import { normalizeName, normalizeQuery, sha256, TOC_TAR_NAME } from "./toc.js";
 import { buildTree, type Tree, type TreeNode } from "./tree.js";
@@ -109,29 +110,9 @@ class Reader implements StargzReader {
     return [...this.ordered];
   }
 
-  async inflateChunk(chunk: ChunkRef, compressed: Buffer): Promise<Buffer> {
-    const context = { label: this.label, path: chunk.path, fileOffset: chunk.fileOffset, compressedOffset: chunk.compressedOffset };
-    const need = chunk.innerOffset + chunk.size;
-    const out = await inflatePrefix(compressed, need, context);
-    if (out.length < need) {
-      throw new StargzError(
-        "ESTARGZ_CHUNK_SIZE_MISMATCH",
-        `${where(this.label)}${chunk.path}: chunk at ${chunk.fileOffset} inflates to ${Math.max(0, out.length - chunk.innerOffset)} bytes, TOC says ${chunk.size}`,
-        context,
-      );
-    }
-    const data = out.subarray(chunk.innerOffset, need);
-    if (chunk.chunkDigest !== undefined) {
-      const got = sha256(data);
-      if (got !== chunk.chunkDigest) {
-        throw new StargzError(
-          "ESTARGZ_CHUNK_DIGEST_MISMATCH",
-          `${where(this.label)}${chunk.path}: chunk at ${chunk.fileOffset} has digest ${got}, TOC says ${chunk.chunkDigest}`,
-          { ...context, expected: chunk.chunkDigest, actual: got },
-        );
-      }
-    }
-    return data;
+  /** Inflates and verifies a chunk off the main thread where it is big enough to matter (see inflate-verified.ts). */
+  inflateChunk(chunk: ChunkRef, compressed: Buffer): Promise<Buffer> {
+    return inflateVerified(chunk, compressed, this.label);
   }
 
   async readFile(path: string, offset = 0, length?: number): Promise<Buffer> {

@@ -10,10 +10,14 @@ import { normalisePath, type ReadHint, type ServedLayer } from "./layer.js";
 import { sleep } from "@lazypull/host";
 import { isFinal } from "./retry.js";
 
+/** the chunk's own bytes are wrong or too big (fuse-fs's checks and stargz-format's inflate) */
+const BAD_CHUNK_CODES = new Set(["FUSEFS_BAD_CHUNK", "FUSEFS_CHUNK_TOO_LARGE", "ESTARGZ_CHUNK_CORRUPT", "ESTARGZ_CHUNK_SIZE_MISMATCH", "ESTARGZ_CHUNK_DIGEST_MISMATCH"]);
+
 /** Failures no later pass can change: the image's bytes are wrong or too big, or the registry said no for good. */
 function isPermanent(err: unknown): boolean {
   for (let e = err, depth = 0; e && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
-    if (hasCode(e, "FUSEFS_BAD_CHUNK") || hasCode(e, "FUSEFS_CHUNK_TOO_LARGE") || isFinal(e)) return true;
+    if (hasCode(e) && BAD_CHUNK_CODES.has(e.code)) return true;
+    if (isFinal(e)) return true;
   }
   return false;
 }

@@ -1,7 +1,8 @@
 import { createHash, webcrypto } from "node:crypto";
 import { gunzipSync } from "node:zlib";
-import { inflatePrefix, type ChunkRef } from "@lazypull/stargz-format";
-import { FuseFsError } from "../errors.js";
+import { StargzError, where } from "./errors.js";
+import { inflatePrefix } from "./inflate.js";
+import type { ChunkRef } from "./types.js";
 
 /**
  * Members up to this size are inflated and hashed synchronously. Each async inflate holds a zlib
@@ -17,7 +18,7 @@ function inflateSmall(compressed: Buffer, need: number, context: Record<string, 
     return gunzipSync(compressed, { maxOutputLength: need + 1024 * 1024 });
   } catch (err) {
     if ((err as { code?: string }).code === "ERR_BUFFER_TOO_LARGE" || err instanceof RangeError) return undefined;
-    throw new FuseFsError("FUSEFS_BAD_CHUNK", `cannot inflate member at ${String(context.compressedOffset)}: ${(err as Error).message}`, context, { cause: err });
+    throw new StargzError("ESTARGZ_CHUNK_CORRUPT", `cannot inflate member at ${String(context.compressedOffset)}: ${(err as Error).message}`, context, { cause: err });
   }
 }
 
@@ -27,15 +28,15 @@ function inflateSmall(compressed: Buffer, need: number, context: Record<string, 
  * 4 MiB chunk holds the event loop for ~10–20 ms, stalling every FUSE op meanwhile). Small members
  * are cheaper done in place (see `SYNC_MEMBER_BYTES`).
  */
-export async function inflateVerified(c: ChunkRef, compressed: Buffer, digest: string): Promise<Buffer> {
-  const context = { digest, path: c.path, fileOffset: c.fileOffset, compressedOffset: c.compressedOffset };
+export async function inflateVerified(c: ChunkRef, compressed: Buffer, label?: string): Promise<Buffer> {
+  const context = { label, path: c.path, fileOffset: c.fileOffset, compressedOffset: c.compressedOffset };
   const need = c.innerOffset + c.size;
   const inPlace = compressed.length <= SYNC_MEMBER_BYTES && need <= SYNC_MEMBER_BYTES * 4 ? inflateSmall(compressed, need, context) : undefined;
   const small = inPlace !== undefined;
   // (a small member with a long run of header-only entries after the chunk takes the async path)
   const out = inPlace ?? (await inflatePrefix(compressed, need, context));
   if (out.length < need) {
-    throw new FuseFsError("FUSEFS_BAD_CHUNK", `${c.path}@${c.fileOffset} in ${digest} inflates to ${out.length - c.innerOffset} bytes, TOC says ${c.size}`, context);
+    throw new StargzError("ESTARGZ_CHUNK_SIZE_MISMATCH", `${where(label)}${c.path}: chunk at ${c.fileOffset} inflates to ${Math.max(0, out.length - c.innerOffset)} bytes, TOC says ${c.size}`, context);
   }
   // a copy, not a view: the member's tar padding and the next header must not stay alive with it
   const data = small ? Buffer.from(out.subarray(c.innerOffset, need)) : out.subarray(c.innerOffset, need);
@@ -43,7 +44,7 @@ export async function inflateVerified(c: ChunkRef, compressed: Buffer, digest: s
     const hash = small ? createHash("sha256").update(data).digest() : Buffer.from(await webcrypto.subtle.digest("SHA-256", data));
     const got = `sha256:${hash.toString("hex")}`;
     if (got !== c.chunkDigest) {
-      throw new FuseFsError("FUSEFS_BAD_CHUNK", `${c.path}@${c.fileOffset} in ${digest} has digest ${got}, TOC says ${c.chunkDigest}`, {
+      throw new StargzError("ESTARGZ_CHUNK_DIGEST_MISMATCH", `${where(label)}${c.path}: chunk at ${c.fileOffset} has digest ${got}, TOC says ${c.chunkDigest}`, {
         ...context,
         expected: c.chunkDigest,
         actual: got,
