@@ -71,43 +71,45 @@ describe("registry faults under a mounted layer", () => {
     return { fs, dir: (await fs.addLayer({ ref, descriptor: layer })).dir };
   }
 
-  it("should answer EIO for a corrupted chunk, keep serving other files, and recover once the bytes are good", async () => {
+  /**
+   * Flips one byte in the middle of the first chunk of `path` in the registry's stored blob while `fn`
+   * runs (`restore` puts it back early); the byte is restored afterwards whatever happens.
+   */
+  async function withCorruptChunk(path: string, fn: (restore: () => Promise<void>) => Promise<void>): Promise<void> {
     const reader = await openStargz(await fileRangeReader(blob.path), { expectedTocDigest: blob.tocDigest });
-    const victim = reader.chunksFor("usr/bin/ls", 0, 1)[0]!;
+    const victim = reader.chunksFor(path, 0, 1)[0]!;
     const hex = blob.blobDigest.slice(7);
     const data = join(registry.storageDir, "docker/registry/v2/blobs/sha256", hex.slice(0, 2), hex, "data");
     const at = Math.floor((victim.compressedOffset + victim.compressedEnd) / 2);
     const fh = await open(data, "r+");
     const orig = Buffer.alloc(1);
     await fh.read(orig, 0, 1, at);
+    const restore = async () => void (await fh.write(orig, 0, 1, at));
     try {
       await fh.write(Buffer.from([orig[0]! ^ 0xff]), 0, 1, at);
+      await fn(restore);
+    } finally {
+      await restore();
+      await fh.close();
+    }
+  }
+
+  it("should answer EIO for a corrupted chunk, keep serving other files, and recover once the bytes are good", async () => {
+    await withCorruptChunk("usr/bin/ls", async (restore) => {
       const { fs, dir } = await freshMount("corrupt", "none");
       const bad = await sh("cat", [join(dir, "usr/bin/ls")]);
       expect({ code: bad.code, error: bad.stderr.includes("Input/output error") }).toEqual({ code: 1, error: true });
       expect(fs.progress()[0]!.errors).toBeGreaterThan(0);
       const good = await sh("cat", [join(dir, "usr/lib/os-release")]);
       expect(good.stdout).toContain("bookworm");
-      await fh.write(orig, 0, 1, at);
+      await restore();
       const again = await sh("sha256sum", [join(dir, "usr/bin/ls")]);
       expect(again.stdout.split(" ")[0]).toEqual(expected.get("usr/bin/ls")!.sha256);
-    } finally {
-      await fh.write(orig, 0, 1, at);
-      await fh.close();
-    }
+    });
   });
 
   it("should fetch the rest of a layer in the background and give up on a chunk that is wrong for good (state error, no endless retry)", async () => {
-    const reader = await openStargz(await fileRangeReader(blob.path), { expectedTocDigest: blob.tocDigest });
-    const victim = reader.chunksFor("usr/bin/ls", 0, 1)[0]!;
-    const hex = blob.blobDigest.slice(7);
-    const data = join(registry.storageDir, "docker/registry/v2/blobs/sha256", hex.slice(0, 2), hex, "data");
-    const at = Math.floor((victim.compressedOffset + victim.compressedEnd) / 2);
-    const fh = await open(data, "r+");
-    const orig = Buffer.alloc(1);
-    await fh.read(orig, 0, 1, at);
-    try {
-      await fh.write(Buffer.from([orig[0]! ^ 0xff]), 0, 1, at);
+    await withCorruptChunk("usr/bin/ls", async () => {
       const { fs } = await freshMount("background-bad-chunk", "all", 2, 0);
       const deadline = Date.now() + 120_000;
       while (fs.progress()[0]!.state !== "error") {
@@ -118,10 +120,7 @@ describe("registry faults under a mounted layer", () => {
       // everything but the bad chunk's member (and the TOC, fetched at open) came in
       expect(p.bytesFetched).toBeGreaterThan(blob.blobSize * 0.9);
       expect(p.lastError).toMatch(/digest|inflate/);
-    } finally {
-      await fh.write(orig, 0, 1, at);
-      await fh.close();
-    }
+    });
   });
 
   it("should survive the registry being killed mid-fetch and restarted on the same port", { timeout: 300_000 }, async () => {
