@@ -286,6 +286,10 @@ describe("BlobCache eviction", () => {
     for (let i = 0; i < 11; i++) await c.put(key(i, BLOB_B), content(key(i, BLOB_B), 10_000));
     const pinnedBytes = await diskUsage(dir);
     expect(pinnedBytes).toBeGreaterThan(maxBytes);
+    // a known start: the setup's own background passes are done and the disk was just looked at (how many
+    // bytes they left "written since the last scan" depended on timing, which made this test flaky)
+    await c.idle();
+    await c.rescan();
     const rescans = vi.spyOn(c, "rescan");
     // 10 puts of ~1.1 kB: each goes over the cap and its entry is evicted at once, from the index, without a rescan
     for (let i = 0; i < 10; i++) {
@@ -293,17 +297,17 @@ describe("BlobCache eviction", () => {
       expect(await diskUsage(dir)).toBe(pinnedBytes);
     }
     expect(rescans).toHaveBeenCalledTimes(0); // it was 3 per put
-    // past a quarter of the cap written since the last scan, one pass looks at the disk again
-    for (let i = 10; i < 20; i++) await c.put(key(i), content(key(i), 1000));
+    // past a quarter of the cap written since the last scan (25 puts of ~1.1 kB), one pass looks at the disk again
+    for (let i = 10; i < 25; i++) await c.put(key(i), content(key(i), 1000));
     expect([rescans.mock.calls.length, await diskUsage(dir)]).toEqual([1, pinnedBytes]);
     // an unpin lets the next put's pass rescan and get under the cap
     c.unpin(BLOB_B);
     await c.idle();
-    await c.put(key(20), content(key(20), 1000));
+    await c.put(key(25), content(key(25), 1000));
     expect(rescans).toHaveBeenCalledTimes(2);
     expect(await diskUsage(dir)).toBeLessThanOrEqual(maxBytes);
     expect(c.stats().bytes).toBe(await diskUsage(dir));
-    await c.put(key(21), content(key(21), 1000));
+    await c.put(key(26), content(key(26), 1000));
     expect(rescans).toHaveBeenCalledTimes(2);
   });
 });
