@@ -1,6 +1,6 @@
-import { isProcessAlive } from "@lazypull/host";
 import { readFile, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { isProcessAlive, sleep } from "@lazypull/host";
 import type { EntryIndex } from "./entry-index.js";
 import { ignoreMissing } from "./missing.js";
 
@@ -118,7 +118,7 @@ export class Evictor {
         if (this.run === run) this.run = undefined;
       });
       if (!busy || i >= 50) return { evicted, freedBytes, busy };
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
     }
   }
 

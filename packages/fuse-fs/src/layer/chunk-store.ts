@@ -288,14 +288,8 @@ export class ChunkStore {
         { ...where, cacheMaxBytes: maxBytes },
       );
     }
-    const timeout = prio === "demand" ? (this.o.retry.attemptTimeoutMs ?? defaultRetryPolicy.attemptTimeoutMs) : undefined;
     const fetchPiece = (offset: number, length: number) =>
-      withRetries({ digest, offset, length }, this.o.retry, { counters, log, signal }, async () => {
-        const buf = await withAttemptSignal(signal, timeout, (s) => this.o.source.fetchRange(this.o.ref, digest, { offset, length }, s));
-        counters.noteRequest(buf.length);
-        if (buf.length !== length) throw new FuseFsError("FUSEFS_FETCH_FAILED", `short range: got ${buf.length} of ${length} bytes`, { digest, offset, length });
-        return buf;
-      });
+      withRetries({ digest, offset, length }, this.o.retry, { counters, log, signal }, () => this.fetchRangeOnce(offset, length, prio));
     const putSegment = async (index: number, data: Buffer) => {
       if (signal.aborted) throw new FuseFsError("FUSEFS_CLOSED", `layer ${digest} was closed while fetching`, where);
       try {
@@ -337,6 +331,20 @@ export class ChunkStore {
     });
   }
 
+  /**
+   * One attempt at compressed bytes [offset, offset+length) of the blob, counted; an on-demand attempt
+   * is aborted after the policy's timeout (background ones may be slow). Retries are the caller's.
+   */
+  private async fetchRangeOnce(offset: number, length: number, prio: Priority): Promise<Buffer> {
+    const timeout = prio === "demand" ? (this.o.retry.attemptTimeoutMs ?? defaultRetryPolicy.attemptTimeoutMs) : undefined;
+    const buf = await withAttemptSignal(this.o.signal, timeout, (s) => this.o.source.fetchRange(this.o.ref, this.o.digest, { offset, length }, s));
+    this.o.counters.noteRequest(buf.length);
+    if (buf.length !== length) {
+      throw new FuseFsError("FUSEFS_FETCH_FAILED", `short range: got ${buf.length} of ${length} bytes`, { digest: this.o.digest, offset, length });
+    }
+    return buf;
+  }
+
   private async fetchRun(run: ChunkRef[], prio: Priority): Promise<Buffer[]> {
     const release = await this.budget.acquire(runMemory(run), prio);
     try {
@@ -352,12 +360,7 @@ export class ChunkStore {
     const what = { digest: this.o.digest, offset: start, length: end - start };
     const { counters, log, signal } = this.o;
     const datas = await withRetries(what, this.o.retry, { counters, log, signal }, async () => {
-      const timeout = prio === "demand" ? (this.o.retry.attemptTimeoutMs ?? defaultRetryPolicy.attemptTimeoutMs) : undefined;
-      const buf = await withAttemptSignal(signal, timeout, (s) => this.o.source.fetchRange(this.o.ref, this.o.digest, { offset: start, length: end - start }, s));
-      counters.noteRequest(buf.length);
-      if (buf.length !== end - start) {
-        throw new FuseFsError("FUSEFS_FETCH_FAILED", `short range: got ${buf.length} of ${end - start} bytes`, what);
-      }
+      const buf = await this.fetchRangeOnce(start, end - start, prio);
       return Promise.all(
         run.map((c) => this.o.inflate(c, buf.subarray(c.compressedOffset - start, c.compressedEnd - start))),
       );

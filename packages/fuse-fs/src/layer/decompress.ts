@@ -69,7 +69,7 @@ export async function decompressLayer(input: NodeJS.ReadableStream, label: strin
     child.stderr.on("data", (b: Buffer) => (stderr = (stderr + b.toString()).slice(-2000)));
     child.stdout.pipe(out, { end: false });
     pipeline(rest, child.stdin, (err) => {
-      if (err && (err).code !== "EPIPE") out.destroy(err);
+      if (err && err.code !== "EPIPE") out.destroy(err);
     });
     child.on("error", (err) =>
       out.destroy(

@@ -1,5 +1,6 @@
 import type { ChunkCache } from "@lazypull/blob-cache";
 import { describeError, hasCode } from "@lazypull/errors";
+import { sleep } from "@lazypull/host";
 import type { ChunkRef, FileNode, StargzReader } from "@lazypull/stargz-format";
 import type { Logger } from "pino";
 import { FuseFsError } from "../errors.js";
@@ -7,7 +8,6 @@ import type { LayerProgress, LayerState, PrefetchPolicy } from "../types.js";
 import { chunkId, coalesce, type ChunkStore } from "./chunk-store.js";
 import type { FetchCounters } from "./counters.js";
 import { normalisePath, type ReadHint, type ServedLayer } from "./layer.js";
-import { sleep } from "@lazypull/host";
 import { isFinal } from "./retry.js";
 
 /** the chunk's own bytes are wrong or too big (fuse-fs's checks and stargz-format's inflate) */

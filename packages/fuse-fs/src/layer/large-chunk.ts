@@ -6,7 +6,7 @@ import { FuseFsError } from "../errors.js";
 
 /**
  * A chunk whose inflated size or compressed span exceeds this is never held in memory whole: it is
- * fetched, inflated and hashed as a stream into the cache in `SEGMENT_BYTES` pieces, and served from
+ * fetched, inflated and hashed as a stream into the cache in `LARGE_SEGMENT_BYTES` pieces, and served from
  * there once its digest matched. eStargz writers use 4 MiB chunks by default; this is for the others.
  */
 export const LARGE_CHUNK_BYTES = 16 * 1024 * 1024;
@@ -21,7 +21,7 @@ export function isLargeChunk(c: ChunkRef): boolean {
   return c.size > LARGE_CHUNK_BYTES || c.compressedEnd - c.compressedOffset > LARGE_CHUNK_BYTES;
 }
 
-/** Segments of a large chunk: [index, start, length] in the chunk's inflated bytes. */
+/** The segments bytes [start, start+length) of a chunk lie in: each segment's index and the [from, to) wanted of it. */
 export function segmentsOf(c: ChunkRef, start = 0, length = c.size): { index: number; from: number; to: number }[] {
   const out: { index: number; from: number; to: number }[] = [];
   const end = Math.min(c.size, start + length);
