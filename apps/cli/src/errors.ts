@@ -1,4 +1,4 @@
-import { LazypullError, type ErrorContext } from "@lazypull/errors";
+import { LazypullError } from "@lazypull/errors";
 
 /** The CLI's own codes (the packages' codes pass through as they are). */
 export const CLI_ERROR_CODES = [
@@ -11,9 +11,4 @@ export const CLI_ERROR_CODES = [
 ] as const;
 export type CliErrorCode = (typeof CLI_ERROR_CODES)[number];
 
-export class CliError extends LazypullError {
-  declare readonly code: CliErrorCode;
-  constructor(code: CliErrorCode, message: string, context: ErrorContext = {}, options?: { cause?: unknown }) {
-    super(code, message, context, options);
-  }
-}
+export class CliError extends LazypullError<CliErrorCode> {}

@@ -1,4 +1,4 @@
-import { LazypullError, type ErrorContext } from "@lazypull/errors";
+import { LazypullError } from "@lazypull/errors";
 
 export const DAEMON_ERROR_CODES = [
   "DAEMON_BAD_CONFIG",
@@ -11,9 +11,4 @@ export const DAEMON_ERROR_CODES = [
 ] as const;
 export type DaemonErrorCode = (typeof DAEMON_ERROR_CODES)[number];
 
-export class DaemonError extends LazypullError {
-  declare readonly code: DaemonErrorCode;
-  constructor(code: DaemonErrorCode, message: string, context: ErrorContext = {}, options?: { cause?: unknown }) {
-    super(code, message, context, options);
-  }
-}
+export class DaemonError extends LazypullError<DaemonErrorCode> {}

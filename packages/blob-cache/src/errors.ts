@@ -1,4 +1,4 @@
-import { LazypullError, type ErrorContext } from "@lazypull/errors";
+import { LazypullError } from "@lazypull/errors";
 
 /**
  * BAD_KEY: a key that cannot name an entry (bad digest, empty or oversized id). BAD_RANGE: an
@@ -20,9 +20,4 @@ export const BLOBCACHE_ERROR_CODES = [
 ] as const;
 export type BlobCacheErrorCode = (typeof BLOBCACHE_ERROR_CODES)[number];
 
-export class BlobCacheError extends LazypullError {
-  declare readonly code: BlobCacheErrorCode;
-  constructor(code: BlobCacheErrorCode, message: string, context: ErrorContext = {}, options?: { cause?: unknown }) {
-    super(code, message, context, options);
-  }
-}
+export class BlobCacheError extends LazypullError<BlobCacheErrorCode> {}

@@ -9,11 +9,15 @@ export type ErrorContext = Record<string, unknown>;
 /** Marks lazypull's errors across duplicate installs of this package (a registered symbol is one per process). */
 const BRAND = Symbol.for("lazypull.error");
 
-export class LazypullError extends Error {
-  readonly code: string;
+/**
+ * `C` is the union of codes a subclass may raise, so `new FuseFsError("FUSEFS_TYPO", …)` does not
+ * compile; a package's class is then just `class FuseFsError extends LazypullError<FuseFsErrorCode> {}`.
+ */
+export class LazypullError<C extends string = string> extends Error {
+  readonly code: C;
   readonly context: ErrorContext;
 
-  constructor(code: string, message: string, context: ErrorContext = {}, options?: { cause?: unknown }) {
+  constructor(code: C, message: string, context: ErrorContext = {}, options?: { cause?: unknown }) {
     super(message, options);
     this.name = new.target.name;
     this.code = code;
@@ -21,7 +25,7 @@ export class LazypullError extends Error {
     Object.defineProperty(this, BRAND, { value: true });
   }
 
-  toJSON(): { name: string; code: string; message: string; context: ErrorContext } {
+  toJSON(): { name: string; code: C; message: string; context: ErrorContext } {
     return { name: this.name, code: this.code, message: this.message, context: this.context };
   }
 }

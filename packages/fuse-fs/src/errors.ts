@@ -1,4 +1,4 @@
-import { LazypullError, type ErrorContext } from "@lazypull/errors";
+import { LazypullError } from "@lazypull/errors";
 
 /** Stable codes raised by fuse-fs; the FUSE adapters map them to errno in `operations/errno.ts`. */
 export const FUSEFS_ERROR_CODES = [
@@ -21,9 +21,4 @@ export const FUSEFS_ERROR_CODES = [
 ] as const;
 export type FuseFsErrorCode = (typeof FUSEFS_ERROR_CODES)[number];
 
-export class FuseFsError extends LazypullError {
-  declare readonly code: FuseFsErrorCode;
-  constructor(code: FuseFsErrorCode, message: string, context: ErrorContext = {}, options?: { cause?: unknown }) {
-    super(code, message, context, options);
-  }
-}
+export class FuseFsError extends LazypullError<FuseFsErrorCode> {}

@@ -1,11 +1,6 @@
-import { LazypullError, type ErrorContext } from "@lazypull/errors";
+import { LazypullError } from "@lazypull/errors";
 
 export const CONVERT_ERROR_CODES = ["CONVERT_LAYER_FAILED", "CONVERT_BAD_SOURCE"] as const;
 export type ConvertErrorCode = (typeof CONVERT_ERROR_CODES)[number];
 
-export class ConvertError extends LazypullError {
-  declare readonly code: ConvertErrorCode;
-  constructor(code: ConvertErrorCode, message: string, context: ErrorContext = {}, options?: { cause?: unknown }) {
-    super(code, message, context, options);
-  }
-}
+export class ConvertError extends LazypullError<ConvertErrorCode> {}

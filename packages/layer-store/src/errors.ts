@@ -1,4 +1,4 @@
-import { LazypullError, type ErrorContext } from "@lazypull/errors";
+import { LazypullError } from "@lazypull/errors";
 
 /**
  * Stable codes raised by the layer store; `operations.ts` maps them to errno. NOT_FOUND: the path
@@ -16,9 +16,4 @@ export const LAYER_STORE_ERROR_CODES = [
 ] as const;
 export type LayerStoreErrorCode = (typeof LAYER_STORE_ERROR_CODES)[number];
 
-export class LayerStoreError extends LazypullError {
-  declare readonly code: LayerStoreErrorCode;
-  constructor(code: LayerStoreErrorCode, message: string, context: ErrorContext = {}, options?: { cause?: unknown }) {
-    super(code, message, context, options);
-  }
-}
+export class LayerStoreError extends LazypullError<LayerStoreErrorCode> {}

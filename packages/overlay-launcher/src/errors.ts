@@ -1,15 +1,10 @@
-import { LazypullError, type ErrorContext } from "@lazypull/errors";
+import { LazypullError } from "@lazypull/errors";
 
 export const HOST_CONFIG_ERROR_CODES = ["LAUNCH_CONFIG_UNREADABLE", "LAUNCH_CONFIG_INVALID"] as const;
 export type HostConfigErrorCode = (typeof HOST_CONFIG_ERROR_CODES)[number];
 
 /** The host configuration file is unreadable or invalid. */
-export class HostConfigError extends LazypullError {
-  declare readonly code: HostConfigErrorCode;
-  constructor(code: HostConfigErrorCode, message: string, context: ErrorContext, options?: { cause?: unknown }) {
-    super(code, message, context, options);
-  }
-}
+export class HostConfigError extends LazypullError<HostConfigErrorCode> {}
 
 export const OVERLAY_ERROR_CODES = [
   "OVERLAY_NO_LOWER",
@@ -25,20 +20,10 @@ export const OVERLAY_ERROR_CODES = [
 export type OverlayErrorCode = (typeof OVERLAY_ERROR_CODES)[number];
 
 /** Mounting or unmounting an overlay (kernel or fuse-overlayfs) or a recorded FUSE mount failed. */
-export class OverlayError extends LazypullError {
-  declare readonly code: OverlayErrorCode;
-  constructor(code: OverlayErrorCode, message: string, context: ErrorContext, options?: { cause?: unknown }) {
-    super(code, message, context, options);
-  }
-}
+export class OverlayError extends LazypullError<OverlayErrorCode> {}
 
 export const LAUNCH_ERROR_CODES = ["LAUNCH_BAD_OPTION", "LAUNCH_NO_COMMAND", "LAUNCH_BINARY_NOT_FOUND", "LAUNCH_SPAWN_FAILED"] as const;
 export type LaunchErrorCode = (typeof LAUNCH_ERROR_CODES)[number];
 
 /** The container cannot be started as asked (bad run options, no command, podman missing). */
-export class LaunchError extends LazypullError {
-  declare readonly code: LaunchErrorCode;
-  constructor(code: LaunchErrorCode, message: string, context: ErrorContext, options?: { cause?: unknown }) {
-    super(code, message, context, options);
-  }
-}
+export class LaunchError extends LazypullError<LaunchErrorCode> {}

@@ -36,8 +36,7 @@ export interface RegistryErrorContext {
   [k: string]: unknown;
 }
 
-export class RegistryError extends LazypullError {
-  declare readonly code: RegistryErrorCode;
+export class RegistryError extends LazypullError<RegistryErrorCode> {
   declare readonly context: RegistryErrorContext;
 
   constructor(code: RegistryErrorCode, message: string, context: RegistryErrorContext = {}, options?: { cause?: unknown }) {

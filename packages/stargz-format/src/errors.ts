@@ -1,4 +1,4 @@
-import { LazypullError, type ErrorContext } from "@lazypull/errors";
+import { LazypullError } from "@lazypull/errors";
 
 /**
  * Stable codes raised by this package. Callers (fuse-fs, the CLI) branch on these, never on messages.
@@ -33,12 +33,7 @@ export const STARGZ_ERROR_CODES = [
 export type StargzErrorCode = (typeof STARGZ_ERROR_CODES)[number];
 
 /** Everything wrong with a blob, a TOC or a tar. `context` names the layer (`label`), entry, offset… */
-export class StargzError extends LazypullError {
-  declare readonly code: StargzErrorCode;
-  constructor(code: StargzErrorCode, message: string, context: ErrorContext = {}, options?: { cause?: unknown }) {
-    super(code, message, context, options);
-  }
-}
+export class StargzError extends LazypullError<StargzErrorCode> {}
 
 /** Prefix for messages that concern one layer: "layer sha256:…: ". */
 export function where(label: string | undefined): string {
