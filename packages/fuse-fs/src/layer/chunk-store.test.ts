@@ -7,15 +7,15 @@ import { BufferSource, MapCache, chunkedBlob, fakeInflate, fakeRef } from "../..
 
 const log = pino({ level: "silent" });
 
-function setup(n = 4, size = 1000) {
-  const datas = Array.from({ length: n }, () => randomBytes(size));
+/** A store over a blob of one gzip member per buffer, with fakes for the registry and the cache. */
+function storeOf(datas: Buffer[], digest = "sha256:" + "a".repeat(64)) {
   const { blob, chunks } = chunkedBlob(datas);
   const source = new BufferSource(blob);
   const cache = new MapCache();
   const counters = new FetchCounters();
   const store = new ChunkStore({
     ref: fakeRef,
-    digest: "sha256:" + "a".repeat(64),
+    digest,
     source,
     cache,
     inflate: fakeInflate,
@@ -25,6 +25,10 @@ function setup(n = 4, size = 1000) {
     signal: new AbortController().signal,
   });
   return { datas, blob, chunks, source, cache, counters, store };
+}
+
+function setup(n = 4, size = 1000) {
+  return storeOf(Array.from({ length: n }, () => randomBytes(size)));
 }
 
 describe("coalesce", () => {
@@ -121,20 +125,7 @@ describe("large chunks", () => {
   }
 
   function largeSetup(data: Buffer) {
-    const { blob, chunks } = chunkedBlob([randomBytes(100), data]);
-    const source = new BufferSource(blob);
-    const cache = new MapCache();
-    const store = new ChunkStore({
-      ref: fakeRef,
-      digest: "sha256:" + "b".repeat(64),
-      source,
-      cache,
-      inflate: fakeInflate,
-      counters: new FetchCounters(),
-      log,
-      retry: { attempts: 3, delayMs: 1 },
-      signal: new AbortController().signal,
-    });
+    const { chunks, source, cache, store } = storeOf([randomBytes(100), data], "sha256:" + "b".repeat(64));
     return { chunk: chunks[1]!, source, cache, store };
   }
 
