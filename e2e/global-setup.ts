@@ -9,6 +9,8 @@ declare module "vitest" {
   export interface ProvidedContext {
     /** host:port of the suite's docker-registry */
     registryHost: string;
+    /** its storage directory: other registries (TLS, auth, an origin behind a mirror) can serve the same images */
+    registryStorage: string;
     /** the source image (gzip layers, as `podman push` makes them) */
     sourceRef: string;
     /** the same image converted to eStargz by `lazypull convert` */
@@ -39,6 +41,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     const digest = (JSON.parse(res.stdout) as { digest?: unknown }).digest;
     if (typeof digest !== "string" || !/^sha256:[0-9a-f]{64}$/.test(digest)) throw new Error(`lazypull convert --json printed no digest: ${res.stdout}`);
     project.provide("registryHost", registry.host);
+    project.provide("registryStorage", registry.storageDir);
     project.provide("sourceRef", sourceRef);
     project.provide("lazyRef", lazyRef);
     project.provide("convertEnv", env);

@@ -5,8 +5,7 @@ import { acquireImageLayersFromDaemon, isDaemonAvailable } from "@lazypull/daemo
 import { loadFuseNative, mountLazyFs, type LayerDirs, type PrefetchPolicy } from "@lazypull/fuse-fs";
 import { addImageLayers, lowerDirsOf, type ImageLayers } from "@lazypull/image";
 import type { StateDir } from "@lazypull/overlay-launcher";
-import { parseReference } from "@lazypull/registry-client";
-import { createRegistryClient } from "./registry.js";
+import { createRegistryClient, registryFlagsGiven } from "./registry.js";
 import { CliError } from "./errors.js";
 
 // One shape for layers served by the daemon or by this process, so run/mount use either.
@@ -37,8 +36,8 @@ export async function acquireImageLayers(reference: string, opts: AcquireOptions
     await client.close();
   };
   try {
-    const ref = parseReference(reference);
-    const resolved = await client.resolve(ref, { platform: opts.platform });
+    // a string, so a short name goes through registries.conf's aliases and search registries
+    const resolved = await client.resolve(reference, { platform: opts.platform });
     const mountpoint = join(opts.state.dir, "layers");
     await mkdir(mountpoint, { recursive: true });
     await opts.state.recordMount(mountpoint, "fuse");
@@ -59,14 +58,15 @@ export async function acquireImageLayers(reference: string, opts: AcquireOptions
     }
     let released = false;
     return {
-      reference: ref.toString(),
+      reference: resolved.ref.toString(),
       manifestDigest: resolved.manifestDigest,
       config: resolved.config,
       ...lowerDirsOf(dirs),
       fuseMountpoint: mountpoint,
       async stats() {
         const s = client.stats();
-        return { bytesFetched: s.bytesReceived, requests: s.requests, fuseOps: fs.opCount };
+        const hosts = Object.fromEntries(Object.entries(s.hosts).map(([h, v]) => [h, v.bytesReceived]));
+        return { bytesFetched: s.bytesReceived, requests: s.requests, fuseOps: fs.opCount, hosts };
       },
       async release() {
         if (released) return;
@@ -91,7 +91,8 @@ export async function acquireImageLayers(reference: string, opts: AcquireOptions
  * With the daemon, its own prefetch policy applies and accesses are not recorded here.
  */
 export async function acquireImageLayersAnywhere(reference: string, opts: AcquireOptions): Promise<ImageLayers & { via: "daemon" | "process" }> {
-  if (!opts.accessLogPath) {
+  // --tls-verify=false and --cert-dir are this invocation's: lazypulld speaks to registries as its host configures
+  if (!opts.accessLogPath && !registryFlagsGiven()) {
     if (await isDaemonAvailable()) return { ...(await acquireImageLayersFromDaemon(reference, { platform: opts.platform })), via: "daemon" };
     // a daemon someone named explicitly and that is down is worth saying out loud (or refusing):
     // otherwise a benchmark or a deployment quietly runs the in-process path

@@ -1,7 +1,6 @@
 import { defaultCacheDir, openBlobCache } from "@lazypull/blob-cache";
 import { openRemoteLayer, type RemoteLayer } from "@lazypull/fuse-fs";
 import { ImageView } from "@lazypull/image";
-import { parseReference } from "@lazypull/registry-client";
 import { createRegistryClient } from "./registry.js";
 
 /** Opens an image's layers (manifest, config, then each layer's footer+TOC) without mounting anything. */
@@ -15,7 +14,7 @@ export async function openImageView(reference: string, opts: { platform?: string
     await client.close();
   };
   try {
-    const resolved = await client.resolve(parseReference(reference), { platform: opts.platform });
+    const resolved = await client.resolve(reference, { platform: opts.platform });
     const opened = await Promise.all(
       resolved.manifest.layers.map((descriptor) => openRemoteLayer({ ref: resolved.ref, descriptor }, { source: client, cache, allowUnverified: opts.allowUnverified })),
     );

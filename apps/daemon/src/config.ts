@@ -25,9 +25,9 @@ export interface DaemonConfig {
   cacheMemoryBytes: number;
   /** what to fetch before it is read: nothing, the landmark range, or landmark then the whole layer in the background */
   prefetch: PrefetchPolicy;
-  /** registries reached over plain HTTP (loopback always is) */
+  /** registries whose certificates are not verified and that may answer in plain HTTP, as registries.conf's `insecure = true` */
   insecureRegistries: string[];
-  /** containers-registries.conf to read `insecure = true` entries from; false: none */
+  /** containers-registries.conf (mirrors, rewrites, blocked and insecure registries; its drop-ins too); false: none */
   registriesConf?: string | false;
   /** serve layers without a TOC digest annotation (unverifiable TOC) */
   allowUnverified: boolean;

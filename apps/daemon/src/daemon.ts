@@ -213,6 +213,13 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
       },
       { name: "lazypull_registry_requests_total", help: "HTTP requests to registries, retries included.", type: "counter", samples: [{ value: reg.requests }] },
       { name: "lazypull_registry_bytes_received_total", help: "Response body bytes from registries.", type: "counter", samples: [{ value: reg.bytesReceived }] },
+      {
+        name: "lazypull_registry_host_bytes_received_total",
+        help: "Response body bytes per registry or mirror host (registries.conf mirrors included).",
+        type: "counter",
+        samples: Object.entries(reg.hosts).map(([host, h]) => ({ labels: { host }, value: h.bytesReceived })),
+      },
+      { name: "lazypull_registry_mirror_fallbacks_total", help: "Calls a mirror failed and the next source answered.", type: "counter", samples: [{ value: reg.mirrorFallbacks }] },
       { name: "lazypull_registry_retries_total", help: "Retried registry requests.", type: "counter", samples: [{ value: reg.retries }] },
       { name: "lazypull_cache_hits_total", help: "Chunk cache hits.", type: "counter", samples: [{ value: cs.hits }] },
       { name: "lazypull_cache_misses_total", help: "Chunk cache misses.", type: "counter", samples: [{ value: cs.misses }] },

@@ -4,7 +4,7 @@ import type { AcquireRequest, ImageLease, LayerStatus } from "@lazypull/daemon-c
 import type { LazyFs } from "@lazypull/fuse-fs";
 import { isProcessAlive } from "@lazypull/host";
 import { addImageLayers, lowerDirsOf } from "@lazypull/image";
-import { parseReference, type RegistryClient } from "@lazypull/registry-client";
+import type { RegistryClient } from "@lazypull/registry-client";
 import { DaemonError } from "./errors.js";
 
 /**
@@ -27,8 +27,8 @@ export class ImageStore {
     if (req.pid !== undefined && !isProcessAlive(req.pid)) {
       throw new DaemonError("DAEMON_BAD_REQUEST", `pid ${req.pid} is not a running process, so it cannot hold a lease`, { pid: req.pid });
     }
-    const ref = parseReference(req.reference);
-    const resolved = await this.client.resolve(ref, req.platform ? { platform: req.platform } : {});
+    // a string, so a short name goes through registries.conf's aliases and search registries
+    const resolved = await this.client.resolve(req.reference, req.platform ? { platform: req.platform } : {});
     const layers = resolved.manifest.layers;
     const dirs = await addImageLayers(this.fs, resolved.ref, layers);
     if (this.closing) {

@@ -17,7 +17,8 @@ export interface ImageLayers {
   /** the FUSE mount serving them (lazypulld's is shared with other images) */
   fuseMountpoint?: string;
   /** network cost so far; `fuseOps`: operations the FUSE mount answered, when it serves only this image */
-  stats(): Promise<{ bytesFetched: number; requests: number; fuseOps?: number }>;
+  /** `hosts`: response bytes per registry or mirror host that served them, where known */
+  stats(): Promise<{ bytesFetched: number; requests: number; fuseOps?: number; hosts?: Record<string, number> }>;
   release(): Promise<void>;
 }
 

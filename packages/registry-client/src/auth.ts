@@ -30,7 +30,16 @@ export interface AuthOptions {
 // tokens are refreshed this long before they expire, so a request never carries a token that dies in flight
 const TOKEN_SKEW_MS = 10_000;
 
-const basic = (c: Credentials) => `Basic ${Buffer.from(`${c.username}:${c.password}`).toString("base64")}`;
+// what docker's token requests carry as client_id (distribution: "registry-client", the docker engine: "docker")
+const CLIENT_ID = "lazypull";
+
+type UserPassword = Credentials & { username: string; password: string };
+// Basic needs a username and password: an identity token alone cannot be sent as Basic (distribution's
+// basicHandler and containers/image send nothing then), so for Basic such credentials are anonymous
+const hasPassword = (c: Credentials | undefined): c is UserPassword => c !== undefined && c.username !== undefined && c.password !== undefined;
+const basic = (c: UserPassword) => `Basic ${Buffer.from(`${c.username}:${c.password}`).toString("base64")}`;
+const who = (c: Credentials | undefined, oauth: boolean) =>
+  oauth ? `the identity token${c?.username ? ` of user "${c.username}"` : ""}` : hasPassword(c) ? `user "${c.username}"` : "anonymous access";
 
 export class Auth {
   private readonly schemes = new Map<string, AuthScheme>();
@@ -45,7 +54,7 @@ export class Auth {
     if (!scheme) return undefined;
     if (scheme.kind === "basic") {
       const c = await this.opts.credentials(call.registry, call.repository);
-      return c ? basic(c) : undefined;
+      return hasPassword(c) ? basic(c) : undefined;
     }
     const token = await this.token(call, scheme, false);
     return `Bearer ${token.value}`;
@@ -67,7 +76,7 @@ export class Auth {
     if (challenges.some((c) => c.scheme === "basic")) {
       this.schemes.set(call.registry, { kind: "basic" });
       // worth a retry when we have credentials and did not send them this time
-      return sent === undefined && (await this.opts.credentials(call.registry, call.repository)) !== undefined;
+      return sent === undefined && hasPassword(await this.opts.credentials(call.registry, call.repository));
     }
     return false;
   }
@@ -113,26 +122,50 @@ export class Auth {
   }
 
   /**
-   * One token request. Refusals (401/403) and answers that are wrong for good are final; a retryable status or
-   * a dropped connection is a TransientError for the calling request's retry loop, Retry-After included.
+   * One token request. With an identity token it is docker's OAuth2 refresh (distribution's
+   * fetchTokenWithOAuth: a form POST to the realm, `grant_type=refresh_token`), otherwise the token GET with
+   * Basic credentials, or none. Refusals (401/403) and answers that are wrong for good are final; a retryable
+   * status or a dropped connection is a TransientError for the calling request's retry loop, Retry-After included.
    */
   private async fetchToken(call: Call, scheme: Bearer, scopes: string[]): Promise<Token> {
     const url = new URL(scheme.realm);
-    if (scheme.service) url.searchParams.set("service", scheme.service);
-    for (const s of scopes) url.searchParams.append("scope", s);
     const creds = await this.opts.credentials(call.registry, call.repository);
     const ctx = { registry: call.registry, repository: call.repository, digest: call.digest, realm: scheme.realm };
     const headers: Record<string, string> = { "user-agent": this.opts.userAgent, accept: "application/json" };
-    if (creds) headers.authorization = basic(creds);
+    const oauth = creds?.identityToken !== undefined && creds.identityToken !== "";
+    let body: string | undefined;
+    if (oauth) {
+      headers["content-type"] = "application/x-www-form-urlencoded";
+      body = new URLSearchParams({
+        grant_type: "refresh_token",
+        refresh_token: creds.identityToken!,
+        service: scheme.service ?? "",
+        // one field, space-separated, as distribution and the OAuth spec have it (the GET repeats `scope`)
+        scope: scopes.join(" "),
+        client_id: CLIENT_ID,
+      }).toString();
+    } else {
+      if (scheme.service) url.searchParams.set("service", scheme.service);
+      for (const s of scopes) url.searchParams.append("scope", s);
+      if (hasPassword(creds)) headers.authorization = basic(creds);
+    }
     const stats = this.opts.stats;
     stats.requests++;
     stats.tokenRequests++;
+    if (body !== undefined) stats.bytesSent += Buffer.byteLength(body);
     try {
-      const res = await this.opts.dispatcher.request({ origin: url.origin, path: url.pathname + url.search, method: "GET", headers, signal: call.signal });
+      const res = await this.opts.dispatcher.request({
+        origin: url.origin,
+        path: url.pathname + url.search,
+        method: oauth ? "POST" : "GET",
+        headers,
+        body,
+        signal: call.signal,
+      });
       const status = res.statusCode;
-      const body = res.body as unknown as Readable;
+      const resBody = res.body as unknown as Readable;
       if (status === 200) {
-        const text = (await readAll(body, stats, 1 << 20, ctx)).toString("utf8");
+        const text = (await readAll(resBody, stats, 1 << 20, ctx)).toString("utf8");
         let json: { token?: string; access_token?: string; expires_in?: number; issued_at?: string };
         try {
           json = JSON.parse(text) as typeof json;
@@ -147,11 +180,34 @@ export class Auth {
         const from = Number.isNaN(issued) ? Date.now() : Math.min(issued, Date.now());
         return { value, expiresAt: from + lifetimeMs - Math.min(TOKEN_SKEW_MS, lifetimeMs / 2) };
       }
-      await drain(body, stats);
+      if (oauth && status === 400) {
+        // RFC 6749 5.2: an expired or revoked refresh token is `invalid_grant`
+        const text = (await readAll(resBody, stats, 64 << 10, ctx)).toString("utf8");
+        let error: unknown;
+        try {
+          error = (JSON.parse(text) as { error?: unknown }).error;
+        } catch {
+          // not OAuth's JSON error: reported as a bad answer below
+        }
+        if (error === "invalid_grant") {
+          throw new RegistryError("REGISTRY_UNAUTHORIZED", `token server ${url.origin} refused ${who(creds, oauth)} (invalid_grant): log in again`, { ...ctx, status });
+        }
+        throw new RegistryError("REGISTRY_BAD_RESPONSE", `token server ${url.origin} answered HTTP 400${typeof error === "string" ? ` (${error})` : ""} to the identity token exchange`, { ...ctx, status });
+      }
+      await drain(resBody, stats);
       if (status === 401 || status === 403) {
         throw new RegistryError(
           status === 401 ? "REGISTRY_UNAUTHORIZED" : "REGISTRY_DENIED",
-          `token server ${url.origin} refused ${creds ? `user "${creds.username}"` : "anonymous access"} for ${scopes.join(" ")}`,
+          `token server ${url.origin} refused ${who(creds, oauth)} for ${scopes.join(" ")}`,
+          { ...ctx, status },
+        );
+      }
+      if (oauth && status === 404) {
+        // distribution's client does not fall back to the GET here (only its spec suggests it), nor does
+        // containers/image: the GET could carry no credentials, since an identity token is not Basic
+        throw new RegistryError(
+          "REGISTRY_BAD_RESPONSE",
+          `token server ${url.origin} does not take OAuth2 identity tokens (POST answered HTTP 404): log in with a username and password instead`,
           { ...ctx, status },
         );
       }

@@ -22,7 +22,7 @@ export async function headBlob(t: Transport, ref: Reference, digest: string, sco
   const call = blobCall(ref, digest, "HEAD", signal);
   if (scopes) call.scopes = scopes;
   return t.request(call, async (res) => {
-    await drain(res.body, t.stats);
+    await drain(res.body, res.counter);
     if (res.status === 404) throw new RegistryError("REGISTRY_NOT_FOUND", `blob ${digest} not found in ${ref.name}`, { ...ctx, status: 404 });
     if (res.status === 403) throw new RegistryError("REGISTRY_DENIED", `access to blob ${digest} in ${ref.name} denied`, { ...ctx, status: 403 });
     if (res.status !== 200) throw new RegistryError("REGISTRY_BAD_RESPONSE", `HEAD blob ${digest}: HTTP ${res.status}`, { ...ctx, status: res.status });
@@ -47,8 +47,8 @@ export async function getBlob(t: Transport, ref: Reference, digest: string, opts
   const attempts = Math.max(1, Math.min(MISMATCH_ATTEMPTS, retry.maxAttempts));
   for (let attempt = 1; ; attempt++) {
     const bytes = await t.request(blobCall(ref, digest, "GET", opts.signal), async (res) => {
-      if (res.status !== 200) throw await errorFor(res, t.stats, ctx, `blob ${digest} of ${ref.name}`);
-      return readAll(res.body, t.stats, opts.maxBytes ?? 256 << 20, ctx);
+      if (res.status !== 200) throw await errorFor(res, res.counter, ctx, `blob ${digest} of ${ref.name}`);
+      return readAll(res.body, res.counter, opts.maxBytes ?? 256 << 20, ctx);
     });
     const actual = `${digest.slice(0, digest.indexOf(":"))}:${createHash(digest.startsWith("sha512:") ? "sha512" : "sha256").update(bytes).digest("hex")}`;
     if (actual === digest) return bytes;
@@ -65,9 +65,9 @@ export async function fetchBlob(t: Transport, ref: Reference, digest: string, si
   checkDigest(digest, ref);
   const ctx = ctxOf(ref, digest);
   return t.request(blobCall(ref, digest, "GET", signal), async (res) => {
-    if (res.status !== 200) throw await errorFor(res, t.stats, ctx, `blob ${digest} of ${ref.name}`);
+    if (res.status !== 200) throw await errorFor(res, res.counter, ctx, `blob ${digest} of ${ref.name}`);
     const len = header(res.headers, "content-length");
-    const verifier = verifyingStream(digest, len === undefined ? undefined : Number(len), t.stats, ctx);
+    const verifier = verifyingStream(digest, len === undefined ? undefined : Number(len), res.counter, ctx);
     pipeline(res.body, verifier, () => {
       // errors reach the consumer through `verifier`
     });

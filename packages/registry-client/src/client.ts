@@ -7,16 +7,18 @@
 import { Agent, type Dispatcher } from "undici";
 import { fetchBlob, getBlob, headBlob } from "./blobs.js";
 import { credentialSource, defaultAuthFiles, type Credentials } from "./credentials.js";
-import { baseUrlResolver } from "./endpoint.js";
+import { Endpoints } from "./endpoint.js";
 import { RegistryError } from "./errors.js";
 import { getManifest } from "./manifests.js";
 import { hostPlatform, parsePlatform, type Platform } from "./platform.js";
 import { pushBlob, pushManifest, type BlobBody } from "./push.js";
 import { RangeReader } from "./ranges.js";
 import { toReference } from "./reference.js";
-import { resolveImage } from "./resolve.js";
+import { isShortName } from "./registries-conf.js";
+import { resolveImage, resolveShortName } from "./resolve.js";
 import { DEFAULT_RETRY, type RetryPolicy } from "./retry.js";
 import { listTags } from "./tags.js";
+import { tlsConnector } from "./tls.js";
 import { Transport } from "./transport.js";
 import type { BlobInfo, BlobSource, ByteRange, ImageReference, ManifestResult, PushBlobResult, RegistryStats, ResolvedImage } from "./types.js";
 
@@ -25,10 +27,22 @@ export interface RegistryClientOptions {
   credentials?: Record<string, Credentials> | ((registry: string) => Credentials | undefined);
   /** auth files to read, in order (default: REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json, ~/.docker/config.json) */
   authFiles?: string[];
-  /** registries reached over plain HTTP (besides loopback, which always is) */
+  /**
+   * registries whose certificates are not verified and which may answer in plain HTTP (host[:port] or
+   * `*.domain`), as registries.conf's `insecure = true`; loopback registries fall back to plain HTTP only
+   * when they plainly speak it
+   */
   insecureRegistries?: string[];
-  /** containers-registries.conf(5) whose `insecure = true` entries count too; `false` reads none */
+  /** containers-registries.conf(5) (mirrors, rewrites, blocked and insecure registries); default $CONTAINERS_REGISTRIES_CONF or /etc/containers/registries.conf; `false` reads none */
   registriesConf?: string | false;
+  /** its drop-in directory (default /etc/containers/registries.conf.d); `false` reads none */
+  registriesConfDir?: string | false;
+  /** podman's `--tls-verify=false`: verify no certificate and allow plain HTTP, for every registry */
+  tlsVerify?: boolean;
+  /** podman's `--cert-dir`: CA certificates (`*.crt`) and client certificates (`*.cert` + `*.key`) for every registry, instead of certs.d */
+  certDir?: string;
+  /** certs.d bases searched for `<base>/<host[:port]>/` (default: podman's: /etc/containers/certs.d, /etc/docker/certs.d, and ~/.config/containers/certs.d for non-root) */
+  certsDirs?: string[];
   /** platform picked from indexes (default: this host's) */
   platform?: Platform | string;
   retry?: Partial<RetryPolicy>;
@@ -68,12 +82,26 @@ export class RegistryClient implements BlobSource {
   private readonly opts: RegistryClientOptions;
   private readonly platform: Platform;
   private readonly ranges: RangeReader;
+  private readonly endpoints: Endpoints;
 
   constructor(opts: RegistryClientOptions = {}) {
     this.opts = opts;
     this.ownDispatcher = !opts.dispatcher;
+    const endpoints = new Endpoints(opts);
+    this.endpoints = endpoints;
     this.dispatcher =
-      opts.dispatcher ?? new Agent({ connections: 32, keepAliveTimeout: 30_000, keepAliveMaxTimeout: 600_000, ...opts.agentOptions });
+      opts.dispatcher ??
+      new Agent({
+        connections: 32,
+        keepAliveTimeout: 30_000,
+        keepAliveMaxTimeout: 600_000,
+        connect: tlsConnector({
+          ...(opts.certDir !== undefined ? { certDir: opts.certDir } : {}),
+          ...(opts.certsDirs !== undefined ? { certsDirs: opts.certsDirs } : {}),
+          verify: (host) => endpoints.verify(host),
+        }),
+        ...opts.agentOptions,
+      });
     const p = typeof opts.platform === "string" ? parsePlatform(opts.platform) : opts.platform;
     if (opts.platform !== undefined && !p) {
       throw new RegistryError("REFERENCE_INVALID", `bad platform ${JSON.stringify(opts.platform)} (want os/arch[/variant])`, {});
@@ -83,15 +111,18 @@ export class RegistryClient implements BlobSource {
       dispatcher: this.dispatcher,
       retry: { ...DEFAULT_RETRY, ...opts.retry },
       userAgent: opts.userAgent ?? "lazypull-registry-client/0",
-      baseUrl: baseUrlResolver(opts),
-      credentials: credentialSource(opts.credentials, () => opts.authFiles ?? defaultAuthFiles()),
+      endpoints,
+      // registries.conf's `credential-helpers` says which helpers, in which order (the auth files by default)
+      credentials: credentialSource(opts.credentials, () => opts.authFiles ?? defaultAuthFiles(), { helpers: async () => (await endpoints.config()).credentialHelpers }),
     });
     this.ranges = new RangeReader(this.transport, opts);
   }
 
   /** Counters since creation. */
   stats(): RegistryStats {
-    return { ...this.transport.stats, ...this.ranges.counters };
+    const t = this.transport.stats;
+    const hosts = Object.fromEntries(Object.entries(t.hosts).map(([h, v]) => [h, { ...v }]));
+    return { ...t, hosts, ...this.ranges.counters };
   }
 
   async close(): Promise<void> {
@@ -105,10 +136,16 @@ export class RegistryClient implements BlobSource {
     return getManifest(this.transport, toReference(refIn), opts.signal);
   }
 
-  /** Resolves a reference to one platform's manifest and config (indexes are narrowed by platform). */
+  /**
+   * Resolves a reference to one platform's manifest and config (indexes are narrowed by platform). A short
+   * name given as a string (`debian:12`) is qualified as podman does — an alias from registries.conf, else
+   * each `unqualified-search-registries` entry in order, the first that has the image winning, else docker.io;
+   * the result's `ref` is the qualified reference to use from then on.
+   */
   async resolve(refIn: ImageReference | string, opts: { platform?: Platform | string; signal?: AbortSignal } = {}): Promise<ResolvedImage & { indexDigest?: string }> {
     const want = (typeof opts.platform === "string" ? parsePlatform(opts.platform) : opts.platform) ?? this.platform;
-    return resolveImage(this.transport, toReference(refIn), want, opts.signal);
+    if (typeof refIn !== "string" || !isShortName(refIn)) return resolveImage(this.transport, toReference(refIn), want, opts.signal);
+    return resolveShortName(this.transport, await this.endpoints.config(), refIn, want, opts.signal);
   }
 
   // ---- blobs ----

@@ -1,8 +1,7 @@
 // Which registries are reached over plain HTTP: loopback, and registries.conf's `insecure` entries.
 import { readFile } from "node:fs/promises";
 import { isIP } from "node:net";
-import { parse } from "smol-toml";
-import { RegistryError } from "./errors.js";
+import { parseTomlFile } from "./registries-conf.js";
 
 /** True for hosts where plain HTTP is the default: localhost, 127.0.0.0/8 and ::1. */
 export function isLoopbackRegistry(registry: string): boolean {
@@ -14,8 +13,10 @@ export function isLoopbackRegistry(registry: string): boolean {
 }
 
 /**
- * The registries marked insecure in a containers-registries.conf(5) file: v2 `[[registry]] insecure = true`
- * (with `location` or `prefix`) and v1 `[registries.insecure] registries = […]`. A missing file is no registry.
+ * LEGACY path, kept for endpoint.ts: the registries marked insecure in one containers-registries.conf(5)
+ * file — v2 `[[registry]] insecure = true` (with `location` or `prefix`) and v1 `[registries.insecure]`.
+ * It reads no drop-ins and, unlike podman, tolerates a file mixing v1 and v2; new code should use
+ * `loadRegistriesConf` + `isInsecureHost` from registries-conf.ts. A missing file is no registry.
  */
 export async function readInsecureRegistries(path: string): Promise<string[]> {
   let text: string;
@@ -24,13 +25,7 @@ export async function readInsecureRegistries(path: string): Promise<string[]> {
   } catch {
     return [];
   }
-  let parsed: unknown;
-  try {
-    parsed = parse(text);
-  } catch (cause) {
-    throw new RegistryError("REGISTRY_CONFIG_INVALID", `${path} is not valid TOML: ${(cause as Error).message}`, { file: path }, { cause });
-  }
-  const conf = parsed as {
+  const conf = parseTomlFile(text, path) as {
     registry?: { location?: string; prefix?: string; insecure?: boolean }[];
     registries?: { insecure?: { registries?: string[] } };
   };

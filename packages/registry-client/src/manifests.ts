@@ -30,8 +30,8 @@ export async function getManifest(t: Transport, ref: Reference, signal?: AbortSi
     signal,
   };
   return t.request(call, async (res) => {
-    if (res.status !== 200) throw await errorFor(res, t.stats, ctx, `manifest ${ref}`);
-    const bytes = await readAll(res.body, t.stats, MAX_MANIFEST_BYTES, ctx);
+    if (res.status !== 200) throw await errorFor(res, res.counter, ctx, `manifest ${ref}`);
+    const bytes = await readAll(res.body, res.counter, MAX_MANIFEST_BYTES, ctx);
     const algorithm = (ref.digest ?? header(res.headers, "docker-content-digest") ?? "sha256:").startsWith("sha512:") ? "sha512" : "sha256";
     const digest = `${algorithm}:${createHash(algorithm).update(bytes).digest("hex")}`;
     const claimed = ref.digest ?? header(res.headers, "docker-content-digest");

@@ -44,11 +44,11 @@ export async function pushBlob(t: Transport, ref: Reference, digest: string, siz
     { method: "POST", registry: ref.registry, repository: ref.repository, digest, path: `/v2/${ref.repository}/blobs/uploads/${q}`, headers: { "content-length": "0" }, scopes, signal: opts.signal },
     async (res) => {
       if (res.status === 201) {
-        await drain(res.body, t.stats);
+        await drain(res.body, res.counter);
         return { mounted: true as const };
       }
-      if (res.status !== 202) throw await errorFor(res, t.stats, ctx, `starting upload of ${digest} to ${ref.name}`);
-      await drain(res.body, t.stats);
+      if (res.status !== 202) throw await errorFor(res, res.counter, ctx, `starting upload of ${digest} to ${ref.name}`);
+      await drain(res.body, res.counter);
       const loc = header(res.headers, "location");
       if (!loc) throw new RegistryError("REGISTRY_BAD_RESPONSE", `upload of ${digest} to ${ref.name}: no Location`, ctx);
       return { mounted: false as const, location: new URL(loc, res.url).toString() };
@@ -87,14 +87,14 @@ async function finishUpload(t: Transport, ref: Reference, digest: string, size: 
     },
     async (res) => {
       if (res.status === 400) {
-        const err = await errorFor(res, t.stats, ctx, `upload of ${digest} to ${ref.name}`);
+        const err = await errorFor(res, res.counter, ctx, `upload of ${digest} to ${ref.name}`);
         if (err.context.registryErrors?.includes("DIGEST_INVALID") || err.context.registryErrors?.includes("SIZE_INVALID")) {
           throw new RegistryError("DIGEST_MISMATCH", `registry ${ref.registry} found the uploaded bytes do not match ${digest}`, err.context);
         }
         throw err;
       }
-      if (res.status !== 201) throw await errorFor(res, t.stats, ctx, `upload of ${digest} to ${ref.name}`);
-      await drain(res.body, t.stats);
+      if (res.status !== 201) throw await errorFor(res, res.counter, ctx, `upload of ${digest} to ${ref.name}`);
+      await drain(res.body, res.counter);
       const claimed = header(res.headers, "docker-content-digest");
       if (claimed && claimed !== digest) throw new RegistryError("DIGEST_MISMATCH", `registry stored ${claimed} for upload of ${digest}`, { ...ctx, actual: claimed });
     },
@@ -137,8 +137,8 @@ async function uploadChunks(
         retry: false,
       },
       async (res) => {
-        if (res.status !== 202) throw await errorFor(res, t.stats, ctx, `chunk ${offset}-${end} of ${digest} to ${ref.name}`);
-        await drain(res.body, t.stats);
+        if (res.status !== 202) throw await errorFor(res, res.counter, ctx, `chunk ${offset}-${end} of ${digest} to ${ref.name}`);
+        await drain(res.body, res.counter);
         const loc = header(res.headers, "location");
         return loc ? new URL(loc, res.url).toString() : location;
       },
@@ -188,8 +188,8 @@ export async function pushManifest(t: Transport, ref: Reference, bytes: Buffer, 
       signal,
     },
     async (res) => {
-      if (res.status !== 201 && res.status !== 200) throw await errorFor(res, t.stats, ctx, `pushing manifest ${ref}`);
-      await drain(res.body, t.stats);
+      if (res.status !== 201 && res.status !== 200) throw await errorFor(res, res.counter, ctx, `pushing manifest ${ref}`);
+      await drain(res.body, res.counter);
       const claimed = header(res.headers, "docker-content-digest");
       if (claimed && claimed !== digest) throw new RegistryError("DIGEST_MISMATCH", `registry stored manifest ${ref} as ${claimed}, expected ${digest}`, { ...ctx, actual: claimed });
       return digest;

@@ -37,7 +37,7 @@ type Wanted = { r: ByteRange; i: number };
 
 /** Exactly `n` bytes of a 206 body; fewer is a TransientError (the body was cut short on the way). */
 async function readPart(res: Response, t: Transport, n: number, ctx: RegistryErrorContext, what: string): Promise<Buffer> {
-  const data = await readAll(res.body, t.stats, n, ctx);
+  const data = await readAll(res.body, res.counter, n, ctx);
   if (data.length !== n) throw new TransientError(`${what}: the body ended after ${data.length} of ${n} bytes`);
   return data;
 }
@@ -64,7 +64,7 @@ export class RangeReader {
       if (res.status === 206) {
         const cr = parseContentRange(header(res.headers, "content-range"));
         if (!cr || cr.start > range.offset || cr.end < end) {
-          await drain(res.body, this.t.stats);
+          await drain(res.body, res.counter);
           throw new RegistryError("REGISTRY_BAD_RESPONSE", `range ${range.offset}-${end} of ${digest} answered with Content-Range ${header(res.headers, "content-range")}`, ctx);
         }
         const body = await readPart(res, this.t, cr.end - cr.start + 1, ctx, `range ${cr.start}-${cr.end} of ${digest}`);
@@ -72,10 +72,10 @@ export class RangeReader {
       }
       if (res.status === 200) return this.sliceIgnoredRange(res, ref, digest, range, ctx);
       if (res.status === 416) {
-        await drain(res.body, this.t.stats);
+        await drain(res.body, res.counter);
         throw new RegistryError("REGISTRY_RANGE_NOT_SATISFIABLE", `range ${range.offset}-${end} is outside blob ${digest}`, { ...ctx, status: 416 });
       }
-      throw await errorFor(res, this.t.stats, ctx, `range ${range.offset}-${end} of blob ${digest}`);
+      throw await errorFor(res, res.counter, ctx, `range ${range.offset}-${end} of blob ${digest}`);
     });
   }
 
@@ -106,16 +106,16 @@ export class RangeReader {
         this.counters.multiRangeFallbacks++;
         this.counters.rangeIgnored++;
         const hi = Math.max(...wanted.map(({ r }) => r.offset + r.length));
-        const data = await sliceBody(res.body, this.t.stats, 0, hi);
+        const data = await sliceBody(res.body, res.counter, 0, hi);
         if (!data) throw new RegistryError("REGISTRY_RANGE_NOT_SATISFIABLE", `ranges reach past the end of blob ${digest}`, ctx);
         parts = [{ start: 0, end: hi - 1, data }];
       } else if (res.status === 400 || res.status === 416 || res.status === 501) {
         caps.multiRange = false;
         this.counters.multiRangeFallbacks++;
-        await drain(res.body, this.t.stats);
+        await drain(res.body, res.counter);
         return wanted;
       } else {
-        throw await errorFor(res, this.t.stats, ctx, `ranges of blob ${digest}`);
+        throw await errorFor(res, res.counter, ctx, `ranges of blob ${digest}`);
       }
       const left: Wanted[] = [];
       for (const w of wanted) {
@@ -134,7 +134,7 @@ export class RangeReader {
     const boundary = byterangesBoundary(header(res.headers, "content-type"));
     if (boundary) {
       const maxBytes = wanted.reduce((n, { r }) => n + r.length, 0) * 2 + 64 * 1024 + wanted.length * 512;
-      const body = await readAll(res.body, this.t.stats, maxBytes, ctx);
+      const body = await readAll(res.body, res.counter, maxBytes, ctx);
       const parts = splitByteranges(body, boundary);
       if (parts === "truncated") throw new TransientError(`multipart/byteranges body for ${digest} ended early (after ${body.length} bytes)`);
       if (parts === "malformed") throw new RegistryError("REGISTRY_BAD_RESPONSE", `malformed multipart/byteranges for ${digest}`, ctx);
@@ -145,7 +145,7 @@ export class RangeReader {
     const lo = Math.min(...wanted.map(({ r }) => r.offset));
     const hi = Math.max(...wanted.map(({ r }) => r.offset + r.length - 1));
     if (!cr || cr.end - cr.start > 2 * (hi - lo + 1) + (1 << 20)) {
-      await drain(res.body, this.t.stats);
+      await drain(res.body, res.counter);
       throw new RegistryError("REGISTRY_BAD_RESPONSE", `multi-range answer for ${digest} has Content-Range ${header(res.headers, "content-range")}`, ctx);
     }
     const data = await readPart(res, this.t, cr.end - cr.start + 1, ctx, `ranges of ${digest} merged into ${cr.start}-${cr.end}`);
@@ -169,7 +169,7 @@ export class RangeReader {
       res.body.destroy();
       throw new RegistryError("REGISTRY_RANGE_UNSUPPORTED", `${ref.registry} ignored Range for blob ${digest} and sent the whole blob`, { ...ctx, status: 200 });
     }
-    const data = await sliceBody(res.body, this.t.stats, range.offset, range.length);
+    const data = await sliceBody(res.body, res.counter, range.offset, range.length);
     if (!data) throw new RegistryError("REGISTRY_RANGE_NOT_SATISFIABLE", `range ${range.offset}+${range.length} is outside blob ${digest}`, ctx);
     return data;
   }

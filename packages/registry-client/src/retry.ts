@@ -1,5 +1,6 @@
 // The retry policy and what counts as worth another attempt; the one loop that applies them is
 // Transport.request (transport.ts), for registry calls and the token requests made on their behalf alike.
+import { tlsErrorFor } from "./tls-errors.js";
 
 export interface RetryPolicy {
   /** attempts per request, the first included (default 5) */
@@ -62,6 +63,9 @@ export class TransientError extends Error {
 
 export function isRetryableError(err: unknown): boolean {
   if (err instanceof TransientError) return true;
+  // a certificate problem or a refused client certificate is the same on every attempt (TLS 1.3's refusal
+  // arrives as a closed socket, which would otherwise look like a reset)
+  if (tlsErrorFor(err, "") !== undefined) return false;
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === "string" && RETRYABLE_CODES.has(code);
 }

@@ -15,8 +15,8 @@ export async function listTags(t: Transport, ref: Reference, signal?: AbortSigna
     const page: { tags: string[]; next?: string } = await t.request(
       { method: "GET", registry: ref.registry, repository: ref.repository, path, scopes: pullScope(ref), signal },
       async (res) => {
-        if (res.status !== 200) throw await errorFor(res, t.stats, ctx, `tags of ${ref.name}`);
-        const text = (await readAll(res.body, t.stats, 16 << 20, ctx)).toString("utf8");
+        if (res.status !== 200) throw await errorFor(res, res.counter, ctx, `tags of ${ref.name}`);
+        const text = (await readAll(res.body, res.counter, 16 << 20, ctx)).toString("utf8");
         let json: { tags?: string[] | null };
         try {
           json = JSON.parse(text) as typeof json;

@@ -2,6 +2,10 @@ import { Readable } from "node:stream";
 import type { Dispatcher } from "undici";
 import { describe, expect, it } from "vitest";
 import { DEFAULT_RETRY } from "./retry.js";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Endpoints } from "./endpoint.js";
 import { Transport, type Call } from "./transport.js";
 
 type Answer = { status: number; headers?: Record<string, string>; body?: string } | Error;
@@ -31,7 +35,7 @@ function transport(dispatcher: Dispatcher, retry: Partial<typeof DEFAULT_RETRY> 
     dispatcher,
     retry: { ...DEFAULT_RETRY, baseDelayMs: 1, ...retry },
     userAgent: "test",
-    baseUrl: async (r) => `http://${r}`,
+    endpoints: new Endpoints({ registriesConf: false, insecureRegistries: ["reg.test"] }),
     credentials: async () => undefined,
   });
 }
@@ -76,5 +80,91 @@ describe("one retry budget for a call and its token requests", () => {
     const registryFails = fakeDispatcher(() => ({ status: 503 }));
     await expect(transport(registryFails.dispatcher).request(patch, ok)).rejects.toMatchObject({ code: "REGISTRY_UNAVAILABLE", context: { status: 503, attempts: 1 } });
     expect(registryFails.counts.registry).toEqual(1);
+  });
+});
+
+describe("registries.conf mirrors, tried in order before the registry", () => {
+  /** a dispatcher answering per host from a script, logging `host METHOD path` */
+  function hosts(script: (host: string, method: string) => Answer) {
+    const log: string[] = [];
+    const dispatcher = {
+      async request(o: { origin: string; path: string; method: string }) {
+        const host = new URL(o.origin).host;
+        log.push(`${host} ${o.method} ${o.path}`);
+        const a = script(host, o.method);
+        if (a instanceof Error) throw a;
+        return { statusCode: a.status, headers: a.headers ?? {}, body: Readable.from([Buffer.from(a.body ?? "")]) };
+      },
+    } as unknown as Dispatcher;
+    return { dispatcher, log };
+  }
+
+  async function mirrored(dispatcher: Dispatcher, conf: string) {
+    const dir = await mkdtemp(join(tmpdir(), "rc-mirrors-"));
+    await writeFile(join(dir, "registries.conf"), conf);
+    const t = new Transport({
+      dispatcher,
+      retry: { ...DEFAULT_RETRY, baseDelayMs: 1 },
+      userAgent: "test",
+      endpoints: new Endpoints({ registriesConf: join(dir, "registries.conf"), registriesConfDir: false, insecureRegistries: ["*.test"] }),
+      credentials: async () => undefined,
+    });
+    return { t, done: () => rm(dir, { recursive: true, force: true }) };
+  }
+
+  const conf = `[[registry]]\nprefix = "reg.test/team"\nlocation = "reg.test/mirrored/team"\n[[registry.mirror]]\nlocation = "m1.test/cache"\n[[registry.mirror]]\nlocation = "m2.test"\n`;
+  const blob = (over: Partial<Call> = {}) =>
+    call({ registry: "reg.test", repository: "team/app", digest: `sha256:${"a".repeat(64)}`, path: `/v2/team/app/blobs/sha256:${"a".repeat(64)}`, scopes: ["repository:team/app:pull"], ...over });
+
+  it("should ask each mirror (the prefix replaced by its location, as containers/image does) in order, then the rewritten registry, and count who answered", async () => {
+    const { dispatcher, log } = hosts((host) => (host === "reg.test" ? { status: 200, body: "bytes" } : { status: 404 }));
+    const { t, done } = await mirrored(dispatcher, conf);
+    try {
+      const res = await t.request(blob(), async (r) => {
+        if (r.status !== 200) throw Object.assign(new Error(`HTTP ${r.status}`), { code: "REGISTRY_NOT_FOUND" });
+        let n = 0;
+        for await (const c of r.body) n += (c as Buffer).length;
+        r.counter.bytesReceived += n;
+        return n;
+      });
+      expect(res).toBe(5);
+      expect(log).toEqual([
+        `m1.test GET /v2/cache/app/blobs/sha256:${"a".repeat(64)}`,
+        `m2.test GET /v2/app/blobs/sha256:${"a".repeat(64)}`,
+        `reg.test GET /v2/mirrored/team/app/blobs/sha256:${"a".repeat(64)}`,
+      ]);
+      expect(t.stats.mirrorFallbacks).toBe(2);
+      expect(t.stats.hosts["reg.test"]).toEqual({ requests: 1, bytesReceived: 5 });
+      expect(t.stats.hosts["m1.test"]?.requests).toBe(1);
+    } finally {
+      await done();
+    }
+  });
+
+  it("should skip a mirror that cannot be reached for a while instead of paying for it on every call", async () => {
+    const { dispatcher, log } = hosts((host) => (host === "m1.test" ? reset() : { status: 200 }));
+    const { t, done } = await mirrored(dispatcher, `[[registry]]\nlocation = "reg.test"\n[[registry.mirror]]\nlocation = "m1.test"\n`);
+    try {
+      expect(await t.request(blob(), ok)).toBe(200);
+      const m1First = log.filter((l) => l.startsWith("m1.test")).length;
+      // https, then plain http (insecure), then the mirror's second attempt over http
+      expect(m1First).toBeGreaterThanOrEqual(2);
+      expect(await t.request(blob(), ok)).toBe(200);
+      expect(log.filter((l) => l.startsWith("m1.test")).length).toBe(m1First);
+      expect(log.filter((l) => l.startsWith("reg.test")).length).toBe(2);
+    } finally {
+      await done();
+    }
+  });
+
+  it("should send writes to the registry only", async () => {
+    const { dispatcher, log } = hosts(() => ({ status: 202 }));
+    const { t, done } = await mirrored(dispatcher, conf);
+    try {
+      await t.request(blob({ method: "POST", path: "/v2/team/app/blobs/uploads/", digest: undefined }), ok);
+      expect(log).toEqual(["reg.test POST /v2/mirrored/team/app/blobs/uploads/"]);
+    } finally {
+      await done();
+    }
   });
 });

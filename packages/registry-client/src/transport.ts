@@ -10,7 +10,9 @@ import { Auth } from "./auth.js";
 import { drain, readAll, type ByteCounter } from "./body.js";
 import { parseWwwAuthenticate } from "./challenge.js";
 import type { Credentials } from "./credentials.js";
+import { hostOf, retarget, type Endpoints } from "./endpoint.js";
 import { RegistryError, type RegistryErrorContext } from "./errors.js";
+import { speaksPlainHttp, tlsErrorFor } from "./tls-errors.js";
 import { TransientError, backoffMs, isRetryableError, isRetryableStatus, parseRetryAfter, type RetryPolicy } from "./retry.js";
 
 export interface RequestStats extends ByteCounter {
@@ -20,6 +22,15 @@ export interface RequestStats extends ByteCounter {
   retries: number;
   redirects: number;
   tokenRequests: number;
+  /** calls a mirror failed and the next source (another mirror, or the registry) answered instead */
+  mirrorFallbacks: number;
+  /** requests and body bytes per host that answered (`host[:port]`), so a run can say who served it */
+  hosts: Record<string, HostStats>;
+}
+
+export interface HostStats {
+  requests: number;
+  bytesReceived: number;
 }
 
 /** A body that can be sent again on retry (Buffer or factory), or once (a stream). */
@@ -47,16 +58,26 @@ export interface Response {
   body: Readable;
   /** the URL that answered (after redirects) */
   url: URL;
+  /** counts this body's bytes for the client and for the host that sent them: pass it to body.ts's readers */
+  counter: ByteCounter;
 }
 
 export interface TransportOptions {
   dispatcher: Dispatcher;
   retry: RetryPolicy;
   userAgent: string;
-  /** `https:` or `http:` for a registry */
-  baseUrl(registry: string): Promise<string>;
+  /** mirrors, rewrites and schemes (registries.conf, insecure registries, --tls-verify) */
+  endpoints: Endpoints;
   credentials(registry: string, repository?: string): Promise<Credentials | undefined>;
 }
+
+/**
+ * A mirror gets fewer attempts than the registry behind it: a failing mirror should cost a start little,
+ * since the registry can still answer.
+ */
+const MIRROR_RETRY: Partial<RetryPolicy> = { maxAttempts: 2, maxTotalMs: 5_000 };
+/** a mirror that could not be reached is skipped for this long, so each range does not pay for it again */
+const MIRROR_DOWN_MS = 30_000;
 
 /** One failed attempt, as the retry loop weighs it. */
 interface Failure {
@@ -82,9 +103,12 @@ export function header(h: IncomingHttpHeaders, name: string): string | undefined
  * Statuses other than 401, redirects and retryable failures are handed to the caller's `consume`.
  */
 export class Transport {
-  readonly stats: RequestStats = { requests: 0, bytesReceived: 0, bytesSent: 0, retries: 0, redirects: 0, tokenRequests: 0 };
+  readonly stats: RequestStats = { requests: 0, bytesReceived: 0, bytesSent: 0, retries: 0, redirects: 0, tokenRequests: 0, mirrorFallbacks: 0, hosts: {} };
   private readonly auth: Auth;
-  private readonly bases = new Map<string, string>();
+  /** the scheme each host answered on (`https:` or `http:`), once known */
+  private readonly schemes = new Map<string, "https:" | "http:">();
+  /** mirrors that could not be reached, until when they are skipped */
+  private readonly mirrorDownUntil = new Map<string, number>();
 
   constructor(private readonly opts: TransportOptions) {
     this.auth = new Auth({ dispatcher: opts.dispatcher, userAgent: opts.userAgent, stats: this.stats, credentials: (registry, repository) => opts.credentials(registry, repository) });
@@ -102,7 +126,26 @@ export class Transport {
    * `consume`), and the token requests made for the call, which spend the same attempts.
    */
   async request<T>(call: Call, consume: (res: Response) => Promise<T>): Promise<T> {
-    const policy = this.opts.retry;
+    const sources = await this.opts.endpoints.sources(call);
+    for (let i = 0; ; i++) {
+      const source = sources[i]!;
+      const last = i === sources.length - 1;
+      if (!last && (this.mirrorDownUntil.get(source.registry) ?? 0) > Date.now()) continue;
+      const target = retarget(call, source);
+      if (last) return this.requestAt(target, consume, this.opts.retry);
+      try {
+        return await this.requestAt(target, consume, { ...this.opts.retry, ...MIRROR_RETRY });
+      } catch (err) {
+        // any failure of a mirror (down, 404 for a blob it lacks, a refusal) leaves the next source to answer
+        if (call.signal?.aborted) throw err;
+        if (isUnreachable(err)) this.mirrorDownUntil.set(source.registry, Date.now() + MIRROR_DOWN_MS);
+        this.stats.mirrorFallbacks++;
+      }
+    }
+  }
+
+  /** One source's retry loop (see `request`). */
+  private async requestAt<T>(call: Call, consume: (res: Response) => Promise<T>, policy: RetryPolicy): Promise<T> {
     const started = Date.now();
     const ctx: RegistryErrorContext = { registry: call.registry, repository: call.repository, digest: call.digest };
     const stream = call.body instanceof Readable;
@@ -118,7 +161,7 @@ export class Transport {
         const res = await this.sendFollowing(call, sent);
         if (res.status === 401) {
           const challenges = parseWwwAuthenticate(res.headers["www-authenticate"]);
-          await drain(res.body, this.stats);
+          await drain(res.body, res.counter);
           if (!authRefreshed && (await this.auth.learnChallenge(call, challenges, res.sentAuthorization))) {
             authRefreshed = true;
             attempt--; // an auth round trip is not a failure
@@ -132,9 +175,12 @@ export class Transport {
         }
         if (!isRetryableStatus(res.status)) return await consume(res);
         failure = { status: res.status, retryAfterMs: parseRetryAfter(res.headers["retry-after"]), what: `HTTP ${res.status}`, callUntouched: false };
-        await drain(res.body, this.stats);
+        await drain(res.body, res.counter);
       } catch (err) {
-        if (call.signal?.aborted || !isRetryableError(err)) throw err;
+        if (call.signal?.aborted) throw err;
+        const tlsError = tlsErrorFor(err, call.registry, ctx);
+        if (tlsError) throw tlsError;
+        if (!isRetryableError(err)) throw err;
         failure =
           err instanceof TransientError
             ? { status: err.status, retryAfterMs: err.retryAfterMs, cause: err, what: err.message, callUntouched: err.tokenServer }
@@ -159,7 +205,30 @@ export class Transport {
 
   /** Sends one call, following redirects; a 403 from a redirect target (expired URL) re-resolves once. */
   private async sendFollowing(call: Call, sent: { stream: boolean }): Promise<Response & { sentAuthorization?: string }> {
-    const base = await this.base(call.registry);
+    const scheme = this.schemes.get(call.registry);
+    if (scheme) return this.sendFollowingAt(call, sent, `${scheme}//${hostOf(call.registry)}`);
+    // the first call to a host finds its scheme: HTTPS, and plain HTTP only where its policy allows
+    const policy = this.opts.endpoints.schemePolicy(call.registry);
+    try {
+      const res = await this.sendFollowingAt(call, sent, `https://${hostOf(call.registry)}`);
+      this.schemes.set(call.registry, "https:");
+      return res;
+    } catch (err) {
+      const fallBack = !sent.stream && (policy === "https-then-http" ? !call.signal?.aborted : policy === "https-then-plain-http" && speaksPlainHttp(err));
+      if (!fallBack) throw err;
+      if (speaksPlainHttp(err)) {
+        // the handshake never became a request: counting it would make every loopback run one request longer
+        this.stats.requests--;
+        const h = this.stats.hosts[hostOf(call.registry)];
+        if (h) h.requests--;
+      }
+      const res = await this.sendFollowingAt(call, sent, `http://${hostOf(call.registry)}`);
+      this.schemes.set(call.registry, "http:");
+      return res;
+    }
+  }
+
+  private async sendFollowingAt(call: Call, sent: { stream: boolean }, base: string): Promise<Response & { sentAuthorization?: string }> {
     const origin = new URL(base);
     let url = new URL(call.path, base);
     let reResolved = false;
@@ -172,7 +241,7 @@ export class Transport {
       const res: Response & { sentAuthorization?: string } = await this.send(call, url, auth);
       res.sentAuthorization = auth;
       if (res.status >= 300 && res.status < 400 && res.status !== 304 && res.headers.location) {
-        await drain(res.body, this.stats);
+        await drain(res.body, res.counter);
         if (++hops > MAX_REDIRECTS) {
           throw new RegistryError("REGISTRY_BAD_RESPONSE", `more than ${MAX_REDIRECTS} redirects for ${call.path}`, {
             registry: call.registry,
@@ -186,7 +255,7 @@ export class Transport {
       }
       if (res.status === 403 && url.host !== origin.host && !reResolved) {
         // pre-signed storage URLs expire; ask the registry for a fresh one, once
-        await drain(res.body, this.stats);
+        await drain(res.body, res.counter);
         reResolved = true;
         url = new URL(call.path, base);
         continue;
@@ -207,6 +276,8 @@ export class Transport {
       this.stats.bytesSent += n;
     }
     this.stats.requests++;
+    const host = (this.stats.hosts[url.host] ??= { requests: 0, bytesReceived: 0 });
+    host.requests++;
     const res = await this.opts.dispatcher.request({
       origin: url.origin,
       path: url.pathname + url.search,
@@ -215,18 +286,33 @@ export class Transport {
       body: body ?? null,
       signal: call.signal,
     });
-    return { status: res.statusCode, headers: res.headers, body: res.body as unknown as Readable, url };
+    return { status: res.statusCode, headers: res.headers, body: res.body as unknown as Readable, url, counter: new HostCounter(this.stats, host) };
+  }
+}
+
+/** Adds what a body reader counts to the client's total and to the host that sent it. */
+class HostCounter implements ByteCounter {
+  constructor(
+    private readonly total: ByteCounter,
+    private readonly host: HostStats,
+  ) {}
+
+  get bytesReceived(): number {
+    return this.host.bytesReceived;
   }
 
-  /** The registry's base URL (`https://host` or `http://host`), memoised. */
-  async base(registry: string): Promise<string> {
-    let b = this.bases.get(registry);
-    if (!b) {
-      b = await this.opts.baseUrl(registry);
-      this.bases.set(registry, b);
-    }
-    return b;
+  set bytesReceived(n: number) {
+    const delta = n - this.host.bytesReceived;
+    this.host.bytesReceived = n;
+    this.total.bytesReceived += delta;
   }
+}
+
+/** A mirror that did not answer at all (as opposed to answering 404): worth skipping for a while. */
+function isUnreachable(err: unknown): boolean {
+  const e = err as { code?: unknown; cause?: unknown };
+  if (e?.code === "REGISTRY_UNAVAILABLE") return e.cause === undefined || isRetryableError(e.cause);
+  return isRetryableError(err) || tlsErrorFor(err, "", {}) !== undefined;
 }
 
 /** Turns a registry's error response into a RegistryError with the right code. */

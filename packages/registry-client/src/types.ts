@@ -120,4 +120,8 @@ export interface RegistryStats {
   multiRangeFallbacks: number;
   /** range requests answered 200 with the whole blob, sliced client-side */
   rangeIgnored: number;
+  /** calls a mirror failed and the next source (another mirror, or the registry) answered instead */
+  mirrorFallbacks: number;
+  /** requests and response bytes per host that answered (`host[:port]`): which mirror or registry served a run */
+  hosts: Record<string, { requests: number; bytesReceived: number }>;
 }

@@ -5,3 +5,4 @@ export { importImage, type ImportedImage, type ImportLayer } from "./import-imag
 export { run, type RunResult } from "./run.js";
 export { REPO_ROOT, CLI_ENTRY, sourceArgs, spawnSource, runSource, runCli } from "./source.js";
 export { spawnDaemon, DAEMON_NODE_FLAGS, type DaemonProcess } from "./daemon.js";
+export { makeTestPki, type TestPki } from "./pki.js";

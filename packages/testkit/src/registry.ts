@@ -1,4 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { request as httpRequest } from "node:http";
+import { request as httpsRequest } from "node:https";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,6 +13,14 @@ export interface RegistryOptions {
   token?: { realm: string; service: string; issuer: string; rootCertPem: string };
   /** Extra lines appended verbatim to the YAML config. */
   extraConfig?: string;
+  /** Serve this storage directory (e.g. another registry's) instead of a fresh one; it is not removed on stop. */
+  storageDir?: string;
+  /** Serve HTTPS with this certificate and key (PEM files); `clientCAs` makes it require a client certificate. */
+  tls?: { certificate: string; key: string; clientCAs?: string[] };
+  /** Pull-through cache mode (`proxy.remoteurl`) in front of this registry URL. */
+  proxyRemoteUrl?: string;
+  /** Keep the access log and info-level log lines, readable with `log()`. */
+  accessLog?: boolean;
 }
 
 export interface RegistryProcess {
@@ -19,6 +29,8 @@ export interface RegistryProcess {
   url: string;
   port: number;
   storageDir: string;
+  /** what the registry printed (access log lines when `accessLog`), most recent 16 MiB */
+  log(): string;
   stop(): Promise<void>;
 }
 
@@ -28,7 +40,7 @@ export interface RegistryProcess {
  */
 export async function startRegistry(opts: RegistryOptions = {}): Promise<RegistryProcess> {
   const dir = await mkdtemp(join(tmpdir(), "lazypull-registry-"));
-  const storageDir = join(dir, "storage");
+  const storageDir = opts.storageDir ?? join(dir, "storage");
   const port = await freePort();
   let auth = "";
   if (opts.htpasswd) {
@@ -40,30 +52,35 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Registr
       `auth:\n  token:\n    realm: ${opts.token.realm}\n    service: ${opts.token.service}\n` +
       `    issuer: ${opts.token.issuer}\n    rootcertbundle: ${join(dir, "token-root.pem")}\n`;
   }
+  let tls = "";
+  if (opts.tls) {
+    tls = `  tls:\n    certificate: ${opts.tls.certificate}\n    key: ${opts.tls.key}\n`;
+    if (opts.tls.clientCAs?.length) tls += `    clientcas:\n${opts.tls.clientCAs.map((c) => `      - ${c}\n`).join("")}`;
+  }
   const config =
-    `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n` +
+    `version: 0.1\nlog:\n  level: ${opts.accessLog ? "info" : "error"}\n  accesslog:\n    disabled: ${opts.accessLog ? "false" : "true"}\n` +
     `storage:\n  filesystem:\n    rootdirectory: ${storageDir}\n  delete:\n    enabled: true\n` +
     `http:\n  addr: 127.0.0.1:${port}\n` +
+    tls +
+    (opts.proxyRemoteUrl ? `proxy:\n  remoteurl: ${opts.proxyRemoteUrl}\n` : "") +
     auth +
     (opts.extraConfig ?? "");
   const configPath = join(dir, "config.yml");
   await writeFile(configPath, config);
-  const child: ChildProcess = spawn("docker-registry", ["serve", configPath], { stdio: ["ignore", "ignore", "pipe"] });
+  const child: ChildProcess = spawn("docker-registry", ["serve", configPath], { stdio: ["ignore", "pipe", "pipe"] });
   let stderr = "";
-  child.stderr?.on("data", (b: Buffer) => {
+  let log = "";
+  const keep = (b: Buffer) => {
     stderr = (stderr + b.toString()).slice(-4000);
-  });
-  const url = `http://127.0.0.1:${port}`;
+    if (opts.accessLog) log = (log + b.toString()).slice(-(16 << 20));
+  };
+  child.stdout?.on("data", keep);
+  child.stderr?.on("data", keep);
+  const url = `${opts.tls ? "https" : "http"}://127.0.0.1:${port}`;
   const deadline = Date.now() + 15_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`docker-registry exited ${child.exitCode}: ${stderr}`);
-    try {
-      const res = await fetch(`${url}/v2/`);
-      await res.arrayBuffer();
-      if (res.status === 200 || res.status === 401) break;
-    } catch {
-      // not listening yet
-    }
+    if (await answers(port, !!opts.tls)) break;
     if (Date.now() > deadline) {
       child.kill("SIGKILL");
       throw new Error(`docker-registry did not answer on ${url} within 15s: ${stderr}`);
@@ -75,6 +92,7 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Registr
     url,
     port,
     storageDir,
+    log: () => log,
     async stop() {
       if (child.exitCode === null) {
         const exited = new Promise((r) => child.once("exit", r));
@@ -85,4 +103,21 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Registr
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** Whether the registry answers `/v2/` yet (any HTTP answer; over TLS without checking its certificate). */
+function answers(port: number, tls: boolean): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = (tls ? httpsRequest : httpRequest)(
+      { host: "127.0.0.1", port, path: "/v2/", rejectUnauthorized: false, timeout: 2000 },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode !== undefined);
+      },
+    );
+    // a registry that demands a client certificate ends the handshake: it is listening all the same
+    req.on("error", (err: NodeJS.ErrnoException) => resolve(tls && err.code !== "ECONNREFUSED" && err.code !== "ECONNRESET" && err.message !== "socket hang up"));
+    req.on("timeout", () => req.destroy());
+    req.end();
+  });
 }

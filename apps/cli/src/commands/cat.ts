@@ -2,6 +2,7 @@ import type { Writable } from "node:stream";
 import type { Command } from "commander";
 import { regularFile } from "@lazypull/image";
 import { openTree, type TreeReader } from "../tree-source.js";
+import { withRegistryFlags } from "../registry.js";
 
 /** Stream a file of the layer to `out`, chunk by chunk, through range reads and digest checks. */
 export async function catFile(reader: TreeReader, path: string, out: Writable): Promise<void> {
@@ -14,8 +15,7 @@ export async function catFile(reader: TreeReader, path: string, out: Writable): 
 }
 
 export function register(program: Command): void {
-  program
-    .command("cat")
+  withRegistryFlags(program.command("cat"))
     .description("print a file of a registry image or a local eStargz blob, fetching only the chunks it needs")
     .argument("<source>", "image reference in a registry, or a local eStargz blob file")
     .argument("<path>", "file inside the image or layer")

@@ -4,6 +4,7 @@ import { convertLocalFile } from "../convert-local.js";
 import { formatBytes } from "../ui/progress.js";
 import { convertRegistryImage } from "./convert-image.js";
 import { CliError } from "../errors.js";
+import { withRegistryFlags } from "../registry.js";
 
 function intOption(name: string): (v: string) => number {
   return (v) => {
@@ -19,8 +20,7 @@ export function looksLikePath(arg: string): boolean {
 }
 
 export function register(program: Command): void {
-  program
-    .command("convert")
+  withRegistryFlags(program.command("convert"))
     .description("convert a registry image (SRC → DST) or a local tar/tar.gz/tar.zst layer file into eStargz")
     .argument("<in>", "source image reference, or a local layer file (tar, tar.gz or tar.zst, detected by magic)")
     .argument("<out>", "destination image reference, or the output eStargz blob file")

@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import { ImageError } from "@lazypull/image";
 import type { FileNode } from "@lazypull/stargz-format";
 import { openTree, type TreeReader } from "../tree-source.js";
+import { withRegistryFlags } from "../registry.js";
 
 const TYPE_CHAR: Record<FileNode["type"], string> = { dir: "d", reg: "-", symlink: "l", char: "c", block: "b", fifo: "p" };
 
@@ -34,8 +35,7 @@ export function listNodes(reader: TreeReader, path: string, recursive = false): 
 }
 
 export function register(program: Command): void {
-  program
-    .command("ls")
+  withRegistryFlags(program.command("ls"))
     .description("list a directory of a registry image or a local eStargz blob, from the TOCs alone (no file data is read)")
     .argument("<source>", "image reference in a registry, or a local eStargz blob file")
     .argument("[path]", "directory or file inside the layer", "/")

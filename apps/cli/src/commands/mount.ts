@@ -5,6 +5,7 @@ import { describeOverlay } from "../ui/overlay.js";
 import { cleanupHost, loadHost, prepareHost } from "../host.js";
 import { acquireImageLayersAnywhere } from "../image-layers.js";
 import { CliError } from "../errors.js";
+import { withRegistryFlags } from "../registry.js";
 
 /**
  * `lazypull mount IMAGE DIR`: the image's merged root filesystem at DIR, without a container. This
@@ -12,8 +13,7 @@ import { CliError } from "../errors.js";
  * `lazypull umount DIR` (which signals it).
  */
 export function register(program: Command): void {
-  program
-    .command("mount")
+  withRegistryFlags(program.command("mount"))
     .description("mount an image's root filesystem at DIR (copy-on-write, lazily fetched); stays in the foreground")
     .argument("<image>", "image reference")
     .argument("<dir>", "where to mount the merged root")

@@ -7,6 +7,7 @@ import { prepareHost } from "../host.js";
 import { acquireImageLayersAnywhere } from "../image-layers.js";
 import { formatBytes, formatDuration } from "../ui/progress.js";
 import { describeOverlay } from "../ui/overlay.js";
+import { withRegistryFlags } from "../registry.js";
 
 interface RunFlags {
   rm?: boolean;
@@ -29,6 +30,14 @@ interface RunFlags {
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
+/** ` from mirror:5000 (2.1 MB), registry:5000 (40 kB)`: which hosts sent the bytes, most first */
+function servedBy(hosts: Record<string, number> | undefined): string {
+  const list = Object.entries(hosts ?? {}).filter(([, n]) => n > 0);
+  if (list.length === 0) return "";
+  list.sort((a, b) => b[1] - a[1]);
+  return ` from ${list.map(([h, n]) => `${h} (${formatBytes(n)})`).join(", ")}`;
+}
+
 function prefetchPolicy(v: string): PrefetchPolicy {
   if (v === "none" || v === "landmark" || v === "all") return v;
   throw new InvalidArgumentError(`--prefetch must be none, landmark or all, got ${v}`);
@@ -40,8 +49,7 @@ function prefetchPolicy(v: string): PrefetchPolicy {
  * error and SIGINT/SIGTERM (the launcher forwards the signal to the container first).
  */
 export function register(program: Command): void {
-  program
-    .command("run")
+  withRegistryFlags(program.command("run"))
     .description("run a container from a registry image without pulling it")
     .argument("<image>", "image reference (eStargz images are served lazily; others are fetched whole)")
     .argument("[command...]", "command and arguments (replace the image's Cmd)")
@@ -115,7 +123,7 @@ export function register(program: Command): void {
           const s = await layers.stats();
           process.stderr.write(
             `lazypull: image ready in ${formatDuration(ready)}, container exited ${exitCode} after ${formatDuration(performance.now() - t0)}; ` +
-              `fetched ${formatBytes(s.bytesFetched)} in ${s.requests} requests${layers.via === "daemon" ? " (layers served by lazypulld)" : ""}; ` +
+              `fetched ${formatBytes(s.bytesFetched)} in ${s.requests} requests${servedBy(s.hosts)}${layers.via === "daemon" ? " (layers served by lazypulld)" : ""}; ` +
               `overlay: ${describeOverlay(res)}${s.fuseOps !== undefined ? `; ${s.fuseOps} FUSE ops` : ""}\n`,
           );
         }
