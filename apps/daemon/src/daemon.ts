@@ -181,7 +181,8 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
     }
     return store.layerStatus().map((l) => {
       const b = byBlob.get(l.digest);
-      return b ? { ...l, store: b } : l;
+      const hosts = client.bytesByHost(l.digest);
+      return { ...l, ...(b ? { store: b } : {}), ...(Object.keys(hosts).length ? { hosts } : {}) };
     });
   };
 

@@ -121,10 +121,14 @@ describe("lazypulld", () => {
         coversFiles: true,
       });
     }
-    expect(await first.stats()).toEqual({
+    const stats = await first.stats();
+    expect({ ...stats, hosts: Object.keys(stats.hosts ?? {}) }).toEqual({
       bytesFetched: afterFirst.reduce((n, c) => n + c.bytesFetched, 0),
       requests: afterFirst.reduce((n, c) => n + c.requests, 0),
+      // which registry sent the layers' bytes (each layer's blob, footer and TOC included)
+      hosts: [registry.host],
     });
+    expect(stats.hosts![registry.host]).toBeGreaterThanOrEqual(stats.bytesFetched);
 
     // reference counting: layers stay while any lease holds them, go with the last
     await Promise.all(leases.slice(1).map((l) => l.release()));

@@ -35,9 +35,12 @@ export async function acquireImageLayersFromDaemon(reference: string, opts: Daem
       // Counters are per layer: a layer shared with other images counts their reads too.
       async stats() {
         const layers = (await client.layers()).filter((l) => digests.has(l.digest));
+        const hosts: Record<string, number> = {};
+        for (const l of layers) for (const [h, n] of Object.entries(l.hosts ?? {})) hosts[h] = (hosts[h] ?? 0) + n;
         return {
           bytesFetched: layers.reduce((n, l) => n + l.bytesFetched, 0),
           requests: layers.reduce((n, l) => n + l.requests, 0),
+          hosts,
         };
       },
       async release() {

@@ -74,6 +74,8 @@ export interface LayerStatus {
    * up under and how many podman layers hold it (absent when the store never served it)
    */
   store?: { references: string[]; uses: number };
+  /** response bytes for this layer's blob per registry or mirror host that sent them */
+  hosts?: Record<string, number>;
 }
 
 /** `GET /v1/cache` */

@@ -125,6 +125,11 @@ export class RegistryClient implements BlobSource {
     return { ...t, hosts, ...this.ranges.counters };
   }
 
+  /** Response bytes received for one blob, per host that sent them (a layer's mirror or registry). */
+  bytesByHost(digest: string): Record<string, number> {
+    return this.transport.bytesByHost(digest);
+  }
+
   async close(): Promise<void> {
     if (this.ownDispatcher) await this.dispatcher.close();
   }

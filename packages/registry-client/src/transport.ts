@@ -109,6 +109,8 @@ export class Transport {
   private readonly schemes = new Map<string, "https:" | "http:">();
   /** mirrors that could not be reached, until when they are skipped */
   private readonly mirrorDownUntil = new Map<string, number>();
+  /** response bytes per blob digest and host: which mirror or registry served a layer */
+  private readonly blobHosts = new Map<string, Record<string, number>>();
 
   constructor(private readonly opts: TransportOptions) {
     this.auth = new Auth({ dispatcher: opts.dispatcher, userAgent: opts.userAgent, stats: this.stats, credentials: (registry, repository) => opts.credentials(registry, repository) });
@@ -286,25 +288,43 @@ export class Transport {
       body: body ?? null,
       signal: call.signal,
     });
-    return { status: res.statusCode, headers: res.headers, body: res.body as unknown as Readable, url, counter: new HostCounter(this.stats, host) };
+    const perBlob = call.digest === undefined ? undefined : this.blobHostsOf(call.digest);
+    return { status: res.statusCode, headers: res.headers, body: res.body as unknown as Readable, url, counter: new HostCounter(this.stats, host, perBlob, url.host) };
+  }
+
+  private blobHostsOf(digest: string): Record<string, number> {
+    let m = this.blobHosts.get(digest);
+    if (!m) this.blobHosts.set(digest, (m = {}));
+    return m;
+  }
+
+  /** Response bytes received for a blob (or manifest) digest, per host that sent them. */
+  bytesByHost(digest: string): Record<string, number> {
+    return { ...this.blobHosts.get(digest) };
   }
 }
 
 /** Adds what a body reader counts to the client's total and to the host that sent it. */
 class HostCounter implements ByteCounter {
+  private own = 0;
+
   constructor(
     private readonly total: ByteCounter,
     private readonly host: HostStats,
+    private readonly perBlob: Record<string, number> | undefined,
+    private readonly hostName: string,
   ) {}
 
   get bytesReceived(): number {
-    return this.host.bytesReceived;
+    return this.own;
   }
 
   set bytesReceived(n: number) {
-    const delta = n - this.host.bytesReceived;
-    this.host.bytesReceived = n;
+    const delta = n - this.own;
+    this.own = n;
+    this.host.bytesReceived += delta;
     this.total.bytesReceived += delta;
+    if (this.perBlob) this.perBlob[this.hostName] = (this.perBlob[this.hostName] ?? 0) + delta;
   }
 }
 

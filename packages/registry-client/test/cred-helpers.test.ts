@@ -106,7 +106,7 @@ describe("identity tokens against a token-auth registry", () => {
         if (form.grant_type !== "refresh_token" || form.refresh_token !== "idt-bob") return void res.writeHead(401).end();
         const q = new URLSearchParams({ service: form.service ?? "" });
         for (const s of (form.scope ?? "").split(" ").filter(Boolean)) q.append("scope", s);
-        const r = await fetch(`${tokens.url}/token?${q}`, { headers: { authorization: `Basic ${enc("bob:pw")}` } });
+        const r = await fetch(`${tokens.url}/token?${q.toString()}`, { headers: { authorization: `Basic ${enc("bob:pw")}` } });
         const { token, expires_in } = (await r.json()) as { token: string; expires_in: number };
         res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ access_token: token, expires_in, scope: form.scope }));
       });
