@@ -149,7 +149,8 @@ describe.skipIf(Boolean(process.env.E2E_SOURCE_IMAGE))("lazypull run through laz
     // a failed run shows its stderr in the diff
     expect(results.map((r) => ({ code: r.code, stdout: r.stdout, ...(r.code === 0 ? {} : { stderr: r.stderr }) }))).toEqual(Array.from({ length: RUNS }, () => ({ code: 0, stdout: expectedStdout })));
     // Each CLI says its layers came from the daemon (the --stats line), stacked by kernel overlayfs.
-    for (const r of results) expect(r.stderr).toMatch(/fetched .* in \d+ requests \(layers served by lazypulld\); overlay: kernel\n$/);
+    // …and which registry host the daemon fetched those layers from
+    for (const r of results) expect(r.stderr).toMatch(/fetched .* in \d+ requests from 127\.0\.0\.1:\d+ \([\d.]+ \w+\) \(layers served by lazypulld\); overlay: kernel\n$/);
 
     // One set of layer mounts: every CLI process held a lease (its own pid) on the same layer dirs of
     // the daemon's single FUSE mount, each layer appeared once, and no lazypull FUSE mount but the

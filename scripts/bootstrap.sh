@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(fuse3 libfuse2 fuse-overlayfs podman runc docker-registry skopeo mmdebstrap stargz-snapshotter iproute2 util-linux containerd zstd openssl)
+APT_PACKAGES=(fuse3 libfuse2 fuse-overlayfs podman runc docker-registry skopeo mmdebstrap stargz-snapshotter iproute2 util-linux containerd zstd openssl uidmap)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,9 +1,10 @@
 import { spawn } from "node:child_process";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { chown, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { isDaemonAvailable } from "@lazypull/daemon-client";
 import { effectiveUlimits, ulimitArgs, type HostConfig } from "@lazypull/overlay-launcher";
+import { userEnv, type TestUser } from "@lazypull/testkit";
 import { lazyBreakdown, type LazyBreakdown } from "./breakdown.js";
 import type { DelayProxy, ProxyCounters } from "./delay-proxy.js";
 import { check, spawnTimed } from "./spawn-timed.js";
@@ -17,6 +18,7 @@ export type ContenderId =
   | "lazypull-none"
   | "lazypull-landmark"
   | "lazypull-recorded"
+  | "lazypull-rootless"
   | "podman-lazypulld"
   | "podman-lazypulld-nosilence"
   | "podman-lazypulld-none";
@@ -117,16 +119,23 @@ export async function runPodman(ctx: ContenderContext): Promise<Sample> {
   }
 }
 
-/** `lazypull run` from a cold, private cache and state dir. */
-export async function runLazypull(ctx: ContenderContext, contender: ContenderId, prefetch: "none" | "landmark", extra: string[] = []): Promise<Sample> {
+/**
+ * `lazypull run` from a cold, private cache and state dir; with `user`, run by that ordinary user (rootless:
+ * lazypull enters rootless podman's namespaces itself, and the time to do so is part of the sample).
+ */
+export async function runLazypull(ctx: ContenderContext, contender: ContenderId, prefetch: "none" | "landmark", extra: string[] = [], user?: TestUser): Promise<Sample> {
   const { proxy, image } = ctx;
   const dir = await mkdtemp(join(tmpdir(), "lazypull-bench-lazy-"));
-  const env = { LAZYPULL_CACHE_DIR: join(dir, "cache"), LAZYPULL_STATE_DIR: join(dir, "state") };
+  const env = { ...(user ? userEnv(user) : {}), LAZYPULL_CACHE_DIR: join(dir, "cache"), LAZYPULL_STATE_DIR: join(dir, "state") };
+  if (user) await chown(dir, user.uid, user.gid);
   try {
     proxy.reset();
     let atFirst = proxy.counters();
     const args = [...CLI, "run", "--prefetch", prefetch, "--stats", ...extra, "--rm", image.ref, ...ctx.workload.command];
-    const r = check(`lazypull run (${contender})`, await spawnTimed(process.execPath, args, { env, onFirstOutput: () => (atFirst = proxy.counters()) }));
+    const r = check(
+      `lazypull run (${contender})`,
+      await spawnTimed(process.execPath, args, { env, ...(user ? { uid: user.uid, gid: user.gid } : {}), onFirstOutput: () => (atFirst = proxy.counters()) }),
+    );
     if (r.firstOutputMs === undefined) throw new Error(`lazypull run (${contender}) printed nothing`);
     const end = proxy.counters();
     const stats = /image ready in (\S+), container exited \d+ after \S+; fetched (.+) in (\d+) requests/.exec(r.stderr);

@@ -10,8 +10,8 @@ import { cpus, loadavg, release, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { loadHostConfig } from "@lazypull/overlay-launcher";
-import { debianRootfsTar, importImage } from "@lazypull/testkit";
-import { CLI, REPO_ROOT, runLazypull, runPodman, runPodmanLazypulld, type ContenderContext, type Sample } from "./contenders.js";
+import { debianRootfsTar, ensureTestUser, importImage, openHostToUsers, restoreHostModes, type TestUser } from "@lazypull/testkit";
+import { CLI, REPO_ROOT, runLazypull, runPodman, runPodmanLazypulld, type ContenderContext, type ContenderId, type Sample } from "./contenders.js";
 import { startDelayProxy, type DelayProxy } from "./delay-proxy.js";
 import { measureConversion, measureReads } from "./extras.js";
 import { createShapedLink, PROFILES } from "./netns.js";
@@ -32,6 +32,8 @@ const { values: flags } = parseArgs({
     // by default every sample starts with the page cache dropped, as on a host that has not run
     // lazypull, podman or the image lately (node, podman and their libraries are read from disk too)
     "keep-page-cache": { type: "boolean", default: false },
+    // a subset of the contenders (ids as in the results), e.g. to compare two without a full run
+    contenders: { type: "string" },
   },
 });
 const chosen = PROFILES[flags.profile];
@@ -45,6 +47,8 @@ const workloads = flags.workloads.split(",").map((id) => {
 });
 
 const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
+const chosenContenders = flags.contenders?.split(",").filter(Boolean);
+const wanted = (id: ContenderId) => !chosenContenders || chosenContenders.includes(id);
 
 /** Writes dirty pages, then drops the page cache, dentries and inodes (root only). */
 async function dropPageCache(): Promise<void> {
@@ -78,6 +82,7 @@ async function doTeardown(): Promise<void> {
   await proxy?.close();
   await registry?.stop();
   await link.destroy();
+  await restoreHostModes();
   await rm(work, { recursive: true, force: true }).catch(() => undefined);
 }
 for (const sig of ["SIGINT", "SIGTERM"] as const) {
@@ -92,6 +97,16 @@ async function main(): Promise<void> {
   registry = await startNetnsRegistry(link.netns, link.nsAddr);
   proxy = await startDelayProxy({ target: registry.address, rttMs: profile.rttMs });
   const host = await loadHostConfig();
+  // the rootless contender's ordinary user, set up as a host admin would (subordinate ids, /dev/fuse)
+  let rootlessUser: TestUser | undefined;
+  if (wanted("lazypull-rootless")) {
+    rootlessUser = await ensureTestUser("lazypull-bench");
+    await openHostToUsers();
+  }
+  const asRootless = (): TestUser => {
+    if (!rootlessUser) throw new Error("the rootless contender has no user");
+    return rootlessUser;
+  };
   log(`link ${profile.name}: registry ${link.nsAddr}:5000 in netns ${link.netns}, delaying proxy ${proxy.host}`);
   const result: BenchResult = {
     date: new Date().toISOString(),
@@ -142,17 +157,19 @@ async function main(): Promise<void> {
     for (const w of workloads) {
       const set = images.get(w.id)!;
       const ctx = (image: ContenderContext["image"]): ContenderContext => ({ proxy: proxy!, host, workload: w, image, rep });
-      const runs: Array<() => Promise<Sample>> = [
-        () => runPodman(ctx(set.orig)),
-        () => runLazypull(ctx(set.esgz), "lazypull-none", "none"),
-        () => runLazypull(ctx(set.esgz), "lazypull-landmark", "landmark"),
-        () => runLazypull(ctx(set.rec), "lazypull-recorded", "landmark"),
-        () => runPodmanLazypulld(ctx(set.esgz)),
-        () => runPodmanLazypulld(ctx(set.esgz), "podman-lazypulld-nosilence"),
-        () => runPodmanLazypulld(ctx(set.esgz), "podman-lazypulld-none"),
+      const runs: Array<[ContenderId, () => Promise<Sample>]> = [
+        ["podman-pull-run", () => runPodman(ctx(set.orig))],
+        ["lazypull-none", () => runLazypull(ctx(set.esgz), "lazypull-none", "none")],
+        ["lazypull-landmark", () => runLazypull(ctx(set.esgz), "lazypull-landmark", "landmark")],
+        ["lazypull-rootless", () => runLazypull(ctx(set.esgz), "lazypull-rootless", "landmark", [], asRootless())],
+        ["lazypull-recorded", () => runLazypull(ctx(set.rec), "lazypull-recorded", "landmark")],
+        ["podman-lazypulld", () => runPodmanLazypulld(ctx(set.esgz))],
+        ["podman-lazypulld-nosilence", () => runPodmanLazypulld(ctx(set.esgz), "podman-lazypulld-nosilence")],
+        ["podman-lazypulld-none", () => runPodmanLazypulld(ctx(set.esgz), "podman-lazypulld-none")],
       ];
       const samples: Sample[] = [];
-      for (const one of runs) {
+      for (const [id, one] of runs) {
+        if (!wanted(id)) continue;
         if (!flags["keep-page-cache"]) await dropPageCache();
         samples.push(await one());
       }

@@ -22,11 +22,11 @@ export const liveChildren = new Set<ChildProcess>();
 export function spawnTimed(
   cmd: string,
   args: string[],
-  opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number; onFirstOutput?: () => void } = {},
+  opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number; onFirstOutput?: () => void; uid?: number; gid?: number } = {},
 ): Promise<TimedRun> {
   return new Promise((resolve, reject) => {
     const spawnedAt = performance.now();
-    const child = spawn(cmd, args, { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(cmd, args, { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: ["ignore", "pipe", "pipe"], uid: opts.uid, gid: opts.gid });
     liveChildren.add(child);
     let firstOutputMs: number | undefined;
     const out: Buffer[] = [];

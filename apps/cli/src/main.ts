@@ -2,6 +2,7 @@
 import { Command, CommanderError } from "commander";
 import { describeError } from "@lazypull/errors";
 import { registerCommands } from "./commands/index.js";
+import { runInRootlessNamespace, stopWithRootlessParent } from "./rootless.js";
 
 const program = new Command("lazypull")
   .enablePositionalOptions()
@@ -12,6 +13,10 @@ const program = new Command("lazypull")
 registerCommands(program);
 
 try {
+  // a rootless user's mounting commands run again inside rootless podman's namespaces (rootless.ts)
+  const status = await runInRootlessNamespace();
+  if (status !== undefined) process.exit(status);
+  stopWithRootlessParent();
   await program.parseAsync(process.argv);
 } catch (err) {
   if (err instanceof CommanderError) process.exit(err.exitCode);

@@ -1,13 +1,16 @@
+import { hostUid } from "@lazypull/host";
 import { homedir } from "node:os";
 import { join } from "node:path";
 
 /**
  * One cache directory per host user: `$LAZYPULL_CACHE_DIR` if set, else `/var/cache/lazypull` for root
- * (the daemon and a root CLI share it), else `$XDG_CACHE_HOME/lazypull` (default `~/.cache/lazypull`).
+ * (the daemon and a root CLI share it), else `$XDG_CACHE_HOME/lazypull` (default `~/.cache/lazypull`), also
+ * inside the user's `podman unshare`.
  */
-export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env, uid: number | undefined = process.getuid?.()): string {
+export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env, realUid: number | undefined = process.getuid?.()): string {
   if (env.LAZYPULL_CACHE_DIR) return env.LAZYPULL_CACHE_DIR;
-  if (uid === 0) return "/var/cache/lazypull";
+  // inside `podman unshare` lazypull is uid 0 but acts for the user: the user's cache, not root's
+  if (hostUid(env, realUid ?? 0) === 0 && realUid !== undefined) return "/var/cache/lazypull";
   const xdg = env.XDG_CACHE_HOME;
   return join(xdg && xdg.startsWith("/") ? xdg : join(env.HOME || homedir(), ".cache"), "lazypull");
 }

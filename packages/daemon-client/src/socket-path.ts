@@ -1,11 +1,18 @@
+import { isRootless } from "@lazypull/host";
 import { connect } from "node:net";
+import { join } from "node:path";
 
 export const DEFAULT_SOCKET_PATH = "/run/lazypull/lazypulld.sock";
 
-/** The daemon's socket: `$LAZYPULL_SOCKET`, else `/run/lazypull/lazypulld.sock`. */
+/**
+ * The daemon's socket: `$LAZYPULL_SOCKET`, else `/run/lazypull/lazypulld.sock` for root and
+ * `$XDG_RUNTIME_DIR/lazypull/lazypulld.sock` for a rootless user's own lazypulld.
+ */
 export function daemonSocketPath(env: NodeJS.ProcessEnv = process.env): string {
   const s = env.LAZYPULL_SOCKET?.trim();
-  return s ? s : DEFAULT_SOCKET_PATH;
+  if (s) return s;
+  if (isRootless(env) && env.XDG_RUNTIME_DIR) return join(env.XDG_RUNTIME_DIR, "lazypull", "lazypulld.sock");
+  return DEFAULT_SOCKET_PATH;
 }
 
 /**

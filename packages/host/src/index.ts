@@ -2,3 +2,4 @@ export { isProcessAlive, processStartTime, isSameProcessAlive } from "./process.
 export { parseMountinfo, readMounts, isMountPoint, mountsUnder, type MountEntry } from "./mounts.js";
 export { sleep, delay } from "./sleep.js";
 export { sweepDeadPidEntries } from "./dead-pid-files.js";
+export { hostUid, isRootless, inRootlessNamespace, inUserNamespace } from "./rootless.js";

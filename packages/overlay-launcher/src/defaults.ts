@@ -2,6 +2,7 @@
  * Every host-specific default of the launcher lives here, and only here. Code paths read the
  * loaded `HostConfig`; a config file (see `config.ts`) overrides any of these.
  */
+import { hostUid } from "@lazypull/host";
 import { join } from "node:path";
 
 export type OverlayPreference = "auto" | "kernel" | "fuse-overlayfs";
@@ -53,8 +54,12 @@ export const DEFAULTS = {
   fusermount: ["fusermount3", "fusermount"],
 } as const;
 
-/** `/run/lazypull` for root, `$XDG_RUNTIME_DIR/lazypull` otherwise (tmpfs: leftovers vanish on reboot). */
-export function defaultStateRoot(env: NodeJS.ProcessEnv = process.env, uid: number = process.getuid?.() ?? 0): string {
+/**
+ * `/run/lazypull` for root, `$XDG_RUNTIME_DIR/lazypull` otherwise (tmpfs: leftovers vanish on reboot) —
+ * also inside `podman unshare`, where lazypull is uid 0 but acts for the user.
+ */
+export function defaultStateRoot(env: NodeJS.ProcessEnv = process.env, realUid: number = process.getuid?.() ?? 0): string {
+  const uid = hostUid(env, realUid);
   if (uid === 0) return "/run/lazypull";
   if (env.XDG_RUNTIME_DIR) return join(env.XDG_RUNTIME_DIR, "lazypull");
   return join("/tmp", `lazypull-${uid}`);

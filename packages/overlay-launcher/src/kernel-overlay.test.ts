@@ -3,8 +3,14 @@ import { KERNEL_MAX_LOWERS, kernelOverlayOptionString, mountKernelOverlay } from
 
 describe("kernel overlay options", () => {
   it("should name lowers by short links relative to the state dir, top-most first, then lazypull's and the host's options", () => {
-    expect(kernelOverlayOptionString({ lowerDirs: ["/very/long/top", "/very/long/base"], extraOptions: ["volatile"] })).toBe(
+    expect(kernelOverlayOptionString({ lowerDirs: ["/very/long/top", "/very/long/base"], extraOptions: ["volatile"] }, false)).toBe(
       "lowerdir=l/0:l/1,upperdir=upper,workdir=work,index=off,xino=off,redirect_dir=on,metacopy=on,volatile",
+    );
+  });
+
+  it("should keep overlayfs' xattrs in user.* and leave redirect_dir and metacopy off in a user namespace", () => {
+    expect(kernelOverlayOptionString({ lowerDirs: ["/top", "/base"], extraOptions: [] }, true)).toBe(
+      "lowerdir=l/0:l/1,upperdir=upper,workdir=work,index=off,xino=off,userxattr",
     );
   });
 

@@ -8,6 +8,7 @@
  * image at overlayfs' own limit of 500 layers still fits.
  */
 import { mkdir, rm, symlink } from "node:fs/promises";
+import { inUserNamespace } from "@lazypull/host";
 import { join } from "node:path";
 import { OverlayError } from "./errors.js";
 import { exec } from "./exec.js";
@@ -34,6 +35,14 @@ export const KERNEL_MAX_LOWERS = 500;
  */
 export const KERNEL_OVERLAY_OPTIONS = ["index=off", "xino=off", "redirect_dir=on", "metacopy=on"] as const;
 
+/**
+ * In a user namespace (rootless podman's, entered with `podman unshare`) the kernel refuses trusted.*
+ * xattrs, so overlayfs keeps its own in user.overlay.* (`userxattr`), and refuses `redirect_dir` and
+ * `metacopy` with it (both would follow xattrs an unprivileged user could forge): a `chmod` or `mv` of a
+ * lower file there copies the file up whole. fuse-fs serves opaque directories under both names.
+ */
+export const USERNS_KERNEL_OVERLAY_OPTIONS = ["index=off", "xino=off", "userxattr"] as const;
+
 export interface KernelOverlayOptions {
   /** overlay-form lower directories, TOP-MOST FIRST */
   lowerDirs: string[];
@@ -45,9 +54,9 @@ export interface KernelOverlayOptions {
 }
 
 /** The `-o` string as passed to mount(2), paths relative to `stateDir`. Exported for tests. */
-export function kernelOverlayOptionString(opts: Pick<KernelOverlayOptions, "lowerDirs" | "extraOptions">): string {
+export function kernelOverlayOptionString(opts: Pick<KernelOverlayOptions, "lowerDirs" | "extraOptions">, userns: boolean = inUserNamespace()): string {
   const lowers = opts.lowerDirs.map((_, i) => `l/${i}`).join(":");
-  return [`lowerdir=${lowers}`, "upperdir=upper", "workdir=work", ...KERNEL_OVERLAY_OPTIONS, ...opts.extraOptions].join(",");
+  return [`lowerdir=${lowers}`, "upperdir=upper", "workdir=work", ...(userns ? USERNS_KERNEL_OVERLAY_OPTIONS : KERNEL_OVERLAY_OPTIONS), ...opts.extraOptions].join(",");
 }
 
 export async function mountKernelOverlay(opts: KernelOverlayOptions): Promise<void> {

@@ -110,8 +110,8 @@ async function kernelChoice(opts: MountOverlayOptions): Promise<KernelChoice> {
   if (opts.overlayLowerDirs.length !== opts.lowerDirs.length) {
     throw new OverlayError("OVERLAY_NO_LOWER", `${opts.lowerDirs.length} OCI lower dirs but ${opts.overlayLowerDirs.length} in overlay form`, {});
   }
-  // mounting overlayfs needs CAP_SYS_ADMIN in the initial user namespace here (rootless: issue 18)
-  if (process.geteuid?.() !== 0) return { ok: false, reason: "only root may mount kernel overlayfs" };
+  // root of the host, or root of rootless podman's user namespace (kernel >= 5.11 allows overlayfs there)
+  if (process.geteuid?.() !== 0) return { ok: false, reason: "only root (or root in podman's user namespace) may mount kernel overlayfs" };
   const lowerDirs = opts.overlayLowerDirs.map((d) => resolve(d));
   const bad = await badLowerDirs(lowerDirs);
   return bad ? { ok: false, reason: bad.message } : { ok: true, lowerDirs };
