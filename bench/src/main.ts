@@ -191,13 +191,14 @@ async function main(): Promise<void> {
 
   const dir = join(REPO_ROOT, "bench", "results");
   await mkdir(dir, { recursive: true });
-  const stem = `${result.date.slice(0, 10)}-${profile.name.replace(/\W+/g, "-")}`;
+  // a subset of contenders is a side measurement: its own file name, and the README keeps the full run
+  const stem = `${result.date.slice(0, 10)}-${profile.name.replace(/\W+/g, "-")}${chosenContenders ? `-${chosenContenders.join("+")}` : ""}`;
   await writeFile(join(dir, `${stem}.json`), JSON.stringify(result, null, 2) + "\n");
   await writeFile(join(dir, `${stem}.svg`), svgChart(result));
   const md = markdown(result, `${stem}.svg`);
   await writeFile(join(dir, `${stem}.md`), md);
   process.stdout.write(md);
-  if (profile.name === "100mbit/20ms-rtt" && workloads.length === WORKLOADS.length && reps >= 3) {
+  if (profile.name === "100mbit/20ms-rtt" && workloads.length === WORKLOADS.length && reps >= 3 && !chosenContenders) {
     const readme = join(REPO_ROOT, "README.md");
     const text = await readFile(readme, "utf8");
     const start = "<!-- bench:start -->";
