@@ -87,7 +87,7 @@ export function markdown(r: BenchResult, chartFile?: string): string {
   for (const row of rows) {
     const w = r.workloads.find((x) => x.id === row.workload)!;
     out.push(
-      `| ${w.title} | ${CONTENDER_LABEL[row.contender]} | ${sec(row.firstMin)} / ${sec(row.firstMedian)} | ${row.contender === "podman-pull-run" ? "1×" : `${(1 / row.speedup).toFixed(3)} (${row.speedup.toFixed(1)}× faster)`} | ${mb(row.bytesMedian)} | ${pct(row.fraction)} | ${row.requestsMedian} | ${mb(row.totalBytesMedian)} |`,
+      `| ${w.title} | ${CONTENDER_LABEL[row.contender]} | ${sec(row.firstMin)} / ${sec(row.firstMedian)} | ${row.contender === "podman-pull-run" ? "1×" : Number.isFinite(row.speedup) ? `${(1 / row.speedup).toFixed(3)} (${row.speedup.toFixed(1)}× faster)` : "— (no full pull in this run)"} | ${mb(row.bytesMedian)} | ${pct(row.fraction)} | ${row.requestsMedian} | ${mb(row.totalBytesMedian)} |`,
     );
   }
   out.push("");
