@@ -1,22 +1,21 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from "commander";
 import { describeError } from "@lazypull/errors";
-import { registerCommands } from "./commands/index.js";
 import { runInRootlessNamespace, stopWithRootlessParent } from "./rootless.js";
 
-const program = new Command("lazypull")
-  .enablePositionalOptions()
-  .description("Run containers straight from a registry without pulling the image first")
-  .showHelpAfterError()
-  .exitOverride();
-
-registerCommands(program);
-
 try {
-  // a rootless user's mounting commands run again inside rootless podman's namespaces (rootless.ts)
+  // A rootless user's mounting commands run again inside rootless podman's namespaces (rootless.ts). This
+  // process then only waits, so it decides that before loading the commands and everything they import.
   const status = await runInRootlessNamespace();
   if (status !== undefined) process.exit(status);
   stopWithRootlessParent();
+  const { registerCommands } = await import("./commands/index.js");
+  const program = new Command("lazypull")
+    .enablePositionalOptions()
+    .description("Run containers straight from a registry without pulling the image first")
+    .showHelpAfterError()
+    .exitOverride();
+  registerCommands(program);
   await program.parseAsync(process.argv);
 } catch (err) {
   if (err instanceof CommanderError) process.exit(err.exitCode);
