@@ -8,7 +8,7 @@ try {
   // process then only waits, so it decides that before loading the commands and everything they import.
   const status = await runInRootlessNamespace();
   if (status !== undefined) process.exit(status);
-  stopWithRootlessParent();
+  await stopWithRootlessParent();
   const { registerCommands } = await import("./commands/index.js");
   const program = new Command("lazypull")
     .enablePositionalOptions()

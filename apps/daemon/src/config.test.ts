@@ -1,8 +1,8 @@
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadConfig } from "./config.js";
+import { defaultsFor, loadConfig } from "./config.js";
 
 let dir: string;
 beforeAll(async () => {
@@ -71,5 +71,55 @@ describe("loadConfig", () => {
       code: "DAEMON_BAD_CONFIG",
       message: 'cacheMaxSize: not a size: "lots" (expected e.g. 512, 1MB, 10GiB)',
     });
+  });
+
+  it("should default to the user's directories for a rootless user, outside and inside podman unshare alike", async () => {
+    const home = join(dir, "home");
+    const user = { HOME: home, XDG_RUNTIME_DIR: "/run/user/1001", LAZYPULL_DAEMON_CONFIG: "" };
+    const inside = { ...user, _CONTAINERS_ROOTLESS_UID: "1001", _CONTAINERS_ROOTLESS_GID: "1001", _CONTAINERS_USERNS_CONFIGURED: "done" };
+    const want = {
+      socket: "/run/user/1001/lazypull/lazypulld.sock",
+      root: `${home}/.local/share/lazypull/daemon`,
+      store: `${home}/.local/share/lazypull/store`,
+      cacheDir: `${home}/.cache/lazypull`,
+    };
+    expect(await loadConfig([], user, 1001)).toMatchObject(want);
+    expect(await loadConfig([], inside, 0)).toMatchObject(want);
+    expect(await loadConfig(["--root", "/srv/r", "--no-store"], inside, 0)).toMatchObject({ root: "/srv/r", store: false });
+    const xdg = { ...user, XDG_DATA_HOME: "/d", XDG_CACHE_HOME: "/c", XDG_CONFIG_HOME: "/cf" };
+    expect(defaultsFor(xdg, 1001)).toEqual({
+      socket: "/run/user/1001/lazypull/lazypulld.sock",
+      root: "/d/lazypull/daemon",
+      store: "/d/lazypull/store",
+      cacheDir: "/c/lazypull",
+      configFile: "/cf/lazypull/lazypulld.json",
+    });
+    // root keeps the system paths, whatever its environment says
+    expect(defaultsFor({ HOME: "/root", XDG_RUNTIME_DIR: "/run/user/0" }, 0)).toEqual({
+      socket: "/run/lazypull/lazypulld.sock",
+      root: "/var/lib/lazypull/daemon",
+      store: "/var/lib/lazypull/store",
+      cacheDir: "/var/cache/lazypull",
+      configFile: "/etc/lazypull/lazypulld.json",
+    });
+  });
+
+  it("should read a rootless user's own config file and registries.conf, as rootless podman reads its registries.conf", async () => {
+    const home = join(dir, "home2");
+    await mkdir(join(home, ".config", "lazypull"), { recursive: true });
+    await mkdir(join(home, ".config", "containers"), { recursive: true });
+    await writeFile(join(home, ".config", "lazypull", "lazypulld.json"), JSON.stringify({ prefetch: "none" }));
+    await writeFile(join(home, ".config", "containers", "registries.conf"), "");
+    const user = { HOME: home, XDG_RUNTIME_DIR: "/run/user/1001" };
+    expect(await loadConfig([], user, 1001)).toMatchObject({ prefetch: "none", registriesConf: join(home, ".config", "containers", "registries.conf") });
+    // the environment's registries.conf wins, as it does for podman; registry-client reads it then
+    expect((await loadConfig([], { ...user, CONTAINERS_REGISTRIES_CONF: "/x.conf" }, 1001))?.registriesConf).toBeUndefined();
+  });
+
+  it("should refuse a rootless start without XDG_RUNTIME_DIR unless a socket is named", async () => {
+    const home = join(dir, "home3");
+    await expect(loadConfig([], { HOME: home }, 1001)).rejects.toMatchObject({ code: "DAEMON_BAD_CONFIG", context: { env: "XDG_RUNTIME_DIR" } });
+    expect((await loadConfig(["--socket", "/tmp/x/d.sock"], { HOME: home }, 1001))?.socket).toBe("/tmp/x/d.sock");
+    expect((await loadConfig([], { HOME: home, LAZYPULL_SOCKET: "/tmp/y/d.sock" }, 1001))?.socket).toBe("/tmp/y/d.sock");
   });
 });

@@ -1,12 +1,14 @@
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
-import { isAbsolute, resolve } from "node:path";
+import { homedir } from "node:os";
+import { isAbsolute, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { Ajv } from "ajv";
 import { defaultCacheDir, parseSize } from "@lazypull/blob-cache";
 import { DEFAULT_SOCKET_PATH } from "@lazypull/daemon-client";
 import type { PrefetchPolicy } from "@lazypull/fuse-fs";
-import { DEFAULT_STORE_DIR } from "@lazypull/layer-store";
+import { isRootless } from "@lazypull/host";
+import { DEFAULT_STORE_DIR, defaultStoreDir } from "@lazypull/layer-store";
 import { DaemonError } from "./errors.js";
 
 /** Everything lazypulld runs with, after the file and the flags are merged. */
@@ -49,6 +51,50 @@ export const DEFAULT_STORE = DEFAULT_STORE_DIR;
 /** enough for a few large chunks read piecewise at once; a small part of the 150 MB the daemon aims for */
 export const DEFAULT_MEMORY_BYTES = 32 * 2 ** 20;
 export const DEFAULT_CONFIG_FILE = "/etc/lazypull/lazypulld.json";
+
+/** Where a daemon puts things unless told otherwise; each flag or config key replaces one of them. */
+export interface Defaults {
+  /** undefined: a rootless daemon without `$XDG_RUNTIME_DIR` has nowhere private to put it */
+  socket: string | undefined;
+  root: string;
+  store: string;
+  cacheDir: string;
+  /** read when it exists */
+  configFile: string;
+  /** registries.conf when the environment names none (undefined: registry-client's default) */
+  registriesConf?: string;
+}
+
+const xdgDir = (env: NodeJS.ProcessEnv, name: "XDG_DATA_HOME" | "XDG_CONFIG_HOME", fallback: string[]) => {
+  const v = env[name];
+  return v && v.startsWith("/") ? v : join(env.HOME || homedir(), ...fallback);
+};
+
+/**
+ * Root's system paths, or the acting user's (`@lazypull/host`'s hostUid: also inside `podman unshare`,
+ * where the daemon is uid 0 of the namespace): the socket where the user's CLI looks
+ * (`@lazypull/daemon-client`'s daemonSocketPath), state and store in `$XDG_DATA_HOME/lazypull` — the
+ * store-use counts must outlive a reboot, as podman's layers do — the cache in `$XDG_CACHE_HOME`, the
+ * config in `$XDG_CONFIG_HOME`, and the user's registries.conf first, as rootless podman reads it.
+ */
+export function defaultsFor(env: NodeJS.ProcessEnv = process.env, uid: number = process.getuid?.() ?? 0): Defaults {
+  const envSocket = env.LAZYPULL_SOCKET?.trim() || undefined;
+  const cacheDir = env.LAZYPULL_CACHE_DIR?.trim() || defaultCacheDir(env, uid);
+  if (!isRootless(env, uid)) {
+    return { socket: envSocket ?? DEFAULT_SOCKET_PATH, root: DEFAULT_ROOT, store: DEFAULT_STORE, cacheDir, configFile: DEFAULT_CONFIG_FILE };
+  }
+  const data = join(xdgDir(env, "XDG_DATA_HOME", [".local", "share"]), "lazypull");
+  const config = xdgDir(env, "XDG_CONFIG_HOME", [".config"]);
+  const userRegistries = join(config, "containers", "registries.conf");
+  return {
+    socket: envSocket ?? (env.XDG_RUNTIME_DIR?.startsWith("/") ? join(env.XDG_RUNTIME_DIR, "lazypull", "lazypulld.sock") : undefined),
+    root: join(data, "daemon"),
+    store: defaultStoreDir(env, uid),
+    cacheDir,
+    configFile: join(config, "lazypull", "lazypulld.json"),
+    ...(!env.CONTAINERS_REGISTRIES_CONF && !env.REGISTRIES_CONFIG_PATH && existsSync(userRegistries) ? { registriesConf: userRegistries } : {}),
+  };
+}
 
 /** The JSON config file: every key optional, sizes as numbers or strings like "10GiB". */
 const fileSchema = {
@@ -109,6 +155,10 @@ export function parseConfigFile(text: string, path: string): ConfigFile {
 
 export const USAGE = `Usage: lazypulld [options]
 
+Run by an ordinary user, lazypulld runs itself inside rootless podman's namespaces (podman unshare)
+and its defaults are the user's: the socket in $XDG_RUNTIME_DIR/lazypull, state and store in
+~/.local/share/lazypull, the cache in ~/.cache/lazypull, the config ~/.config/lazypull/lazypulld.json.
+
   --socket PATH             API socket (default ${DEFAULT_SOCKET_PATH}, or $LAZYPULL_SOCKET)
   --root DIR                state directory; the FUSE mount is DIR/layers (default ${DEFAULT_ROOT})
   --config FILE             JSON config file (default ${DEFAULT_CONFIG_FILE} when it exists)
@@ -135,9 +185,10 @@ function size(v: string | number | undefined, what: string): number | undefined 
 }
 
 /**
- * Builds the config from argv (flags win), the config file and defaults. Returns `undefined` for `--help`.
+ * Builds the config from argv (flags win), the config file and defaults (root's, or the user's for a
+ * rootless `uid`: see defaultsFor). Returns `undefined` for `--help`.
  */
-export async function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<DaemonConfig | undefined> {
+export async function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env, uid: number = process.getuid?.() ?? 0): Promise<DaemonConfig | undefined> {
   let values;
   try {
     ({ values } = parseArgs({
@@ -165,7 +216,8 @@ export async function loadConfig(argv: string[], env: NodeJS.ProcessEnv = proces
   }
   if (values.help) return undefined;
 
-  const configPath = values.config ?? env.LAZYPULL_DAEMON_CONFIG ?? (existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : undefined);
+  const defaults = defaultsFor(env, uid);
+  const configPath = values.config ?? env.LAZYPULL_DAEMON_CONFIG ?? (existsSync(defaults.configFile) ? defaults.configFile : undefined);
   let file: ConfigFile = {};
   if (configPath) {
     let text: string;
@@ -193,25 +245,33 @@ export async function loadConfig(argv: string[], env: NodeJS.ProcessEnv = proces
     "flags",
   );
   const merged: ConfigFile = { ...file, ...Object.fromEntries(Object.entries(fromFlags).filter(([, v]) => v !== undefined)) };
-  const envSocket = env.LAZYPULL_SOCKET?.trim();
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(p));
+  const socket = merged.socket ?? defaults.socket;
+  if (socket === undefined) {
+    throw new DaemonError(
+      "DAEMON_BAD_CONFIG",
+      "XDG_RUNTIME_DIR is not set, and a rootless lazypulld puts its socket there (where the user's lazypull looks for it); log in through a session that sets it (systemd --user does), or pass --socket",
+      { env: "XDG_RUNTIME_DIR" },
+    );
+  }
   const cfg: DaemonConfig = {
-    socket: abs(merged.socket ?? (envSocket || DEFAULT_SOCKET_PATH)),
-    root: abs(merged.root ?? DEFAULT_ROOT),
-    cacheDir: abs(merged.cacheDir ?? (env.LAZYPULL_CACHE_DIR?.trim() || defaultCacheDir())),
+    socket: abs(socket),
+    root: abs(merged.root ?? defaults.root),
+    cacheDir: abs(merged.cacheDir ?? defaults.cacheDir),
     prefetch: merged.prefetch ?? "all",
     insecureRegistries: [...new Set([...(file.insecureRegistries ?? []), ...(fromFlags.insecureRegistries ?? [])])],
     allowUnverified: merged.allowUnverified ?? false,
     opTimeoutMs: merged.opTimeoutMs ?? 120_000,
     leaseCheckIntervalMs: merged.leaseCheckIntervalMs ?? 2000,
-    store: merged.store === false ? false : abs(merged.store ?? DEFAULT_STORE),
+    store: merged.store === false ? false : abs(merged.store ?? defaults.store),
     storeIdleMs: merged.storeIdleMs ?? 5 * 60_000,
     logLevel: merged.logLevel ?? "info",
     cacheMemoryBytes: size(merged.cacheMemorySize, "cacheMemorySize") ?? DEFAULT_MEMORY_BYTES,
   };
   const maxBytes = size(merged.cacheMaxSize, "cacheMaxSize");
   if (maxBytes !== undefined) cfg.cacheMaxBytes = maxBytes;
-  if (merged.registriesConf !== undefined) cfg.registriesConf = merged.registriesConf;
+  const registriesConf = merged.registriesConf ?? defaults.registriesConf;
+  if (registriesConf !== undefined) cfg.registriesConf = registriesConf;
   if (merged.backgroundSilenceMs !== undefined) cfg.backgroundSilenceMs = merged.backgroundSilenceMs;
   return cfg;
 }

@@ -4,6 +4,4 @@ export { StoreTree } from "./store-tree.js";
 export { encodeReference, decodeReference, parseStorePath, type StorePath, type LayerFile } from "./store-path.js";
 export { LayerStoreError, LAYER_STORE_ERROR_CODES, type LayerStoreErrorCode } from "./errors.js";
 export { addLayerStore, removeLayerStore, storeEntry, BLOCK_BEGIN, BLOCK_END, type StorageConfEdit, type StorageDefaults } from "./storage-conf.js";
-
-/** Where lazypulld serves the store unless told otherwise (`lazypulld --store`, `lazypull podman setup --store`). */
-export const DEFAULT_STORE_DIR = "/var/lib/lazypull/store";
+export { DEFAULT_STORE_DIR, defaultStoreDir } from "./default-dir.js";
