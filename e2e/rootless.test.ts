@@ -194,6 +194,27 @@ describe("an ordinary user's containers", () => {
   }
 });
 
+describe("lazypull podman setup by an ordinary user", () => {
+  it("should point the user's own storage.conf at the user's store, and take it out again", async () => {
+    const conf = join(user.home, ".config", "containers", "storage.conf");
+    const store = join(user.home, ".local", "share", "lazypull", "store");
+    const original = '[storage]\ndriver = "overlay"\n';
+    await mkdir(join(user.home, ".config", "containers"), { recursive: true });
+    await writeFile(conf, original);
+    await run("chown", ["-R", `${user.uid}:${user.gid}`, join(user.home, ".config")]);
+    try {
+      const setup = JSON.parse((await asUser(user, ["podman", "setup", "--json"])).stdout) as Record<string, unknown>;
+      expect(setup).toMatchObject({ action: "setup", file: conf, changed: true, entry: `${store}:ref` });
+      expect(await readFile(conf, "utf8")).toContain(`"${store}:ref"`);
+      const removed = JSON.parse((await asUser(user, ["podman", "remove", "--json"])).stdout) as Record<string, unknown>;
+      expect(removed).toMatchObject({ action: "remove", file: conf, changed: true });
+      expect(await readFile(conf, "utf8")).toBe(original);
+    } finally {
+      await rm(conf, { force: true });
+    }
+  });
+});
+
 describe("a host where rootless cannot work", () => {
   it("should name the missing subordinate ids and the fix", async () => {
     const res = await asUser(noSubids, ["run", "--rm", lazyRef, "true"], { allowFail: true });

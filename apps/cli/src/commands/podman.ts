@@ -1,17 +1,27 @@
 import { execFile } from "node:child_process";
 import { readFile, rm, writeFile, mkdir } from "node:fs/promises";
-import { dirname, resolve } from "node:path";
+import { homedir } from "node:os";
+import { dirname, join, resolve } from "node:path";
 import { promisify } from "node:util";
 import type { Command } from "commander";
-import { addLayerStore, DEFAULT_STORE_DIR, removeLayerStore, storeEntry, type StorageDefaults } from "@lazypull/layer-store";
+import { isRootless } from "@lazypull/host";
+import { addLayerStore, defaultStoreDir, removeLayerStore, storeEntry, type StorageDefaults } from "@lazypull/layer-store";
 import { CliError } from "../errors.js";
 
 const run = promisify(execFile);
 const out = (line: string) => process.stdout.write(`${line}\n`);
 
-/** The file podman 4.3 reads: `$CONTAINERS_STORAGE_CONF`, else the system one (root's podman). */
-function storageConfPath(flag: string | undefined): string {
-  return resolve(flag ?? (process.env.CONTAINERS_STORAGE_CONF?.trim() || "/etc/containers/storage.conf"));
+/**
+ * The file podman 4.3 reads: `$CONTAINERS_STORAGE_CONF`, else the system one for root and
+ * `$XDG_CONFIG_HOME/containers/storage.conf` (default `~/.config/…`) for a rootless user.
+ */
+function storageConfPath(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
+  if (flag) return resolve(flag);
+  const named = env.CONTAINERS_STORAGE_CONF?.trim();
+  if (named) return resolve(named);
+  if (!isRootless(env)) return "/etc/containers/storage.conf";
+  const xdg = env.XDG_CONFIG_HOME;
+  return join(xdg && xdg.startsWith("/") ? xdg : join(env.HOME || homedir(), ".config"), "containers", "storage.conf");
 }
 
 async function readIfExists(file: string): Promise<string | undefined> {
@@ -36,7 +46,12 @@ async function podmanDefaults(): Promise<StorageDefaults> {
     throw new CliError("CLI_PODMAN_FAILED", "podman info did not report its store (graphRoot, runRoot, graphDriverName)", {});
   }
   if (s.graphDriverName !== "overlay") {
-    throw new CliError("CLI_PODMAN_NOT_OVERLAY", `podman uses the ${s.graphDriverName} storage driver; an Additional Layer Store needs overlay`, { driver: s.graphDriverName });
+    // podman keeps the driver its store was made with: naming overlay in storage.conf is not enough, and a
+    // layer store named next to vfs makes every podman command refuse to start
+    const fix = isRootless()
+      ? `; to switch: podman system reset (this deletes your images and containers), then put driver = "overlay" under [storage] in ${storageConfPath(undefined)}, then run this again`
+      : "";
+    throw new CliError("CLI_PODMAN_NOT_OVERLAY", `podman uses the ${s.graphDriverName} storage driver; an Additional Layer Store needs overlay${fix}`, { driver: s.graphDriverName });
   }
   return { driver: s.graphDriverName, graphRoot: s.graphRoot, runRoot: s.runRoot };
 }
@@ -64,12 +79,12 @@ function report(opts: Opts, action: "setup" | "remove", file: string, changes: s
 /** `lazypull podman setup|remove`: point podman's storage.conf at lazypulld's Additional Layer Store, or stop. */
 export function register(program: Command): void {
   const podman = program.command("podman").description("make plain `podman pull/run` lazy: use lazypulld's Additional Layer Store");
-  const confFlag = ["--storage-conf <file>", "containers-storage.conf to edit (default: $CONTAINERS_STORAGE_CONF, else /etc/containers/storage.conf)"] as const;
+  const confFlag = ["--storage-conf <file>", "containers-storage.conf to edit (default: $CONTAINERS_STORAGE_CONF, else /etc/containers/storage.conf, or ~/.config/containers/storage.conf for a rootless user)"] as const;
 
   podman
     .command("setup")
     .description("add lazypulld's store to podman's storage.conf (start lazypulld before podman pulls)")
-    .option("--store <dir>", "the store lazypulld serves (lazypulld --store)", DEFAULT_STORE_DIR)
+    .option("--store <dir>", "the store lazypulld serves (lazypulld --store; a rootless user's is ~/.local/share/lazypull/store)", defaultStoreDir())
     .option(...confFlag)
     .option("--dry-run", "print what would change and change nothing")
     .option("--json", "print JSON on stdout")
@@ -89,7 +104,7 @@ export function register(program: Command): void {
       }
       report(opts, "setup", file, edit.changes, { entry: storeEntry(store), created: text === undefined });
       if (!opts.json && edit.changes.length > 0 && !opts.dryRun) {
-        out(`podman now looks layers up in ${store} first; run lazypulld (systemctl enable --now lazypulld) so that it answers.`);
+        out(`podman now looks layers up in ${store} first; run lazypulld (systemctl ${isRootless() ? "--user " : ""}enable --now lazypulld) so that it answers.`);
       }
     });
 
