@@ -104,16 +104,14 @@ describe("loadConfig", () => {
     });
   });
 
-  it("should read a rootless user's own config file and registries.conf, as rootless podman reads its registries.conf", async () => {
+  it("should read a rootless user's own config file, and leave registries.conf to registry-client's default (the user's own first, as podman)", async () => {
     const home = join(dir, "home2");
     await mkdir(join(home, ".config", "lazypull"), { recursive: true });
-    await mkdir(join(home, ".config", "containers"), { recursive: true });
     await writeFile(join(home, ".config", "lazypull", "lazypulld.json"), JSON.stringify({ prefetch: "none" }));
-    await writeFile(join(home, ".config", "containers", "registries.conf"), "");
     const user = { HOME: home, XDG_RUNTIME_DIR: "/run/user/1001" };
-    expect(await loadConfig([], user, 1001)).toMatchObject({ prefetch: "none", registriesConf: join(home, ".config", "containers", "registries.conf") });
-    // the environment's registries.conf wins, as it does for podman; registry-client reads it then
-    expect((await loadConfig([], { ...user, CONTAINERS_REGISTRIES_CONF: "/x.conf" }, 1001))?.registriesConf).toBeUndefined();
+    const cfg = await loadConfig([], user, 1001);
+    expect(cfg).toMatchObject({ prefetch: "none" });
+    expect(cfg?.registriesConf).toBeUndefined();
   });
 
   it("should refuse a rootless start without XDG_RUNTIME_DIR unless a socket is named", async () => {

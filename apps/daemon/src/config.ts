@@ -61,8 +61,6 @@ export interface Defaults {
   cacheDir: string;
   /** read when it exists */
   configFile: string;
-  /** registries.conf when the environment names none (undefined: registry-client's default) */
-  registriesConf?: string;
 }
 
 const xdgDir = (env: NodeJS.ProcessEnv, name: "XDG_DATA_HOME" | "XDG_CONFIG_HOME", fallback: string[]) => {
@@ -75,7 +73,8 @@ const xdgDir = (env: NodeJS.ProcessEnv, name: "XDG_DATA_HOME" | "XDG_CONFIG_HOME
  * where the daemon is uid 0 of the namespace): the socket where the user's CLI looks
  * (`@lazypull/daemon-client`'s daemonSocketPath), state and store in `$XDG_DATA_HOME/lazypull` — the
  * store-use counts must outlive a reboot, as podman's layers do — the cache in `$XDG_CACHE_HOME`, the
- * config in `$XDG_CONFIG_HOME`, and the user's registries.conf first, as rootless podman reads it.
+ * config in `$XDG_CONFIG_HOME`. (The user's own registries.conf, when there is one, is registry-client's
+ * default, as it is podman's.)
  */
 export function defaultsFor(env: NodeJS.ProcessEnv = process.env, uid: number = process.getuid?.() ?? 0): Defaults {
   const envSocket = env.LAZYPULL_SOCKET?.trim() || undefined;
@@ -85,14 +84,12 @@ export function defaultsFor(env: NodeJS.ProcessEnv = process.env, uid: number = 
   }
   const data = join(xdgDir(env, "XDG_DATA_HOME", [".local", "share"]), "lazypull");
   const config = xdgDir(env, "XDG_CONFIG_HOME", [".config"]);
-  const userRegistries = join(config, "containers", "registries.conf");
   return {
     socket: envSocket ?? (env.XDG_RUNTIME_DIR?.startsWith("/") ? join(env.XDG_RUNTIME_DIR, "lazypull", "lazypulld.sock") : undefined),
     root: join(data, "daemon"),
     store: defaultStoreDir(env, uid),
     cacheDir,
     configFile: join(config, "lazypull", "lazypulld.json"),
-    ...(!env.CONTAINERS_REGISTRIES_CONF && !env.REGISTRIES_CONFIG_PATH && existsSync(userRegistries) ? { registriesConf: userRegistries } : {}),
   };
 }
 
@@ -270,7 +267,7 @@ export async function loadConfig(argv: string[], env: NodeJS.ProcessEnv = proces
   };
   const maxBytes = size(merged.cacheMaxSize, "cacheMaxSize");
   if (maxBytes !== undefined) cfg.cacheMaxBytes = maxBytes;
-  const registriesConf = merged.registriesConf ?? defaults.registriesConf;
+  const registriesConf = merged.registriesConf;
   if (registriesConf !== undefined) cfg.registriesConf = registriesConf;
   if (merged.backgroundSilenceMs !== undefined) cfg.backgroundSilenceMs = merged.backgroundSilenceMs;
   return cfg;

@@ -295,6 +295,22 @@ describe("loadRegistriesConf", () => {
     });
   });
 
+  it("should read a user's own registries.conf instead of the system's, and the user's drop-ins after the system's", async () => {
+    const home = await mkdtemp(join(dir, "home-"));
+    const userConf = join(home, ".config", "containers");
+    await mkdir(join(userConf, "registries.conf.d"), { recursive: true });
+    await writeFile(join(userConf, "registries.conf.d", "50-mine.conf"), 'unqualified-search-registries = ["mine.io"]\n');
+    // no user main file: the system file and drop-ins (none on a test host's /etc? they may exist), then the user's drop-ins last
+    const withoutMain = await loadRegistriesConf({ env: { HOME: home } });
+    expect(withoutMain.files.at(-1)).toBe(join(userConf, "registries.conf.d", "50-mine.conf"));
+    expect(withoutMain.unqualifiedSearchRegistries).toEqual(["mine.io"]);
+    // a user main file replaces the system file and the system drop-ins
+    await writeFile(join(userConf, "registries.conf"), '[[registry]]\nlocation = "user.io"\ninsecure = true\n');
+    const withMain = await loadRegistriesConf({ env: { HOME: home } });
+    expect(withMain.files).toEqual([join(userConf, "registries.conf"), join(userConf, "registries.conf.d", "50-mine.conf")]);
+    expect(isInsecureHost(withMain, "user.io")).toBe(true);
+  });
+
   it("should take CONTAINERS_REGISTRIES_CONF as the main file and still read the drop-ins", async () => {
     const root = await mkdtemp(join(dir, "env-"));
     const envFile = join(root, "env.conf");

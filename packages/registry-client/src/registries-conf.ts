@@ -2,7 +2,8 @@
 // pkg/shortnames): lazypull must pick the same registry entry, mirrors, rewrites and short-name candidates
 // podman would, or a lazily pulled image could come from a different place than `podman pull` takes it from.
 // Pure apart from loadRegistriesConf's file reads; nothing here prompts or touches the network.
-import { readdir, readFile } from "node:fs/promises";
+import { access, readdir, readFile } from "node:fs/promises";
+import { homedir } from "node:os";
 import { join } from "node:path";
 import { parse } from "smol-toml";
 import { RegistryError } from "./errors.js";
@@ -56,9 +57,15 @@ export interface RegistriesConfLayer {
 }
 
 export interface LoadOptions {
-  /** main file; default: $CONTAINERS_REGISTRIES_CONF, else /etc/containers/registries.conf */
+  /**
+   * main file; default: $CONTAINERS_REGISTRIES_CONF, else `~/.config/containers/registries.conf` when it
+   * exists, else /etc/containers/registries.conf (containers/image's order, for root as for users)
+   */
   path?: string;
-  /** drop-in dir; default `/etc/containers/registries.conf.d` */
+  /**
+   * the one drop-in dir to read; default: `/etc/containers/registries.conf.d` then
+   * `~/.config/containers/registries.conf.d`, or only the latter when the user's own main file is used
+   */
   dropInDir?: string;
   env?: NodeJS.ProcessEnv;
 }
@@ -381,19 +388,35 @@ function errno(e: unknown): string | undefined {
   return (e as NodeJS.ErrnoException | undefined)?.code;
 }
 
+async function readable(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * The main file, then the drop-in dir's `*.conf` files in lexical order, each layered on the previous.
  *
  * As podman (containers/common's libimage, containers/image's newConfigWrapper): CONTAINERS_REGISTRIES_CONF
  * (or the legacy REGISTRIES_CONFIG_PATH) replaces only the main file — the drop-in dir is still read — and a
  * main file chosen explicitly (env or `path`) must exist, while a missing default file is an empty config.
- * Drop-ins must be v2. Not done here: podman's per-user ~/.config/containers/registries.conf(.d) and
- * ~/.cache short-name-aliases.conf; pass them as `path`/`dropInDir` to get them.
+ * A user's `~/.config/containers/registries.conf`, when it exists, replaces the system file and drop-in dir;
+ * `~/.config/containers/registries.conf.d` is read after the system drop-ins. Drop-ins must be v2. Not done
+ * here: podman's ~/.cache short-name-aliases.conf.
  */
 export async function loadRegistriesConf(opts: LoadOptions = {}): Promise<RegistriesConf> {
   const env = opts.env ?? process.env;
   const explicit = opts.path || env.CONTAINERS_REGISTRIES_CONF || env.REGISTRIES_CONFIG_PATH || undefined;
-  const main = explicit ?? DEFAULT_CONF;
+  // containers/image (sysregistriesv2 newConfigWrapperWithHomeDir): a user's own registries.conf replaces the
+  // system file and its drop-ins, and the user's drop-in dir is read after the system one either way
+  const userDir = join(env.HOME || homedir(), ".config", "containers");
+  const userFile = explicit === undefined ? join(userDir, "registries.conf") : undefined;
+  const useUserFile = userFile !== undefined && (await readable(userFile));
+  const main = explicit ?? (useUserFile ? userFile : DEFAULT_CONF);
+  const dirs = opts.dropInDir !== undefined ? [opts.dropInDir] : useUserFile ? [join(userDir, "registries.conf.d")] : [DEFAULT_DROP_IN_DIR, join(userDir, "registries.conf.d")];
   const layers: RegistriesConfLayer[] = [];
 
   let text: string | undefined;
@@ -406,18 +429,20 @@ export async function loadRegistriesConf(opts: LoadOptions = {}): Promise<Regist
   }
   if (text !== undefined) layers.push(parseRegistriesConf(text, main));
 
-  const dir = opts.dropInDir ?? DEFAULT_DROP_IN_DIR;
-  let names: string[] = [];
-  try {
-    const entries = await readdir(dir, { withFileTypes: true });
-    // top level only, as containers/image's walk skips sub-directories
-    names = entries.filter((e) => !e.isDirectory() && e.name.endsWith(".conf")).map((e) => e.name);
-  } catch (cause) {
-    if (errno(cause) !== "ENOENT") throw invalid(dir, `cannot read drop-in directory: ${(cause as Error).message}`, {}, cause);
+  const paths: string[] = [];
+  for (const dir of dirs) {
+    let names: string[] = [];
+    try {
+      const entries = await readdir(dir, { withFileTypes: true });
+      // top level only, as containers/image's walk skips sub-directories
+      names = entries.filter((e) => !e.isDirectory() && e.name.endsWith(".conf")).map((e) => e.name);
+    } catch (cause) {
+      if (errno(cause) !== "ENOENT") throw invalid(dir, `cannot read drop-in directory: ${(cause as Error).message}`, {}, cause);
+    }
+    names.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    paths.push(...names.map((n) => join(dir, n)));
   }
-  names.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-  for (const name of names) {
-    const path = join(dir, name);
+  for (const path of paths) {
     let dropIn: string;
     try {
       dropIn = await readFile(path, "utf8");
