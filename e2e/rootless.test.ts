@@ -42,8 +42,8 @@ function asUser(u: TestUser, args: string[], opts: { allowFail?: boolean; env?: 
   return collect(child, `lazypull ${args.join(" ")} as ${u.name}`, opts.allowFail, opts.timeoutMs ?? 240_000);
 }
 
-function spawnAsUser(u: TestUser, args: string[], env?: NodeJS.ProcessEnv) {
-  return spawn(process.execPath, [...sourceArgs(CLI_ENTRY), ...args], { uid: u.uid, gid: u.gid, cwd: REPO_ROOT, env: userEnv(u, env), stdio: ["ignore", "pipe", "pipe"] });
+function spawnAsUser(u: TestUser, args: string[], env?: NodeJS.ProcessEnv, detached = false) {
+  return spawn(process.execPath, [...sourceArgs(CLI_ENTRY), ...args], { uid: u.uid, gid: u.gid, cwd: REPO_ROOT, env: userEnv(u, env), stdio: ["ignore", "pipe", "pipe"], detached });
 }
 
 function collect(child: ReturnType<typeof spawn>, what: string, allowFail = false, timeoutMs = 240_000): Promise<RunResult> {
@@ -174,6 +174,18 @@ describe("an ordinary user's containers", () => {
     expect(umount.stderr).toBe("");
     expect((await exited).code).not.toBeNull();
     expect(await waitForNoMounts(user, 10_000)).toEqual({ host: [], userns: [] });
+  });
+
+  it("should stop the container gracefully when SIGTERM goes to the whole process group (it reaches lazypull twice)", async () => {
+    // its own process group, as a shell job or a systemd unit would have; the container exits 5 on SIGTERM
+    const child = spawnAsUser(user, ["run", "--rm", lazyRef, "sh", "-c", "trap 'exit 5' TERM; echo started; sleep 120 & wait"], undefined, true);
+    const exited = collect(child, "lazypull run", true);
+    await waitForText(child.stdout, "started");
+    process.kill(-child.pid!, "SIGTERM");
+    const res = await exited;
+    // one request to stop: the container's own exit code, not 137 from a "second signal, kill now"
+    expect(res.code).toBe(5);
+    expect(await waitForNoMounts(user, 30_000)).toEqual({ host: [], userns: [] });
   });
 
   for (const signal of ["SIGINT", "SIGKILL"] as const) {

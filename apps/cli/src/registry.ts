@@ -16,13 +16,15 @@ let given: RegistryFlags = {};
 function parseBool(v: string): boolean {
   if (v === "true") return true;
   if (v === "false") return false;
-  throw new InvalidArgumentError(`want true or false, got ${v}`);
+  throw new InvalidArgumentError(`want --tls-verify=true or --tls-verify=false, got ${v}`);
 }
 
 /** Adds `--tls-verify` and `--cert-dir` (podman's names and meaning) to a command that talks to registries. */
 export function withRegistryFlags(cmd: Command): Command {
   return cmd
-    .option("--tls-verify [bool]", "require HTTPS and verify certificates (default true; false also allows plain HTTP)", parseBool)
+    // a required value (`--tls-verify=false`, as podman users write it): an optional one would take the
+    // image reference that follows a bare `--tls-verify` as its value
+    .option("--tls-verify <bool>", "require HTTPS and verify certificates (default true; false also allows plain HTTP)", parseBool)
     .option("--cert-dir <dir>", "use the certificates in DIR (*.crt CAs, *.cert + *.key client pair) for every registry")
     .hook("preAction", (_program, action) => {
       const o = action.opts<{ tlsVerify?: boolean; certDir?: string }>();

@@ -37,6 +37,14 @@ export async function runInRootlessNamespace(argv: string[] = process.argv, env:
 }
 
 /**
+ * In the re-executed copy, how long a repeated signal counts as the same one: a signal sent to the whole
+ * process group reaches us directly and again through the waiting process (0 elsewhere).
+ */
+export function repeatedSignalWindowMs(env: NodeJS.ProcessEnv = process.env): number {
+  return env[OUTER_ENV] ? 2000 : 0;
+}
+
+/**
  * In the re-executed copy: when the process that waits for us dies (SIGKILL leaves it no chance to pass
  * anything on), act as if told to stop, so our mounts and container are undone as on SIGTERM.
  */

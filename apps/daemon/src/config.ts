@@ -1,13 +1,12 @@
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
-import { homedir } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { Ajv } from "ajv";
 import { defaultCacheDir, parseSize } from "@lazypull/blob-cache";
-import { DEFAULT_SOCKET_PATH } from "@lazypull/daemon-client";
+import { DEFAULT_SOCKET_PATH, rootlessSocketPath } from "@lazypull/daemon-client";
 import type { PrefetchPolicy } from "@lazypull/fuse-fs";
-import { isRootless } from "@lazypull/host";
+import { isRootless, xdgDir } from "@lazypull/host";
 import { DEFAULT_STORE_DIR, defaultStoreDir } from "@lazypull/layer-store";
 import { DaemonError } from "./errors.js";
 
@@ -63,10 +62,6 @@ export interface Defaults {
   configFile: string;
 }
 
-const xdgDir = (env: NodeJS.ProcessEnv, name: "XDG_DATA_HOME" | "XDG_CONFIG_HOME", fallback: string[]) => {
-  const v = env[name];
-  return v && v.startsWith("/") ? v : join(env.HOME || homedir(), ...fallback);
-};
 
 /**
  * Root's system paths, or the acting user's (`@lazypull/host`'s hostUid: also inside `podman unshare`,
@@ -82,10 +77,10 @@ export function defaultsFor(env: NodeJS.ProcessEnv = process.env, uid: number = 
   if (!isRootless(env, uid)) {
     return { socket: envSocket ?? DEFAULT_SOCKET_PATH, root: DEFAULT_ROOT, store: DEFAULT_STORE, cacheDir, configFile: DEFAULT_CONFIG_FILE };
   }
-  const data = join(xdgDir(env, "XDG_DATA_HOME", [".local", "share"]), "lazypull");
-  const config = xdgDir(env, "XDG_CONFIG_HOME", [".config"]);
+  const data = join(xdgDir("XDG_DATA_HOME", env), "lazypull");
+  const config = xdgDir("XDG_CONFIG_HOME", env);
   return {
-    socket: envSocket ?? (env.XDG_RUNTIME_DIR?.startsWith("/") ? join(env.XDG_RUNTIME_DIR, "lazypull", "lazypulld.sock") : undefined),
+    socket: envSocket ?? rootlessSocketPath(env),
     root: join(data, "daemon"),
     store: defaultStoreDir(env, uid),
     cacheDir,

@@ -1,5 +1,4 @@
-import { hostUid } from "@lazypull/host";
-import { homedir } from "node:os";
+import { hostUid, xdgDir } from "@lazypull/host";
 import { join } from "node:path";
 
 /**
@@ -11,6 +10,5 @@ export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env, realUid: n
   if (env.LAZYPULL_CACHE_DIR) return env.LAZYPULL_CACHE_DIR;
   // inside `podman unshare` lazypull is uid 0 but acts for the user: the user's cache, not root's
   if (hostUid(env, realUid ?? 0) === 0 && realUid !== undefined) return "/var/cache/lazypull";
-  const xdg = env.XDG_CACHE_HOME;
-  return join(xdg && xdg.startsWith("/") ? xdg : join(env.HOME || homedir(), ".cache"), "lazypull");
+  return join(xdgDir("XDG_CACHE_HOME", env), "lazypull");
 }

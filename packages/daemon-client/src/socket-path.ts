@@ -1,4 +1,4 @@
-import { isRootless } from "@lazypull/host";
+import { isRootless, xdgRuntimeDir } from "@lazypull/host";
 import { connect } from "node:net";
 import { join } from "node:path";
 
@@ -11,8 +11,14 @@ export const DEFAULT_SOCKET_PATH = "/run/lazypull/lazypulld.sock";
 export function daemonSocketPath(env: NodeJS.ProcessEnv = process.env): string {
   const s = env.LAZYPULL_SOCKET?.trim();
   if (s) return s;
-  if (isRootless(env) && env.XDG_RUNTIME_DIR) return join(env.XDG_RUNTIME_DIR, "lazypull", "lazypulld.sock");
+  if (isRootless(env)) return rootlessSocketPath(env) ?? DEFAULT_SOCKET_PATH;
   return DEFAULT_SOCKET_PATH;
+}
+
+/** A rootless user's lazypulld socket, `$XDG_RUNTIME_DIR/lazypull/lazypulld.sock` (none without a runtime dir). */
+export function rootlessSocketPath(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const dir = xdgRuntimeDir(env);
+  return dir === undefined ? undefined : join(dir, "lazypull", "lazypulld.sock");
 }
 
 /**

@@ -2,5 +2,5 @@ export { isProcessAlive, processStartTime, isSameProcessAlive } from "./process.
 export { parseMountinfo, readMounts, isMountPoint, mountsUnder, type MountEntry } from "./mounts.js";
 export { sleep, delay } from "./sleep.js";
 export { sweepDeadPidEntries } from "./dead-pid-files.js";
-export { hostUid, isRootless, inRootlessNamespace, inUserNamespace } from "./rootless.js";
+export { hostUid, isRootless, inRootlessNamespace, inUserNamespace, xdgDir, xdgRuntimeDir } from "./rootless.js";
 export { rootlessProblem, findInner, runUnderPodmanUnshare, watchOuter, type RootlessProblem, type RootlessHost } from "./podman-unshare.js";

@@ -4,9 +4,10 @@
 // only waits, passes signals on and reports the exit status. What each program calls its errors is its
 // own: the checks here say what is missing and how to fix it, in plain data.
 import { spawn } from "node:child_process";
-import { accessSync, constants, readdirSync, readFileSync } from "node:fs";
-import { readFile } from "node:fs/promises";
-import { userInfo } from "node:os";
+import { randomBytes } from "node:crypto";
+import { accessSync, constants, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readFile, rm } from "node:fs/promises";
+import { tmpdir, userInfo } from "node:os";
 import { delimiter, join } from "node:path";
 import { isProcessAlive, isSameProcessAlive, processStartTime } from "./process.js";
 import { inRootlessNamespace } from "./rootless.js";
@@ -135,9 +136,12 @@ const waitGone = async (pid: number) => {
  * copy our pid (see `watchOuter`). Rejects with the spawn error when podman cannot be started.
  */
 export async function runUnderPodmanUnshare(argv: string[], env: NodeJS.ProcessEnv, outerEnv: string): Promise<number> {
+  // our copy writes its exit status here (watchOuter): podman's own status is not it when podman was
+  // killed too (a signal to the whole process group reaches it as well)
+  const statusFile = join(tmpdir(), `lazypull-status-${process.pid}-${randomBytes(6).toString("hex")}`);
   const child = spawn("podman", ["unshare", process.execPath, ...process.execArgv, ...argv.slice(1)], {
     stdio: "inherit",
-    env: { ...env, [outerEnv]: String(process.pid) },
+    env: { ...env, [outerEnv]: String(process.pid), [`${outerEnv}_STATUS`]: statusFile },
   });
   let inner: number | undefined;
   let pending: NodeJS.Signals | undefined;
@@ -148,10 +152,14 @@ export async function runUnderPodmanUnshare(argv: string[], env: NodeJS.ProcessE
       // already gone: podman's exit ends the wait
     }
   };
+  let pendingSince = 0;
   const forward = (sig: NodeJS.Signals) => {
     if (sig === "SIGINT" && process.stdin.isTTY) return;
     if (inner !== undefined) send(inner, sig);
-    else pending = sig;
+    else {
+      pending = sig;
+      pendingSince = Date.now();
+    }
   };
   const signals: NodeJS.Signals[] = ["SIGINT", "SIGTERM"];
   for (const s of signals) process.on(s, forward);
@@ -159,6 +167,12 @@ export async function runUnderPodmanUnshare(argv: string[], env: NodeJS.ProcessE
     if (inner !== undefined || child.pid === undefined) return;
     inner = findInner(child.pid);
     if (inner !== undefined && pending) send(inner, pending);
+    else if (pending && Date.now() - pendingSince > 2000) {
+      // our copy cannot be found (no /proc/PID/task/*/children?): end podman instead; its child outlives it,
+      // sees this process gone (watchOuter) and stops as on SIGTERM
+      child.kill(pending);
+      pending = undefined;
+    }
   }, 100);
   try {
     const code = await new Promise<number>((resolve, reject) => {
@@ -167,10 +181,12 @@ export async function runUnderPodmanUnshare(argv: string[], env: NodeJS.ProcessE
     });
     // podman killed before our copy finished: whoever waits on us must see our copy's end
     if (inner !== undefined) await waitGone(inner);
-    return code;
+    const reported = Number((await readFile(statusFile, "utf8").catch(() => "")).trim() || NaN);
+    return Number.isInteger(reported) ? reported : code;
   } finally {
     clearInterval(finder);
     for (const s of signals) process.off(s, forward);
+    await rm(statusFile, { force: true });
   }
 }
 
@@ -186,7 +202,8 @@ async function isZombie(pid: number): Promise<boolean> {
 /**
  * In the copy `runUnderPodmanUnshare` started: calls `stop` when the process that waits for it dies
  * (SIGKILL gives it no chance to pass anything on), so mounts are undone as on SIGTERM rather than left in
- * podman's namespace. Returns the watch's stopper; nothing is watched outside that setup.
+ * podman's namespace, and leaves this process's exit status where the waiting one reads it. Returns the
+ * watch's stopper; nothing is watched outside that setup.
  */
 export async function watchOuter(
   stop: () => void,
@@ -196,6 +213,16 @@ export async function watchOuter(
 ): Promise<() => void> {
   const outer = Number(env[outerEnv]);
   if (!inRootlessNamespace(env, uid) || !Number.isInteger(outer) || outer <= 0) return () => undefined;
+  const statusFile = env[`${outerEnv}_STATUS`];
+  if (statusFile) {
+    process.on("exit", (code) => {
+      try {
+        writeFileSync(statusFile, String(code));
+      } catch {
+        // the waiting process falls back on podman's status
+      }
+    });
+  }
   const started = await processStartTime(outer);
   if (started === null) {
     stop();

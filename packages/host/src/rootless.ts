@@ -3,6 +3,8 @@
 // still acts for the ordinary user: its state and cache belong in that user's directories, and mounts it
 // makes must be of the kinds a user namespace allows.
 import { readFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
 
 /**
  * The host uid this process acts for: inside `podman unshare` (uid 0 in the namespace) the user podman
@@ -39,4 +41,21 @@ function readUidMap(): string {
   } catch {
     return "0 0 4294967295";
   }
+}
+
+const XDG_FALLBACK = { XDG_CACHE_HOME: [".cache"], XDG_CONFIG_HOME: [".config"], XDG_DATA_HOME: [".local", "share"] } as const;
+
+/**
+ * An XDG base directory of the acting user: the variable when it holds an absolute path (the spec says a
+ * relative one is to be ignored), else its default under `$HOME`.
+ */
+export function xdgDir(name: keyof typeof XDG_FALLBACK, env: NodeJS.ProcessEnv = process.env): string {
+  const v = env[name];
+  return v && v.startsWith("/") ? v : join(env.HOME || homedir(), ...XDG_FALLBACK[name]);
+}
+
+/** `$XDG_RUNTIME_DIR` when it is an absolute path (there is no default: it is the session's). */
+export function xdgRuntimeDir(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const v = env.XDG_RUNTIME_DIR;
+  return v && v.startsWith("/") ? v : undefined;
 }

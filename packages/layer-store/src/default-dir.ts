@@ -1,6 +1,5 @@
-import { homedir } from "node:os";
 import { join } from "node:path";
-import { hostUid } from "@lazypull/host";
+import { hostUid, xdgDir } from "@lazypull/host";
 
 /** Where lazypulld serves the store unless told otherwise (`lazypulld --store`, `lazypull podman setup --store`). */
 export const DEFAULT_STORE_DIR = "/var/lib/lazypull/store";
@@ -14,6 +13,5 @@ export const DEFAULT_STORE_DIR = "/var/lib/lazypull/store";
  */
 export function defaultStoreDir(env: NodeJS.ProcessEnv = process.env, uid: number = process.getuid?.() ?? 0): string {
   if (hostUid(env, uid) === 0) return DEFAULT_STORE_DIR;
-  const xdg = env.XDG_DATA_HOME;
-  return join(xdg && xdg.startsWith("/") ? xdg : join(env.HOME || homedir(), ".local", "share"), "lazypull", "store");
+  return join(xdgDir("XDG_DATA_HOME", env), "lazypull", "store");
 }

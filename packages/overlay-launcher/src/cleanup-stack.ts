@@ -88,15 +88,29 @@ export const HOOKED_SIGNALS: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
  * `stack` and exits 128+N; `onCleanup` sees the outcomes first (e.g. to log failures).
  */
 export function hookProcessSignals(
-  opts: { stack?: CleanupStack; onCleanup?: (signal: NodeJS.Signals, outcomes: CleanupOutcome[]) => void; exit?: (code: number) => void } = {},
+  opts: {
+    stack?: CleanupStack;
+    onCleanup?: (signal: NodeJS.Signals, outcomes: CleanupOutcome[]) => void;
+    exit?: (code: number) => void;
+    /**
+     * the same signal again within this many ms is the same request, not a second one ("kill now"): a
+     * process that another passes signals to (rootless lazypull inside `podman unshare`) gets a signal
+     * sent to the whole process group twice
+     */
+    sameSignalWithinMs?: number;
+  } = {},
 ): void {
   if (hooked) return;
   hooked = true;
   const stack = opts.stack ?? processCleanup;
   const exit = opts.exit ?? ((code: number) => process.exit(code));
   let cleaning = false;
+  let last: { sig: NodeJS.Signals; at: number } | undefined;
   for (const sig of HOOKED_SIGNALS) {
     process.on(sig, () => {
+      const now = Date.now();
+      if (opts.sameSignalWithinMs && last?.sig === sig && now - last.at < opts.sameSignalWithinMs) return;
+      last = { sig, at: now };
       const top = interceptors[interceptors.length - 1];
       if (top) return top(sig);
       if (cleaning) return;

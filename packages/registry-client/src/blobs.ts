@@ -46,14 +46,21 @@ export async function getBlob(t: Transport, ref: Reference, digest: string, opts
   const retry = t.retry;
   const attempts = Math.max(1, Math.min(MISMATCH_ATTEMPTS, retry.maxAttempts));
   for (let attempt = 1; ; attempt++) {
-    const bytes = await t.request(blobCall(ref, digest, "GET", opts.signal), async (res) => {
-      if (res.status !== 200) throw await errorFor(res, res.counter, ctx, `blob ${digest} of ${ref.name}`);
-      return readAll(res.body, res.counter, opts.maxBytes ?? 256 << 20, ctx);
-    });
-    const actual = `${digest.slice(0, digest.indexOf(":"))}:${createHash(digest.startsWith("sha512:") ? "sha512" : "sha256").update(bytes).digest("hex")}`;
-    if (actual === digest) return bytes;
-    if (attempt >= attempts || opts.signal?.aborted) {
-      throw new RegistryError("DIGEST_MISMATCH", `blob ${digest} of ${ref.name} hashes to ${actual} (${attempt} attempt${attempt === 1 ? "" : "s"})`, { ...ctx, actual, attempts: attempt });
+    try {
+      // checked while the response is in hand, so a mirror's wrong bytes fail that mirror and the next
+      // source (another mirror, the registry) answers within the same request
+      return await t.request(blobCall(ref, digest, "GET", opts.signal), async (res) => {
+        if (res.status !== 200) throw await errorFor(res, res.counter, ctx, `blob ${digest} of ${ref.name}`);
+        const bytes = await readAll(res.body, res.counter, opts.maxBytes ?? 256 << 20, ctx);
+        const actual = `${digest.slice(0, digest.indexOf(":"))}:${createHash(digest.startsWith("sha512:") ? "sha512" : "sha256").update(bytes).digest("hex")}`;
+        if (actual !== digest) throw new RegistryError("DIGEST_MISMATCH", `blob ${digest} of ${ref.name} from ${res.url.host} hashes to ${actual}`, { ...ctx, actual });
+        return bytes;
+      });
+    } catch (err) {
+      if (!(err instanceof RegistryError) || err.code !== "DIGEST_MISMATCH") throw err;
+      if (attempt >= attempts || opts.signal?.aborted) {
+        throw new RegistryError("DIGEST_MISMATCH", `${err.message} (${attempt} attempt${attempt === 1 ? "" : "s"})`, { ...err.context, attempts: attempt }, { cause: err });
+      }
     }
     t.stats.retries++;
     await delay(Math.min(retry.maxDelayMs, retry.baseDelayMs * 2 ** (attempt - 1)), opts.signal);

@@ -176,6 +176,8 @@ export class CredentialHelperRunner {
       if (!p) {
         p = runCredentialHelper(name, url, registry, origin, this.opts);
         this.cache.set(key, p);
+        // a helper that failed (timed out, keychain locked) is run again for the next request
+        p.catch(() => this.cache.delete(key));
       }
       const answer = await p;
       if (answer) return answer;

@@ -209,6 +209,9 @@ export function credentialSource(
       const found = typeof explicit === "function" ? explicit(registry) : explicit?.[registry];
       p = found ? Promise.resolve(found) : lookupWith(runner, files(), registry, repository, opts.helpers);
       cache.set(key, p);
+      // a failure (a helper that timed out, a file being rewritten) is asked again next time, not for the
+      // client's life: lazypulld keeps one client for weeks
+      p.catch(() => cache.delete(key));
     }
     return p;
   };

@@ -74,14 +74,16 @@ export class Endpoints {
   /**
    * Where to send a call, in order. Reads (GET/HEAD) go to the mirrors registries.conf lists for the name, each
    * as its `pull-from-mirror` allows (a call that names a digest counts as by digest; blobs always do), then
-   * to the registry; writes go to the registry only. Prefix rewrites apply to both.
+   * to the registry (prefix rewrites applied); writes go to the registry the reference names, unrewritten.
    */
   async sources(call: Call): Promise<Source[]> {
     const conf = await this.config();
     if (call.repository === undefined) return [{ registry: call.registry, repository: "", mirror: false, insecure: this.isInsecure(call.registry) }];
     const read = call.method === "GET" || call.method === "HEAD";
+    // a blocked registry is refused for writes too (pullSources throws REGISTRY_BLOCKED)
     const all = pullSources(conf, call.registry, call.repository, call.digest !== undefined);
-    const list = read ? all : all.filter((s) => !s.mirror);
+    // writes go where the reference says: containers/image applies rewrites and mirrors to pulls only
+    const list = read ? all : [{ registry: call.registry, repository: call.repository, mirror: false, insecure: false }];
     if (list.length === 0) {
       throw new RegistryError("REGISTRY_CONFIG_INVALID", `registries.conf leaves no place to send ${call.method} ${call.registry}/${call.repository}`, {
         registry: call.registry,

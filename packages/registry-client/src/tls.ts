@@ -214,9 +214,9 @@ function keepTlsAlert(socket: Socket): void {
 }
 
 function hostKey(opts: buildConnector.Options): string {
-  if (opts.host) return opts.host;
-  const name = opts.hostname.includes(":") ? `[${opts.hostname}]` : opts.hostname;
-  return opts.port ? `${name}:${opts.port}` : name;
+  const key = opts.host ? opts.host : `${opts.hostname.includes(":") ? `[${opts.hostname}]` : opts.hostname}${opts.port ? `:${opts.port}` : ""}`;
+  // docker.io's API host: containers/image looks its certificates up under the name in the reference
+  return key === "registry-1.docker.io" || key === "registry-1.docker.io:443" ? "docker.io" : key;
 }
 
 /** Per settings object and host, so several agents built from one settings share the reads. */

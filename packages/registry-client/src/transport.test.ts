@@ -5,7 +5,10 @@ import { DEFAULT_RETRY } from "./retry.js";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createHash } from "node:crypto";
+import { getBlob } from "./blobs.js";
 import { Endpoints } from "./endpoint.js";
+import { Reference } from "./reference.js";
 import { Transport, type Call } from "./transport.js";
 
 type Answer = { status: number; headers?: Record<string, string>; body?: string } | Error;
@@ -157,12 +160,26 @@ describe("registries.conf mirrors, tried in order before the registry", () => {
     }
   });
 
-  it("should send writes to the registry only", async () => {
+  it("should pass over a mirror that sends a blob's wrong bytes for the registry, in the same request", async () => {
+    const good = Buffer.from("the right bytes");
+    const digest = `sha256:${createHash("sha256").update(good).digest("hex")}`;
+    const { dispatcher, log } = hosts((host) => ({ status: 200, body: host === "m1.test" ? "the wrong bytes" : good.toString() }));
+    const { t, done } = await mirrored(dispatcher, `[[registry]]\nlocation = "reg.test"\n[[registry.mirror]]\nlocation = "m1.test"\n`);
+    try {
+      expect((await getBlob(t, new Reference("reg.test", "team/app", "1"), digest, {})).toString()).toBe("the right bytes");
+      expect(log.map((l) => l.split(" ")[0])).toEqual(["m1.test", "reg.test"]);
+      expect([t.stats.mirrorFallbacks, t.stats.retries]).toEqual([1, 0]);
+    } finally {
+      await done();
+    }
+  });
+
+  it("should send writes to the registry the reference names: no mirror, no rewrite (as containers/image pushes)", async () => {
     const { dispatcher, log } = hosts(() => ({ status: 202 }));
     const { t, done } = await mirrored(dispatcher, conf);
     try {
       await t.request(blob({ method: "POST", path: "/v2/team/app/blobs/uploads/", digest: undefined }), ok);
-      expect(log).toEqual(["reg.test POST /v2/mirrored/team/app/blobs/uploads/"]);
+      expect(log).toEqual(["reg.test POST /v2/team/app/blobs/uploads/"]);
     } finally {
       await done();
     }

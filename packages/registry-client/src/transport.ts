@@ -76,6 +76,8 @@ export interface TransportOptions {
  * since the registry can still answer.
  */
 const MIRROR_RETRY: Partial<RetryPolicy> = { maxAttempts: 2, maxTotalMs: 5_000 };
+/** blobs whose per-host byte counts are kept (`bytesByHost`) */
+const MAX_BLOB_HOSTS = 10_000;
 /** a mirror that could not be reached is skipped for this long, so each range does not pay for it again */
 const MIRROR_DOWN_MS = 30_000;
 
@@ -237,7 +239,8 @@ export class Transport {
     let hops = 0;
     for (;;) {
       // the registry's credentials go to the registry's own origin and nowhere else
-      const sameOrigin = url.host === origin.host;
+      // scheme included: a redirect from https://reg to http://reg must not carry them in cleartext
+      const sameOrigin = url.origin === origin.origin;
       const auth = sameOrigin ? await this.auth.authorization(call) : undefined;
       if (call.body instanceof Readable) sent.stream = true;
       const res: Response & { sentAuthorization?: string } = await this.send(call, url, auth);
@@ -294,7 +297,11 @@ export class Transport {
 
   private blobHostsOf(digest: string): Record<string, number> {
     let m = this.blobHosts.get(digest);
-    if (!m) this.blobHosts.set(digest, (m = {}));
+    if (!m) {
+      // a daemon meets blobs for weeks: keep the most recent ones (Map keeps insertion order)
+      if (this.blobHosts.size >= MAX_BLOB_HOSTS) this.blobHosts.delete(this.blobHosts.keys().next().value!);
+      this.blobHosts.set(digest, (m = {}));
+    }
     return m;
   }
 

@@ -6,6 +6,7 @@ import { cleanupHost, loadHost, prepareHost } from "../host.js";
 import { acquireImageLayersAnywhere } from "../image-layers.js";
 import { CliError } from "../errors.js";
 import { withRegistryFlags } from "../registry.js";
+import { repeatedSignalWindowMs } from "../rootless.js";
 
 /**
  * `lazypull mount IMAGE DIR`: the image's merged root filesystem at DIR, without a container. This
@@ -32,7 +33,7 @@ export function register(program: Command): void {
         });
       });
       // a signal runs the stack (unmount, remove state) and then exits 128+N
-      hookProcessSignals({ stack: processCleanup });
+      hookProcessSignals({ stack: processCleanup, sameSignalWithinMs: repeatedSignalWindowMs() });
       try {
         const layers = await acquireImageLayersAnywhere(image, { state, platform: flags.platform, prefetch: flags.prefetch, allowUnverified: flags.allowUnverified });
         release = () => layers.release();

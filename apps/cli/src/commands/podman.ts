@@ -1,10 +1,9 @@
 import { execFile } from "node:child_process";
 import { readFile, rm, writeFile, mkdir } from "node:fs/promises";
-import { homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { promisify } from "node:util";
 import type { Command } from "commander";
-import { isRootless } from "@lazypull/host";
+import { isRootless, xdgDir } from "@lazypull/host";
 import { addLayerStore, defaultStoreDir, removeLayerStore, storeEntry, type StorageDefaults } from "@lazypull/layer-store";
 import { CliError } from "../errors.js";
 
@@ -20,8 +19,7 @@ function storageConfPath(flag: string | undefined, env: NodeJS.ProcessEnv = proc
   const named = env.CONTAINERS_STORAGE_CONF?.trim();
   if (named) return resolve(named);
   if (!isRootless(env)) return "/etc/containers/storage.conf";
-  const xdg = env.XDG_CONFIG_HOME;
-  return join(xdg && xdg.startsWith("/") ? xdg : join(env.HOME || homedir(), ".config"), "containers", "storage.conf");
+  return join(xdgDir("XDG_CONFIG_HOME", env), "containers", "storage.conf");
 }
 
 async function readIfExists(file: string): Promise<string | undefined> {

@@ -8,6 +8,7 @@ import { acquireImageLayersAnywhere } from "../image-layers.js";
 import { formatBytes, formatDuration } from "../ui/progress.js";
 import { describeOverlay } from "../ui/overlay.js";
 import { withRegistryFlags } from "../registry.js";
+import { repeatedSignalWindowMs } from "../rootless.js";
 
 interface RunFlags {
   rm?: boolean;
@@ -76,7 +77,7 @@ export function register(program: Command): void {
     .action(async (image: string, command: string[], flags: RunFlags) => {
       const t0 = performance.now();
       const host = await prepareHost();
-      hookProcessSignals({ stack: processCleanup });
+      hookProcessSignals({ stack: processCleanup, sameSignalWithinMs: repeatedSignalWindowMs() });
       const state = await createState(host);
       const accessLog = join(state.dir, "access.log");
       let layers: Awaited<ReturnType<typeof acquireImageLayersAnywhere>> | undefined;
