@@ -183,8 +183,9 @@ describe("an ordinary user's containers", () => {
     await waitForText(child.stdout, "started");
     process.kill(-child.pid!, "SIGTERM");
     const res = await exited;
-    // one request to stop: the container's own exit code, not 137 from a "second signal, kill now"
-    expect(res.code).toBe(5);
+    // one request to stop, not 137 from a "second signal, kill now": the container's own 5, or 143 when podman
+    // run, which the group signal reaches too, answers for it ("container not running"; root gets the same)
+    expect([5, 143]).toContain(res.code);
     expect(await waitForNoMounts(user, 30_000)).toEqual({ host: [], userns: [] });
   });
 
