@@ -6,6 +6,8 @@
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { createServer, request as httpRequest } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import bcrypt from "bcryptjs";
@@ -160,6 +162,39 @@ describe("a pull-through cache configured as a registries.conf mirror", () => {
       await new Promise<void>((r) => (child.exitCode !== null ? r() : child.once("exit", () => r())));
     }
     expect(await mountsUnder(target)).toEqual([]);
+  });
+});
+
+describe("a mirror that sends wrong bytes", () => {
+  it("should be passed over for the registry once a chunk fails its check, and the file read is right", async () => {
+    const up = await serve({ accessLog: true });
+    // a "mirror" in front of the origin that flips one byte of every range answer
+    const mirror = createServer((req, res) => {
+      const fwd = httpRequest({ host: "127.0.0.1", port: up.port, path: req.url, method: req.method, headers: { ...req.headers, host: up.host } }, (r) => {
+        const parts: Buffer[] = [];
+        r.on("data", (b: Buffer) => parts.push(b));
+        r.on("end", () => {
+          const body = Buffer.concat(parts);
+          if (r.statusCode === 206 && body.length > 0) body[body.length >> 1]! ^= 0xff;
+          res.writeHead(r.statusCode ?? 502, r.headers);
+          res.end(body);
+        });
+      });
+      req.pipe(fwd);
+    });
+    await new Promise<void>((r) => mirror.listen(0, "127.0.0.1", r));
+    const mirrorHost = `127.0.0.1:${(mirror.address() as AddressInfo).port}`;
+    try {
+      const env = await isolatedEnv();
+      await writeFile(env.CONTAINERS_REGISTRIES_CONF!, `[[registry]]\nlocation = "${up.host}"\n\n[[registry.mirror]]\nlocation = "${mirrorHost}"\n`);
+      const res = await lazypull(["run", "--rm", "--stats", `${up.host}/${repoTag}`, "cat", "/etc/os-release"], { env });
+      expect(res.stdout).toContain("ID=debian");
+      // the mirror answered first; after its bytes failed a check, the origin served the rest
+      expect(res.stderr).toMatch(new RegExp(`from [^;]*${up.host.replace(/\./g, "\\.")} \\(`));
+      expect(lazypullBlobGets(up.log(), repoTag.slice(0, repoTag.indexOf(":"))).length).toBeGreaterThan(0);
+    } finally {
+      await new Promise((r) => mirror.close(r));
+    }
   });
 });
 

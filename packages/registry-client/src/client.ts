@@ -125,6 +125,11 @@ export class RegistryClient implements BlobSource {
     return { ...t, hosts, ...this.ranges.counters };
   }
 
+  /** The bytes last fetched for `digest` failed their check: a mirror that sent them is passed over for 30 s. */
+  reportBadBytes(_ref: ImageReference, digest: string): boolean {
+    return this.transport.distrust(digest);
+  }
+
   /** Response bytes received for one blob, per host that sent them (a layer's mirror or registry). */
   bytesByHost(digest: string): Record<string, number> {
     return this.transport.bytesByHost(digest);

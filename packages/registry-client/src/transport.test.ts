@@ -174,6 +174,21 @@ describe("registries.conf mirrors, tried in order before the registry", () => {
     }
   });
 
+  it("should pass over the mirror whose range bytes the caller found wrong (distrust), and never the registry", async () => {
+    const { dispatcher, log } = hosts(() => ({ status: 206, headers: { "content-range": "bytes 0-4/10" }, body: "bytes" }));
+    const { t, done } = await mirrored(dispatcher, `[[registry]]\nlocation = "reg.test"\n[[registry.mirror]]\nlocation = "m1.test"\n`);
+    try {
+      await t.request(blob(), ok);
+      expect(t.distrust(`sha256:${"a".repeat(64)}`)).toBe(true);
+      await t.request(blob(), ok);
+      expect(log.map((l) => l.split(" ")[0])).toEqual(["m1.test", "reg.test"]);
+      // the registry answered last: nothing left to pass over
+      expect(t.distrust(`sha256:${"a".repeat(64)}`)).toBe(false);
+    } finally {
+      await done();
+    }
+  });
+
   it("should send writes to the registry the reference names: no mirror, no rewrite (as containers/image pushes)", async () => {
     const { dispatcher, log } = hosts(() => ({ status: 202 }));
     const { t, done } = await mirrored(dispatcher, conf);

@@ -113,6 +113,8 @@ export class Transport {
   private readonly mirrorDownUntil = new Map<string, number>();
   /** response bytes per blob digest and host: which mirror or registry served a layer */
   private readonly blobHosts = new Map<string, Record<string, number>>();
+  /** the mirror that last answered a call for a digest (none when the registry did) */
+  private readonly mirrorFor = new Map<string, string>();
 
   constructor(private readonly opts: TransportOptions) {
     this.auth = new Auth({ dispatcher: opts.dispatcher, userAgent: opts.userAgent, stats: this.stats, credentials: (registry, repository) => opts.credentials(registry, repository) });
@@ -136,9 +138,18 @@ export class Transport {
       const last = i === sources.length - 1;
       if (!last && (this.mirrorDownUntil.get(source.registry) ?? 0) > Date.now()) continue;
       const target = retarget(call, source);
-      if (last) return this.requestAt(target, consume, this.opts.retry);
+      if (last) {
+        const res = await this.requestAt(target, consume, this.opts.retry);
+        if (call.digest) this.mirrorFor.delete(call.digest);
+        return res;
+      }
       try {
-        return await this.requestAt(target, consume, { ...this.opts.retry, ...MIRROR_RETRY });
+        const res = await this.requestAt(target, consume, { ...this.opts.retry, ...MIRROR_RETRY });
+        if (call.digest) {
+          if (this.mirrorFor.size >= MAX_BLOB_HOSTS) this.mirrorFor.delete(this.mirrorFor.keys().next().value!);
+          this.mirrorFor.set(call.digest, source.registry);
+        }
+        return res;
       } catch (err) {
         // any failure of a mirror (down, 404 for a blob it lacks, a refusal) leaves the next source to answer
         if (call.signal?.aborted) throw err;
@@ -303,6 +314,20 @@ export class Transport {
       this.blobHosts.set(digest, (m = {}));
     }
     return m;
+  }
+
+  /**
+   * The caller found the bytes last fetched for `digest` wrong (a chunk's digest, after inflating): when a
+   * mirror sent them, skip that mirror for a while so the next attempt asks the next source. The registry
+   * itself is never set aside: there is nothing behind it.
+   */
+  distrust(digest: string): boolean {
+    const mirror = this.mirrorFor.get(digest);
+    if (mirror === undefined) return false;
+    this.mirrorFor.delete(digest);
+    this.mirrorDownUntil.set(mirror, Date.now() + MIRROR_DOWN_MS);
+    this.stats.mirrorFallbacks++;
+    return true;
   }
 
   /** Response bytes received for a blob (or manifest) digest, per host that sent them. */

@@ -79,6 +79,11 @@ export interface BlobSource {
   fetchRanges(ref: ImageReference, digest: string, ranges: ByteRange[], signal?: AbortSignal): Promise<Buffer[]>;
   /** the whole blob as a stream, digest verified at the end (the stream errors on mismatch) */
   fetchBlob(ref: ImageReference, digest: string, signal?: AbortSignal): Promise<NodeJS.ReadableStream>;
+  /**
+   * The bytes last fetched for this blob failed their check: a mirror that sent them is passed over for a
+   * while, so the next fetch goes to the next source (true when a mirror was set aside)
+   */
+  reportBadBytes?(ref: ImageReference, digest: string): boolean;
 }
 
 // ---- additions (issue 3); the members above are the original contract ----

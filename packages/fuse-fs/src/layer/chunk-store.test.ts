@@ -75,6 +75,15 @@ describe("ChunkStore", () => {
     expect({ calls: source.calls.length, errors: counters.errors, requests: counters.requests }).toEqual({ calls: 3, errors: 2, requests: 1 });
   });
 
+  it("should tell the source when bytes fail their check, so a mirror that sent them is passed over for the retry", async () => {
+    const { datas, chunks, source, store } = setup(1);
+    const bad = Buffer.from(source.blob);
+    bad[chunks[0]!.compressedEnd - 12]! ^= 0xff;
+    source.badUntilReported = bad;
+    expect(await store.slice(chunks[0]!, 0, 8)).toEqual(datas[0]!.subarray(0, 8));
+    expect({ calls: source.calls.length, reports: source.reports }).toEqual({ calls: 2, reports: 1 });
+  });
+
   it("should fail with FUSEFS_FETCH_FAILED after bounded retries on bad bytes and cache nothing", async () => {
     const { chunks, source, store, cache } = setup(1);
     source.blob[chunks[0]!.compressedEnd - 12]! ^= 0xff;

@@ -306,6 +306,7 @@ export class ChunkStore {
           await streamChunk({ chunk: c, digest, fetchPiece, putSegment });
           break;
         } catch (err) {
+          if (hasCode(err, "FUSEFS_BAD_CHUNK")) this.reportBadBytes();
           if (!hasCode(err, "FUSEFS_BAD_CHUNK") || attempt >= 2 || signal.aborted) throw err;
           counters.noteError(describeError(err));
           log.warn({ err, ...where }, "large chunk failed its check; fetching it again");
@@ -361,9 +362,14 @@ export class ChunkStore {
     const { counters, log, signal } = this.o;
     const datas = await withRetries(what, this.o.retry, { counters, log, signal }, async () => {
       const buf = await this.fetchRangeOnce(start, end - start, prio);
-      return Promise.all(
-        run.map((c) => this.o.inflate(c, buf.subarray(c.compressedOffset - start, c.compressedEnd - start))),
-      );
+      try {
+        return await Promise.all(run.map((c) => this.o.inflate(c, buf.subarray(c.compressedOffset - start, c.compressedEnd - start))));
+      } catch (err) {
+        // the fetch succeeded and the bytes do not inflate or verify: if a registries.conf mirror sent
+        // them, the retry should ask someone else
+        this.reportBadBytes();
+        throw err;
+      }
     });
     run.forEach((c, i) => this.mem.set(chunkId(c), datas[i]!));
     // A run of thousands of small files would otherwise be thousands of cache writes at once, each
@@ -388,5 +394,12 @@ export class ChunkStore {
 
   dropMemory(): void {
     this.mem.clear();
+  }
+
+  /** Tells the source that bytes it sent failed their check (not a failed transfer: those never got here). */
+  private reportBadBytes(): void {
+    if (this.o.source.reportBadBytes?.(this.o.ref, this.o.digest)) {
+      this.o.log.warn({ digest: this.o.digest }, "a registry mirror sent bytes that failed their check; asking the next source");
+    }
   }
 }

@@ -62,10 +62,22 @@ export async function openLayer(spec: LayerSpec, o: OpenLayerOptions): Promise<S
     return whole();
   }
 
-  const rr = remoteRangeReader({ source: o.source, ref, digest, size: descriptor.size, counters, log, retry, signal: abort.signal });
+  const open = () =>
+    openStargz(remoteRangeReader({ source: o.source, ref, digest, size: descriptor.size, counters, log, retry, signal: abort.signal }), {
+      ...(tocDigest ? { expectedTocDigest: tocDigest } : {}),
+      label: digest,
+    });
   let reader: StargzReader;
   try {
-    reader = await openStargz(rr, { ...(tocDigest ? { expectedTocDigest: tocDigest } : {}), label: digest });
+    try {
+      reader = await open();
+    } catch (err) {
+      // a registries.conf mirror that sent a TOC that does not verify is passed over: open once more from the
+      // next source (the registry's own bytes are the last word)
+      if (!tocDigest || abort.signal.aborted || !o.source.reportBadBytes?.(ref, digest)) throw err;
+      log.warn({ err: describeError(err) }, "a registry mirror sent a TOC that does not verify; opening the layer from the next source");
+      reader = await open();
+    }
   } catch (err) {
     if (tocDigest) {
       abort.abort();

@@ -60,13 +60,23 @@ export class BufferSource implements BlobSource {
       this.failNext -= 1;
       throw new Error("connection reset (fake)");
     }
-    return Buffer.from(this.blob.subarray(range.offset, range.offset + range.length));
+    const from = this.badUntilReported ?? this.blob;
+    return Buffer.from(from.subarray(range.offset, range.offset + range.length));
   }
   async fetchRanges(ref: ImageReference, digest: string, ranges: ByteRange[]) {
     return Promise.all(ranges.map((r) => this.fetchRange(ref, digest, r)));
   }
   async fetchBlob(): Promise<NodeJS.ReadableStream> {
     throw new Error("not used");
+  }
+  /** bytes served until the first report (a mirror with wrong bytes), then `blob` (the registry) */
+  badUntilReported: Buffer | undefined;
+  reports = 0;
+  reportBadBytes(): boolean {
+    this.reports++;
+    const had = this.badUntilReported !== undefined;
+    this.badUntilReported = undefined;
+    return had;
   }
 }
 
