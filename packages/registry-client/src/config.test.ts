@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { defaultAuthFiles, lookupCredentials } from "./credentials.js";
-import { isLoopbackRegistry, matchesInsecure, readInsecureRegistries } from "./insecure.js";
+import { isLoopbackRegistry, matchesInsecure } from "./insecure.js";
 import { selectPlatform } from "./platform.js";
 import { backoffMs, DEFAULT_RETRY, parseRetryAfter } from "./retry.js";
 
@@ -51,19 +51,9 @@ describe("insecure registries", () => {
     ]);
   });
 
-  it("should read v1 and v2 registries.conf insecure entries", async () => {
-    const p = join(dir, "registries.conf");
-    await writeFile(
-      p,
-      'unqualified-search-registries = ["docker.io"]\n[[registry]]\nlocation = "a.io:5000"\ninsecure = true\n[[registry]]\nlocation = "b.io"\n' +
-        '[registries.insecure]\nregistries = ["c.io"]\n',
-    );
-    const entries = await readInsecureRegistries(p);
-    expect(entries).toEqual(["a.io:5000", "c.io"]);
+  it("should match insecure entries by host[:port] exactly", () => {
+    const entries = ["a.io:5000", "c.io"];
     expect(["a.io:5000", "b.io", "c.io"].map((r) => matchesInsecure(r, entries))).toEqual([true, false, true]);
-    expect(await readInsecureRegistries(join(dir, "none.conf"))).toEqual([]);
-    await writeFile(join(dir, "bad.conf"), "[[registry]\nlocation = ");
-    await expect(readInsecureRegistries(join(dir, "bad.conf"))).rejects.toMatchObject({ code: "REGISTRY_CONFIG_INVALID", context: { file: join(dir, "bad.conf") } });
   });
 });
 

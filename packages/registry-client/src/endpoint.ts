@@ -53,8 +53,6 @@ export function hostOf(registry: string): string {
 export class Endpoints {
   private conf?: Promise<RegistriesConf>;
   private loaded: RegistriesConf = EMPTY_CONF;
-  /** hosts whose sources said insecure (a mirror marked insecure in registries.conf) */
-  private readonly insecureSources = new Set<string>();
 
   constructor(private readonly opts: EndpointOptions) {}
 
@@ -91,8 +89,8 @@ export class Endpoints {
         files: conf.files,
       });
     }
-    for (const s of list) if (s.insecure) this.insecureSources.add(s.registry);
-    return list.map((s) => ({ registry: s.registry, repository: s.repository, mirror: s.mirror, insecure: s.insecure || this.isInsecure(s.registry) }));
+    // a source's own `insecure` is its host's in registries.conf, which isInsecure reads (isInsecureHost)
+    return list.map((s) => ({ registry: s.registry, repository: s.repository, mirror: s.mirror, insecure: this.isInsecure(s.registry) }));
   }
 
   /** Whether certificates of `host` (host[:port], as written in references) are verified. */
@@ -108,7 +106,6 @@ export class Endpoints {
 
   private isInsecure(registry: string): boolean {
     if (this.opts.tlsVerify === false) return true;
-    if (this.insecureSources.has(registry)) return true;
     if (matchesInsecure(registry, this.opts.insecureRegistries ?? [])) return true;
     return isInsecureHost(this.loaded, registry);
   }

@@ -9,7 +9,7 @@ export { defaultAuthFiles, lookupCredentials, type Credentials } from "./credent
 export { DEFAULT_RETRY, type RetryPolicy } from "./retry.js";
 export { parseWwwAuthenticate, type Challenge } from "./challenge.js";
 export { parseByteranges, parseContentRange, byterangesBoundary, type BytePart } from "./multipart.js";
-export { isLoopbackRegistry, readInsecureRegistries, matchesInsecure } from "./insecure.js";
+export { isLoopbackRegistry, matchesInsecure } from "./insecure.js";
 export { checkImageConfig } from "./image-config.js";
 export { tlsConnector, hostTls, type TlsSettings, type HostTls } from "./tls.js"; export { tlsErrorFor, speaksPlainHttp } from "./tls-errors.js";
 export { loadRegistriesConf, parseRegistriesConf, findRegistry, pullSources, isShortName, shortNameCandidates, isInsecureHost, type RegistriesConf, type RegistryEntry, type MirrorEntry, type PullSource, type PullFromMirror } from "./registries-conf.js";

@@ -2,7 +2,6 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { readInsecureRegistries } from "./insecure.js";
 import {
   findRegistry,
   isInsecureHost,
@@ -340,15 +339,5 @@ describe("loadRegistriesConf", () => {
       code: "REGISTRY_CONFIG_INVALID",
       context: { file: join(root, "d", "broken.conf") },
     });
-  });
-});
-
-describe("readInsecureRegistries (legacy)", () => {
-  it("should still read insecure entries and report bad TOML with the file", async () => {
-    const p = join(dir, "legacy.conf");
-    await writeFile(p, '[[registry]]\nlocation = "a.io"\ninsecure = true\n[[registry]]\nprefix = "b.io"\nlocation = "b.io"\n');
-    expect(await readInsecureRegistries(p)).toEqual(["a.io"]);
-    await writeFile(p, "[[registry]\n");
-    await expect(readInsecureRegistries(p)).rejects.toMatchObject({ code: "REGISTRY_CONFIG_INVALID", context: { file: p } });
   });
 });

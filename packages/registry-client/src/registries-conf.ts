@@ -95,7 +95,7 @@ function invalid(file: string, message: string, context: Record<string, unknown>
 }
 
 /** TOML text -> table, with syntax errors as REGISTRY_CONFIG_INVALID naming the file. */
-export function parseTomlFile(text: string, file: string): Table {
+function parseTomlFile(text: string, file: string): Table {
   try {
     return parse(text);
   } catch (cause) {
