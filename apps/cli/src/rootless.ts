@@ -3,7 +3,7 @@
 // themselves again inside it (`@lazypull/host`'s runUnderPodmanUnshare): there they are uid 0 of the
 // namespace, may mount FUSE and overlayfs, and what the TOC says root owns is the namespace's root's —
 // the user's — as rootless podman maps it. State and cache stay the user's (host's hostUid).
-import { rootlessProblem, runUnderPodmanUnshare, watchOuter, type RootlessProblem } from "@lazypull/host";
+import { forwardedSignalWindowMs, rootlessProblem, runUnderPodmanUnshare, watchOuter, type RootlessProblem } from "@lazypull/host";
 import { CliError, type CliErrorCode } from "./errors.js";
 
 /** the subcommands that mount, and so must run inside rootless podman's namespaces */
@@ -41,7 +41,7 @@ export async function runInRootlessNamespace(argv: string[] = process.argv, env:
  * process group reaches us directly and again through the waiting process (0 elsewhere).
  */
 export function repeatedSignalWindowMs(env: NodeJS.ProcessEnv = process.env): number {
-  return env[OUTER_ENV] ? 2000 : 0;
+  return forwardedSignalWindowMs(OUTER_ENV, env);
 }
 
 /**

@@ -1,6 +1,7 @@
 #!/usr/bin/env -S node --optimize-for-size
 import pino from "pino";
 import { describeError } from "@lazypull/errors";
+import { forwardedSignalWindowMs } from "@lazypull/host";
 import { loadConfig, USAGE } from "./config.js";
 import { startDaemon } from "./daemon.js";
 import { missingNodeFlags } from "./node-flags.js";
@@ -28,7 +29,7 @@ async function main(): Promise<number> {
   let unwatchNamespace = () => {};
   // Under a rootless outer process, a signal sent to the whole process group (`kill %1`, systemd's
   // default KillMode) arrives twice: directly, and passed on by the outer. The copy is not a second request.
-  const sameRequestMs = process.env[OUTER_ENV] ? 2000 : 0;
+  const sameRequestMs = forwardedSignalWindowMs(OUTER_ENV);
   return await new Promise<number>((resolve) => {
     let stopping = false;
     let first: { signal: string; at: number } | undefined;

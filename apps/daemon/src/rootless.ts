@@ -7,7 +7,7 @@
 // that podman moved to new namespaces.
 import { mkdir, readFile, readlink } from "node:fs/promises";
 import { join } from "node:path";
-import { inRootlessNamespace, rootlessProblem, runUnderPodmanUnshare, watchOuter as watchOuterProcess, type RootlessProblem } from "@lazypull/host";
+import { inRootlessNamespace, pollUntil, rootlessProblem, runUnderPodmanUnshare, watchOuter as watchOuterProcess, type RootlessProblem } from "@lazypull/host";
 import { DaemonError, type DaemonErrorCode } from "./errors.js";
 
 /** set in the re-executed daemon: `<pid>` of the process that waits for it */
@@ -97,20 +97,5 @@ export function watchNamespace(
 ): () => void {
   const file = pausePidFile(env);
   if (!inRootlessNamespace(env, uid) || file === undefined) return () => undefined;
-  let checking = false;
-  const timer = setInterval(() => {
-    if (checking) return;
-    checking = true;
-    void namespaceReplaced(file)
-      .then((yes) => {
-        if (!yes) return;
-        clearInterval(timer);
-        replaced();
-      })
-      .finally(() => {
-        checking = false;
-      });
-  }, intervalMs);
-  timer.unref();
-  return () => clearInterval(timer);
+  return pollUntil(() => namespaceReplaced(file), intervalMs, replaced);
 }

@@ -3,4 +3,4 @@ export { parseMountinfo, readMounts, isMountPoint, mountsUnder, type MountEntry 
 export { sleep, delay } from "./sleep.js";
 export { sweepDeadPidEntries } from "./dead-pid-files.js";
 export { hostUid, isRootless, inRootlessNamespace, inUserNamespace, xdgDir, xdgRuntimeDir } from "./rootless.js";
-export { rootlessProblem, findInner, runUnderPodmanUnshare, watchOuter, type RootlessProblem, type RootlessHost } from "./podman-unshare.js";
+export { rootlessProblem, findInner, runUnderPodmanUnshare, watchOuter, pollUntil, forwardedSignalWindowMs, type RootlessProblem, type RootlessHost } from "./podman-unshare.js";

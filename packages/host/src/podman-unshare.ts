@@ -228,17 +228,24 @@ export async function watchOuter(
     stop();
     return () => undefined;
   }
+  // a dead outer whose parent has not reaped it yet is still in /proc, as a zombie
+  return pollUntil(async () => !(await isSameProcessAlive(outer, started)) || (await isZombie(outer)), intervalMs, stop);
+}
+
+/**
+ * Runs `check` every `intervalMs` (never two at once, never keeping the process alive) until it says
+ * true, then calls `then` once. Returns the stopper.
+ */
+export function pollUntil(check: () => Promise<boolean>, intervalMs: number, then: () => void): () => void {
   let checking = false;
   const timer = setInterval(() => {
     if (checking) return;
     checking = true;
-    void isSameProcessAlive(outer, started)
-      // a dead outer whose parent has not reaped it yet is still in /proc, as a zombie
-      .then(async (alive) => alive && !(await isZombie(outer)))
-      .then((alive) => {
-        if (alive) return;
+    void check()
+      .then((yes) => {
+        if (!yes) return;
         clearInterval(timer);
-        stop();
+        then();
       })
       .finally(() => {
         checking = false;
@@ -246,4 +253,12 @@ export async function watchOuter(
   }, intervalMs);
   timer.unref();
   return () => clearInterval(timer);
+}
+
+/**
+ * In a copy `runUnderPodmanUnshare` started, how long a repeated signal is the same request: a signal sent
+ * to the whole process group reaches the copy directly and again through the waiting process (0 elsewhere).
+ */
+export function forwardedSignalWindowMs(outerEnv: string, env: NodeJS.ProcessEnv = process.env): number {
+  return env[outerEnv] ? 2000 : 0;
 }
