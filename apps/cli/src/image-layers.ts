@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { defaultCacheDir, openBlobCache } from "@lazypull/blob-cache";
 import { acquireImageLayersFromDaemon, isDaemonAvailable } from "@lazypull/daemon-client";
 import { loadFuseNative, mountLazyFs, type LayerDirs, type PrefetchPolicy } from "@lazypull/fuse-fs";
-import { addImageLayers, lowerDirsOf, type ImageLayers } from "@lazypull/image";
+import { addImageLayers, lowerDirsOf, prefetchImageStart, type ImageLayers, type StartCommand } from "@lazypull/image";
 import type { StateDir } from "@lazypull/overlay-launcher";
 import { createRegistryClient, registryFlagsGiven } from "./registry.js";
 import { CliError } from "./errors.js";
@@ -18,6 +18,11 @@ export interface AcquireOptions {
   prefetch?: PrefetchPolicy;
   allowUnverified?: boolean;
   accessLogPath?: string;
+  /**
+   * how the container will be started: what that start reads first is fetched as soon as the layers
+   * are served (without it, nothing is predicted in this process; lazypulld predicts the image's own command)
+   */
+  start?: StartCommand;
 }
 
 /**
@@ -37,7 +42,8 @@ export async function acquireImageLayers(reference: string, opts: AcquireOptions
   };
   try {
     // a string, so a short name goes through registries.conf's aliases and search registries
-    const resolved = await client.resolve(reference, { platform: opts.platform });
+    // manifests by digest and the config come from the cache on a warm host: one request by tag, none by digest
+    const resolved = await client.resolve(reference, { platform: opts.platform, cache });
     const mountpoint = join(opts.state.dir, "layers");
     await mkdir(mountpoint, { recursive: true });
     await opts.state.recordMount(mountpoint, "fuse");
@@ -56,6 +62,8 @@ export async function acquireImageLayers(reference: string, opts: AcquireOptions
       await fs.close();
       throw err;
     }
+    // not awaited: podman prepares the container meanwhile, and a read of a file still on its way waits for it
+    if (opts.start) void prefetchImageStart(fs, resolved.manifest.layers, resolved.config, opts.start);
     let released = false;
     return {
       reference: resolved.ref.toString(),
@@ -93,7 +101,7 @@ export async function acquireImageLayers(reference: string, opts: AcquireOptions
 export async function acquireImageLayersAnywhere(reference: string, opts: AcquireOptions): Promise<ImageLayers & { via: "daemon" | "process" }> {
   // --tls-verify=false and --cert-dir are this invocation's: lazypulld speaks to registries as its host configures
   if (!opts.accessLogPath && !registryFlagsGiven()) {
-    if (await isDaemonAvailable()) return { ...(await acquireImageLayersFromDaemon(reference, { platform: opts.platform })), via: "daemon" };
+    if (await isDaemonAvailable()) return { ...(await acquireImageLayersFromDaemon(reference, { platform: opts.platform, start: opts.start })), via: "daemon" };
     // a daemon someone named explicitly and that is down is worth saying out loud (or refusing):
     // otherwise a benchmark or a deployment quietly runs the in-process path
     const named = process.env.LAZYPULL_SOCKET?.trim();

@@ -9,12 +9,13 @@ export async function openImageView(reference: string, opts: { platform?: string
   const cache = await openBlobCache({ dir: defaultCacheDir() });
   const layers: RemoteLayer[] = [];
   const close = async () => {
+    await Promise.all(layers.map((l) => l.flush().catch(() => undefined)));
     for (const l of layers) l.close();
     await cache.close();
     await client.close();
   };
   try {
-    const resolved = await client.resolve(reference, { platform: opts.platform });
+    const resolved = await client.resolve(reference, { platform: opts.platform, cache });
     const opened = await Promise.all(
       resolved.manifest.layers.map((descriptor) => openRemoteLayer({ ref: resolved.ref, descriptor }, { source: client, cache, allowUnverified: opts.allowUnverified })),
     );

@@ -3,7 +3,7 @@ import type { Logger } from "pino";
 import type { AcquireRequest, ImageLease, LayerStatus } from "@lazypull/daemon-client";
 import type { LazyFs } from "@lazypull/fuse-fs";
 import { isProcessAlive } from "@lazypull/host";
-import { addImageLayers, lowerDirsOf } from "@lazypull/image";
+import { addImageLayers, lowerDirsOf, prefetchImageStart } from "@lazypull/image";
 import type { RegistryClient } from "@lazypull/registry-client";
 import { DaemonError } from "./errors.js";
 
@@ -48,6 +48,10 @@ export class ImageStore {
       createdAt: new Date().toISOString(),
     };
     this.leases.set(lease.id, lease);
+    // the client is about to start the container: what that start reads first is fetched meanwhile
+    void prefetchImageStart(this.fs, layers, resolved.config, req.start ?? {}).then((p) => {
+      if (p) this.log.info({ id: lease.id, files: p.files.length, bytes: p.bytes, program: p.program }, "start files prefetched");
+    });
     this.log.info({ id: lease.id, reference: lease.reference, manifestDigest: lease.manifestDigest, pid: req.pid, layers: layers.length }, "image acquired");
     return lease;
   }

@@ -13,7 +13,7 @@ const TOC = "containerd.io/snapshot/stargz/toc.digest";
 const SIZE = "io.containers.estargz.uncompressed-size";
 
 /** A resolved image: layer 0 eStargz, layer 1 plain gzip. */
-function fakeClient() {
+function fakeClient(allEstargz = false) {
   let resolves = 0;
   const client = {
     resolve: async () => {
@@ -23,10 +23,12 @@ function fakeClient() {
         manifest: {
           layers: [
             { mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", digest: d("a"), size: 100, annotations: { [TOC]: d("t"), [SIZE]: "300" } },
-            { mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", digest: d("b"), size: 50 },
+            allEstargz
+              ? { mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", digest: d("b"), size: 50, annotations: { [TOC]: d("u"), [SIZE]: "60" } }
+              : { mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", digest: d("b"), size: 50 },
           ],
         },
-        config: { rootfs: { type: "layers", diff_ids: [d("1"), d("2")] } },
+        config: { config: { Cmd: ["/bin/true"] }, rootfs: { type: "layers", diff_ids: [d("1"), d("2")] } },
       };
     },
     fetchRange: async () => Buffer.from("x"),
@@ -34,9 +36,26 @@ function fakeClient() {
   return { client: client as unknown as RegistryClient, resolves: () => resolves };
 }
 
+/** a served layer's tree holding `etc/passwd` and `bin/true` (enough for a prediction), recording its prefetches */
+function fakeTree(digest: string, prefetched: string[]) {
+  const node = (path: string, type: "dir" | "reg") => ({ path, type, mode: 0o755, uid: 0, gid: 0, size: 4, mtimeMs: 0, xattrs: {}, nlink: 1, ino: 1 });
+  const nodes: Record<string, ReturnType<typeof node>> = { "": node("", "dir"), etc: node("etc", "dir"), bin: node("bin", "dir"), "etc/passwd": node("etc/passwd", "reg"), "bin/true": node("bin/true", "reg") };
+  return {
+    digest,
+    lookup: (p: string) => nodes[p],
+    readdir: () => undefined,
+    read: async () => Buffer.from("data"),
+    prefetch: async (paths: string[]) => void prefetched.push(...paths.map((p) => `${digest.slice(7, 8)}:${p}`)),
+    progress: () => ({ requests: 0, bytesFetched: 0 }),
+  };
+}
+
 function fakeFs() {
   const refs = new Map<string, number>();
+  const prefetched: string[] = [];
   const fs = {
+    prefetched,
+    layerTree: (digest: string) => ((refs.get(digest) ?? 0) > 0 ? fakeTree(digest, prefetched) : undefined),
     addLayer: async (spec: { descriptor: { digest: string } }) => {
       const hex = spec.descriptor.digest.slice(7);
       refs.set(spec.descriptor.digest, (refs.get(spec.descriptor.digest) ?? 0) + 1);
@@ -44,7 +63,7 @@ function fakeFs() {
     },
     releaseLayer: (digest: string) => refs.set(digest, (refs.get(digest) ?? 0) - 1),
   };
-  return { fs: fs as unknown as LazyFs, refs };
+  return { fs: fs as unknown as LazyFs, refs, prefetched };
 }
 
 describe("StoreLayers (lazypulld's side of the Additional Layer Store)", () => {
@@ -73,6 +92,19 @@ describe("StoreLayers (lazypulld's side of the Additional Layer Store)", () => {
     expect(refs.get(d("a"))).toBe(2); // one per name podman used
     await s.close();
     expect(refs.get(d("a"))).toBe(0);
+  });
+
+  it("should prefetch the image's start once every layer is served, once per image", async () => {
+    const { fs, prefetched } = fakeFs();
+    const store = await open(fs, fakeClient(true).client);
+    await store.lookup(REF, d("a"));
+    expect(prefetched).toEqual([]);
+    await store.lookup(REF, d("b"));
+    await store.lookup(REF, d("u"));
+    await new Promise((r) => setTimeout(r, 20));
+    // the upper layer's copies, as the container sees them; the Cmd's program found through its path
+    expect(prefetched).toEqual(["b:etc/passwd", "b:bin/true"]);
+    await store.close();
   });
 
   it("should count podman's uses on disk and restore them, keeping used layers past the idle time", async () => {

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { readFile, rename, writeFile } from "node:fs/promises";
 import type { Logger } from "pino";
 import type { LazyFs } from "@lazypull/fuse-fs";
+import { prefetchImageStart } from "@lazypull/image";
 import type { StoreBackend, StoreLayer } from "@lazypull/layer-store";
 import { parseReference, type RegistryClient } from "@lazypull/registry-client";
 import { TOC_DIGEST_ANNOTATION, UNCOMPRESSED_SIZE_ANNOTATION } from "@lazypull/stargz-format";
@@ -11,6 +12,8 @@ import { DaemonError } from "./errors.js";
 const GZIP = 2;
 /** a pull looks every layer of one image up within seconds: resolve the reference once for all of them */
 const RESOLVE_TTL_MS = 30_000;
+/** images whose start was predicted, remembered so a pull predicts once (the oldest are forgotten) */
+const MAX_PREDICTED = 1024;
 
 type Resolved = Awaited<ReturnType<RegistryClient["resolve"]>>;
 
@@ -44,6 +47,7 @@ export class StoreLayers implements StoreBackend {
   private readonly entries = new Map<string, Entry>();
   private readonly resolved = new Map<string, { at: number; image: Promise<Resolved> }>();
   private readonly uses = new Map<string, number>();
+  private readonly predicted = new Set<string>();
   private saving: Promise<void> = Promise.resolve();
   private readonly sweeper: NodeJS.Timeout;
 
@@ -140,6 +144,7 @@ export class StoreLayers implements StoreBackend {
     }
     entry.blobDigest = descriptor.digest;
     this.log.info({ reference, digest, blobDigest: descriptor.digest }, "layer store: serving layer");
+    this.predictStart(reference, image);
     return {
       diffDir: dirs.overlayDir,
       info: {
@@ -151,6 +156,22 @@ export class StoreLayers implements StoreBackend {
       },
       readBlob: (offset, length) => this.client.fetchRange(image.ref, descriptor.digest, { offset, length }),
     };
+  }
+
+  /**
+   * Once every layer of the image is served, fetch what a start of it reads first. podman does not say
+   * which command it will run, so the image's own Entrypoint and Cmd are predicted (plus the files
+   * every start reads); an image with a layer podman pulls itself is not predicted.
+   */
+  private predictStart(reference: string, image: Resolved): void {
+    const key = `${reference}@${image.manifestDigest}`;
+    if (this.predicted.has(key)) return;
+    if (!image.manifest.layers.every((d) => this.fs.layerTree(d.digest) !== undefined)) return;
+    if (this.predicted.size >= MAX_PREDICTED) this.predicted.delete(this.predicted.values().next().value!);
+    this.predicted.add(key);
+    void prefetchImageStart(this.fs, image.manifest.layers, image.config).then((p) => {
+      if (p) this.log.info({ reference, files: p.files.length, bytes: p.bytes, program: p.program }, "layer store: start files prefetched");
+    });
   }
 
   private resolve(reference: string): Promise<Resolved> {

@@ -24,6 +24,16 @@ const acquireSchema = {
     reference: { type: "string", minLength: 1, maxLength: 1024 },
     platform: { type: "string", pattern: "^[a-z0-9_.-]+/[a-z0-9_.-]+(/[a-z0-9_.-]+)?$" },
     pid: { type: "integer", minimum: 1, maximum: 4194304 },
+    start: {
+      type: "object",
+      additionalProperties: false,
+      properties: {
+        entrypoint: { type: "array", maxItems: 256, items: { type: "string", maxLength: 4096 } },
+        command: { type: "array", maxItems: 256, items: { type: "string", maxLength: 4096 } },
+        env: { type: "array", maxItems: 1024, items: { type: "string", maxLength: 8192 } },
+        workdir: { type: "string", maxLength: 4096 },
+      },
+    },
   },
 } as const;
 

@@ -1,4 +1,4 @@
-import type { ImageLayers } from "@lazypull/image";
+import type { ImageLayers, StartCommand } from "@lazypull/image";
 import { DaemonClient } from "./client.js";
 
 export interface DaemonAcquireOptions {
@@ -7,6 +7,8 @@ export interface DaemonAcquireOptions {
   socketPath?: string;
   /** the process whose death ends the lease (default: this one) */
   pid?: number;
+  /** how the container will be started, so the daemon can fetch what that start reads first */
+  start?: StartCommand;
 }
 
 /**
@@ -21,6 +23,7 @@ export async function acquireImageLayersFromDaemon(reference: string, opts: Daem
     const lease = await client.acquire({
       reference,
       ...(opts.platform ? { platform: opts.platform } : {}),
+      ...(opts.start ? { start: opts.start } : {}),
       pid,
     });
     const digests = new Set(lease.layers.map((l) => l.digest));

@@ -2,6 +2,7 @@
  * The wire contract of lazypulld's HTTP API (JSON over a Unix socket). The daemon implements these
  * shapes and this package's client reads them; both import them from here.
  */
+import type { StartCommand } from "@lazypull/image";
 import type { ImageConfig } from "@lazypull/registry-client";
 
 /** Every non-2xx answer carries this body. `code` is stable (branch on it), `message` is for people. */
@@ -22,6 +23,12 @@ export interface AcquireRequest {
    * client cannot pin layers forever. Without it the lease lasts until `DELETE /v1/images/:id`.
    */
   pid?: number;
+  /**
+   * How the container will be started (its command on top of the image's config): the daemon fetches
+   * what that start reads first — the program, its loader and libraries, /etc/passwd… — as soon as the
+   * layers are served. Without it, the image's own Entrypoint and Cmd are predicted.
+   */
+  start?: StartCommand;
 }
 
 export interface ImageLayerInfo {

@@ -14,7 +14,8 @@ import { openLayer } from "./layer/open-layer.js";
 import { createOperations } from "./operations/index.js";
 import { isMountPoint } from "@lazypull/host";
 import { cleanStaleMount } from "./stale-mount.js";
-import type { LayerDirs, LayerProgress, LayerSpec, LayerState, LazyFs, MountOptions } from "./types.js";
+import { treeOf } from "./remote-layer.js";
+import type { LayerDirs, LayerProgress, LayerSpec, LayerState, LayerTree, LazyFs, MountOptions } from "./types.js";
 
 const DIGEST = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:([a-f0-9]{32,})$/;
 const MAX_SLOTS = 255;
@@ -165,6 +166,11 @@ class MountedLazyFs implements LazyFs {
     e.layer?.close();
   }
 
+  layerTree(digest: string): LayerTree | undefined {
+    const layer = this.entries.get(digest)?.layer;
+    return layer ? treeOf(layer) : undefined;
+  }
+
   progress(): LayerProgress[] {
     return [...this.entries.values()].map((e) => {
       const dirs = this.dirsOf(e.hex);
@@ -186,6 +192,8 @@ class MountedLazyFs implements LazyFs {
 
   close(): Promise<void> {
     this.closed ??= (async () => {
+      // what was fetched is kept: the cache writes that follow reads finish first (bounded by the fetch budget)
+      await Promise.all([...this.entries.values()].map((e) => e.layer?.flush().catch(() => undefined) ?? Promise.resolve()));
       for (const e of this.entries.values()) e.layer?.close();
       this.entries.clear();
       this.core.layers.clear();

@@ -82,6 +82,11 @@ export interface LazyFs {
   /** drop one reference; the layer disappears when none remain */
   releaseLayer(digest: string): void;
   progress(): LayerProgress[];
+  /**
+   * a served layer's tree and bytes, read in this process without going through the mount (undefined
+   * while the layer is opening or after it is released)
+   */
+  layerTree(digest: string): LayerTree | undefined;
   /** FUSE operations answered since mount */
   readonly opCount: number;
   /** unmount and stop background work */
@@ -97,8 +102,8 @@ export interface OpenRemoteLayerOptions {
   retry?: { attempts: number; delayMs: number; attemptTimeoutMs?: number };
 }
 
-/** A layer opened for reading without a mount: the tree answered from its TOC, bytes fetched on demand. */
-export interface RemoteLayer {
+/** A layer's tree answered from its TOC, bytes fetched on demand. */
+export interface LayerTree {
   readonly digest: string;
   readonly kind: LayerProgress["kind"];
   /** a node by layer path ("" is the root; "./", leading and trailing "/" are ignored) */
@@ -109,7 +114,15 @@ export interface RemoteLayer {
   walk(): Iterable<import("@lazypull/stargz-format").FileNode>;
   /** bytes of a regular file (default: all of it from `offset`) */
   read(path: string, offset?: number, length?: number): Promise<Buffer>;
+  /** fetch these regular files whole now, at a reader's priority, in as few range requests as the blob allows */
+  prefetch(paths: string[]): Promise<void>;
   /** network cost so far (requests, bytes) and state */
   progress(): Omit<LayerProgress, "dir" | "overlayDir">;
+}
+
+/** A layer opened for reading without a mount (`openRemoteLayer`); `close()` stops its fetches. */
+export interface RemoteLayer extends LayerTree {
+  /** wait for the cache writes of what was already fetched (call before `close()` to keep them) */
+  flush(): Promise<void>;
   close(): void;
 }

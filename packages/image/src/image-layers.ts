@@ -1,5 +1,7 @@
-import type { LayerDirs, LazyFs } from "@lazypull/fuse-fs";
+import type { LayerDirs, LayerTree, LazyFs } from "@lazypull/fuse-fs";
 import type { Descriptor, ImageConfig, ImageReference } from "@lazypull/registry-client";
+import { ImageView } from "./merged-view.js";
+import { prefetchStart, type PredictOptions, type StartCommand, type StartPrediction } from "./predict/start-files.js";
 
 /**
  * An image's layers served as directories, ready for an overlay; `release()` gives them back. The
@@ -41,4 +43,26 @@ export async function addImageLayers(fs: Pick<LazyFs, "addLayer" | "releaseLayer
 /** lowerdir lists of served layers: top-most first, OCI form and kernel overlayfs form. */
 export function lowerDirsOf(dirs: LayerDirs[]): { lowerDirs: string[]; overlayLowerDirs: string[] } {
   return { lowerDirs: dirs.map((d) => d.dir).reverse(), overlayLowerDirs: dirs.map((d) => d.overlayDir).reverse() };
+}
+
+/**
+ * Predictive prefetch on served layers (bottom first, as in the manifest): what a start of this image
+ * with `start` reads first is fetched now, while the container is being prepared. Resolves with what
+ * was fetched, or undefined when a layer is no longer served; never rejects (a start reads on demand
+ * whatever the prediction missed).
+ */
+export async function prefetchImageStart(
+  fs: Pick<LazyFs, "layerTree">,
+  layers: Descriptor[],
+  config: ImageConfig,
+  start: StartCommand = {},
+  opts: PredictOptions = {},
+): Promise<StartPrediction | undefined> {
+  const trees = layers.map((d) => fs.layerTree(d.digest));
+  if (trees.some((t) => t === undefined)) return undefined;
+  try {
+    return await prefetchStart(new ImageView((trees as LayerTree[]).reverse()), config, start, opts);
+  } catch {
+    return undefined;
+  }
 }

@@ -10,6 +10,8 @@ export interface LayerTree {
   lookup(path: string): FileNode | undefined;
   readdir(path: string): string[] | undefined;
   read(path: string, offset?: number, length?: number): Promise<Buffer>;
+  /** fetch these files whole now (a layer that cannot leaves them to be read on demand) */
+  prefetch?(paths: string[]): Promise<void>;
   progress(): { requests: number; bytesFetched: number };
 }
 
@@ -77,13 +79,31 @@ export class ImageView {
     }
   }
 
+  /** the layer whose copy of `path` the container sees */
+  private owner(path: string): LayerTree | undefined {
+    for (const layer of this.layers) {
+      if (layer.lookup(path)) return layer;
+      if (this.hiddenBelow(layer, path)) return undefined;
+    }
+    return undefined;
+  }
+
   async readFile(pathIn: string, offset = 0, length?: number): Promise<Buffer> {
     const path = normalizePath(pathIn);
-    for (const layer of this.layers) {
-      if (layer.lookup(path)) return layer.read(path, offset, length);
-      if (this.hiddenBelow(layer, path)) break;
-    }
+    const layer = this.owner(path);
+    if (layer) return layer.read(path, offset, length);
     throw new ImageError("IMAGE_PATH_NOT_FOUND", `${pathIn}: no such file in the image`, { path: pathIn });
+  }
+
+  /** Fetches the copies of these files the container sees, each layer's share in one call. Unknown paths are skipped. */
+  async prefetch(paths: string[]): Promise<void> {
+    const byLayer = new Map<LayerTree, string[]>();
+    for (const p of paths) {
+      const path = normalizePath(p);
+      const layer = this.owner(path);
+      if (layer?.prefetch) byLayer.set(layer, [...(byLayer.get(layer) ?? []), path]);
+    }
+    await Promise.all([...byLayer].map(([layer, list]) => layer.prefetch!(list)));
   }
 
   stats(): { requests: number; bytesFetched: number } {

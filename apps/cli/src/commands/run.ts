@@ -2,6 +2,7 @@ import { join } from "node:path";
 import { InvalidArgumentError, type Command } from "commander";
 import { createState, hookProcessSignals, launchContainer, processCleanup } from "@lazypull/overlay-launcher";
 import type { PrefetchPolicy } from "@lazypull/fuse-fs";
+import type { StartCommand } from "@lazypull/image";
 import { writeImageAccessList } from "../access-list.js";
 import { prepareHost } from "../host.js";
 import { acquireImageLayersAnywhere } from "../image-layers.js";
@@ -27,6 +28,7 @@ interface RunFlags {
   stats?: boolean;
   allowUnverified?: boolean;
   recordAccess?: string;
+  predict: boolean;
 }
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -37,6 +39,22 @@ function servedBy(hosts: Record<string, number> | undefined): string {
   if (list.length === 0) return "";
   list.sort((a, b) => b[1] - a[1]);
   return ` from ${list.map(([h, n]) => `${h} (${formatBytes(n)})`).join(", ")}`;
+}
+
+/** the start podman will make, as predictive prefetch wants it (`-e K` copies K from here, as podman does) */
+function startOf(command: string[], flags: RunFlags): StartCommand {
+  const env = flags.env.flatMap((kv) => (kv.includes("=") ? [kv] : process.env[kv] !== undefined ? [`${kv}=${process.env[kv]}`] : []));
+  let entrypoint: string[] | undefined;
+  if (flags.entrypoint !== undefined) {
+    try {
+      // podman takes a JSON array too
+      const parsed: unknown = flags.entrypoint.startsWith("[") ? JSON.parse(flags.entrypoint) : undefined;
+      entrypoint = Array.isArray(parsed) && parsed.every((a) => typeof a === "string") ? parsed : [flags.entrypoint];
+    } catch {
+      entrypoint = [flags.entrypoint];
+    }
+  }
+  return { command, env, ...(entrypoint ? { entrypoint } : {}), ...(flags.workdir ? { workdir: flags.workdir } : {}) };
 }
 
 function prefetchPolicy(v: string): PrefetchPolicy {
@@ -72,6 +90,7 @@ export function register(program: Command): void {
     .option("--keep", "keep the container's state dir (its changes) after exit")
     .option("--stats", "print start time and bytes fetched on stderr even when it is not a terminal")
     .option("--allow-unverified", "serve layers whose TOC digest is not in the manifest")
+    .option("--no-predict", "do not fetch ahead what the start is predicted to read (the program, its libraries, /etc/passwd…)")
     .option("--record-access <file>", "write the image paths in the order they were first read (input for convert --prioritize)")
     .passThroughOptions()
     .action(async (image: string, command: string[], flags: RunFlags) => {
@@ -95,6 +114,7 @@ export function register(program: Command): void {
           prefetch: flags.prefetch,
           allowUnverified: flags.allowUnverified,
           accessLogPath: flags.recordAccess ? accessLog : undefined,
+          ...(flags.predict ? { start: startOf(command, flags) } : {}),
         });
         const ready = performance.now() - t0;
         const res = await launchContainer({

@@ -148,6 +148,16 @@ export class EstargzLayer implements ServedLayer {
     });
   }
 
+  async prefetchFiles(paths: string[]): Promise<void> {
+    const chunks: ChunkRef[] = [];
+    for (const path of paths) {
+      const p = normalisePath(path);
+      const node = this.o.reader.lookup(p);
+      if (node?.type === "reg" && node.size > 0) chunks.push(...this.o.reader.chunksFor(p, 0, node.size));
+    }
+    if (chunks.length > 0) await this.o.store.ensure(chunks, "demand");
+  }
+
   startBackground(policy: PrefetchPolicy): void {
     if (policy === "none") return;
     this.o.cache.pin(this.digest);
@@ -228,6 +238,10 @@ export class EstargzLayer implements ServedLayer {
 
   progress(): Omit<LayerProgress, "dir" | "overlayDir"> {
     return this.o.counters.progress({ digest: this.digest, state: this.state, kind: this.kind, bytesTotal: this.o.blobSize });
+  }
+
+  flush(): Promise<void> {
+    return this.o.store.flush();
   }
 
   close(): void {

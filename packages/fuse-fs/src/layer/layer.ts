@@ -13,10 +13,17 @@ export interface ServedLayer {
   readonly nodeCount: number;
   /** bytes [offset, offset+length) of a regular file; shorter only at end of file */
   read(path: string, offset: number, length: number, hint?: ReadHint): Promise<Buffer>;
+  /**
+   * fetch these files whole now, at a reader's priority, in as few range requests as their places in
+   * the blob allow: a caller that knows what is about to be read (predictive prefetch)
+   */
+  prefetchFiles(paths: string[]): Promise<void>;
   /** fetch ahead of reads in the background, per policy */
   startBackground(policy: PrefetchPolicy): void;
   progress(): Omit<LayerProgress, "dir" | "overlayDir">;
-  /** stop background work and release cache pins */
+  /** wait for the cache writes of what was already fetched */
+  flush(): Promise<void>;
+  /** stop background work and release cache pins (cache writes not yet done are dropped: flush first to keep them) */
   close(): void;
 }
 

@@ -257,6 +257,16 @@ export class WholeLayer implements ServedLayer {
     return out;
   }
 
+  /** the whole blob is already on its way (or here): nothing to fetch file by file */
+  prefetchFiles(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /** its segments are written before it is served */
+  flush(): Promise<void> {
+    return Promise.resolve();
+  }
+
   startBackground(): void {
     // everything is local once loaded
   }

@@ -38,6 +38,8 @@ function fakeLayer(): ServedLayer & { reads: string[] } {
       return Buffer.from("hello world").subarray(offset, offset + length);
     },
     startBackground() {},
+    prefetchFiles: () => Promise.resolve(),
+    flush: () => Promise.resolve(),
     progress: () => ({ digest: "sha256:test", state: "complete", kind: "whole", bytesFetched: 0, bytesTotal: 8192, requests: 0, errors: 0 }),
     close() {},
   };

@@ -1,0 +1,163 @@
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import type { FileNode } from "@lazypull/stargz-format";
+import type { ImageConfig } from "@lazypull/registry-client";
+import { ImageView, type LayerTree } from "../merged-view.js";
+import { readElfDeps } from "./elf.js";
+import { parseLdCache } from "./ld-cache.js";
+import { prefetchStart, startArgv } from "./start-files.js";
+
+type Entry = string | Buffer | { link: string };
+
+/** An in-memory layer (paths → bytes or symlinks) that records what it was asked to prefetch. */
+function layer(files: Record<string, Entry>): LayerTree & { prefetched: string[][] } {
+  const nodes = new Map<string, FileNode & { data?: Buffer }>();
+  const add = (path: string, n: Partial<FileNode> & { data?: Buffer }) =>
+    nodes.set(path, { path, type: "dir", mode: 0o755, uid: 0, gid: 0, size: 0, mtimeMs: 0, xattrs: {}, nlink: 1, ino: nodes.size + 1, ...n });
+  add("", {});
+  for (const [path, e] of Object.entries(files)) {
+    const parts = path.split("/");
+    for (let i = 1; i < parts.length; i++) if (!nodes.has(parts.slice(0, i).join("/"))) add(parts.slice(0, i).join("/"), {});
+    if (typeof e === "object" && !Buffer.isBuffer(e)) add(path, { type: "symlink", mode: 0o777, linkName: e.link });
+    else {
+      const data = Buffer.from(e);
+      add(path, { type: "reg", mode: 0o755, size: data.length, data });
+    }
+  }
+  const prefetched: string[][] = [];
+  return {
+    prefetched,
+    lookup: (p) => nodes.get(p),
+    readdir: () => undefined,
+    read: async (p, offset = 0, length) => nodes.get(p)!.data!.subarray(offset, length === undefined ? undefined : offset + length),
+    prefetch: async (paths) => void prefetched.push(paths),
+    progress: () => ({ bytesFetched: 0, requests: 0 }),
+  };
+}
+
+const host = (p: string) => readFileSync(p);
+const config = (c: ImageConfig["config"] = {}): ImageConfig => ({ architecture: "amd64", os: "linux", config: c, rootfs: { type: "layers", diff_ids: [] } });
+
+/** a usr-merged Debian-like tree: /bin → usr/bin, the loader under /lib64, libraries in the multiarch dir */
+const debianLike = (extra: Record<string, Entry> = {}) =>
+  layer({
+    bin: { link: "usr/bin" },
+    lib: { link: "usr/lib" },
+    lib64: { link: "usr/lib64" },
+    "usr/bin/cat": host("/usr/bin/cat"),
+    "usr/lib64/ld-linux-x86-64.so.2": { link: "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2" },
+    "usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2": "loader",
+    "usr/lib/x86_64-linux-gnu/libc.so.6": host("/lib/x86_64-linux-gnu/libc.so.6"),
+    "etc/passwd": "root:x:0:0:root:/root:/bin/bash\n",
+    "etc/group": "root:x:0:\n",
+    "etc/localtime": { link: "/usr/share/zoneinfo/Etc/UTC" },
+    "usr/share/zoneinfo/Etc/UTC": "TZif2",
+    ...extra,
+  });
+
+describe("readElfDeps", () => {
+  it("reads the interpreter and needed libraries of a real program", async () => {
+    const bin = host("/usr/bin/cat");
+    const deps = await readElfDeps(async (o, l) => bin.subarray(o, o + l));
+    expect(deps?.interpreter).toBe("/lib64/ld-linux-x86-64.so.2");
+    expect(deps?.needed).toEqual(["libc.so.6"]);
+  });
+
+  it("answers undefined for what is not ELF, and never throws on a truncated header", async () => {
+    const text = Buffer.from("#!/bin/sh\necho hi\n");
+    expect(await readElfDeps(async (o, l) => text.subarray(o, o + l))).toBeUndefined();
+    const cut = host("/usr/bin/cat").subarray(0, 70);
+    const deps = await readElfDeps(async (o, l) => cut.subarray(o, o + l));
+    expect(deps).toBeUndefined();
+  });
+});
+
+describe("parseLdCache", () => {
+  it("maps sonames to paths from this host's cache", () => {
+    const map = parseLdCache(host("/etc/ld.so.cache"));
+    expect(map.get("libc.so.6")?.some((p) => p.endsWith("/libc.so.6"))).toBe(true);
+  });
+
+  it("gives an empty map for garbage", () => {
+    expect(parseLdCache(Buffer.from("not a cache")).size).toBe(0);
+    const lying = Buffer.alloc(64);
+    lying.write("glibc-ld.so.cache1.1");
+    lying.writeUInt32LE(1_000_000, 20);
+    expect(parseLdCache(lying).size).toBe(0);
+  });
+});
+
+describe("startArgv", () => {
+  it("takes podman's rules: arguments replace Cmd, an entrypoint override drops Cmd", () => {
+    const c = config({ Entrypoint: ["/entry"], Cmd: ["default"], Env: ["PATH=/opt/bin"] });
+    expect(startArgv(c, {}).argv).toEqual(["/entry", "default"]);
+    expect(startArgv(c, { command: ["x"] }).argv).toEqual(["/entry", "x"]);
+    expect(startArgv(c, { entrypoint: ["sh"] }).argv).toEqual(["sh"]);
+    expect(startArgv(c, { env: ["PATH=/x"] }).env.get("PATH")).toBe("/x");
+  });
+});
+
+describe("prefetchStart", () => {
+  it("fetches the start files, the program on PATH, its loader and libraries, through symlinks", async () => {
+    const l = debianLike();
+    const p = await prefetchStart(new ImageView([l]), config({ Env: ["PATH=/usr/local/bin:/usr/bin:/bin"] }), { command: ["cat", "/etc/os-release"] });
+    expect(p.program).toBe("usr/bin/cat");
+    expect(p.files).toEqual([
+      "etc/passwd",
+      "etc/group",
+      "usr/share/zoneinfo/Etc/UTC",
+      "usr/bin/cat",
+      "usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+      "usr/lib/x86_64-linux-gnu/libc.so.6",
+    ]);
+    expect(l.prefetched.flat()).toEqual(p.files);
+  });
+
+  it("prefers what ld.so.cache says over the default directories", async () => {
+    const l = debianLike({
+      "usr/lib/x86_64-linux-gnu/libc.so.6": "decoy",
+      "opt/glibc/libc.so.6": host("/lib/x86_64-linux-gnu/libc.so.6"),
+      "etc/ld.so.cache": cacheNaming("libc.so.6", "/opt/glibc/libc.so.6"),
+    });
+    const p = await prefetchStart(new ImageView([l]), config(), { command: ["/bin/cat"] });
+    expect(p.files).toContain("opt/glibc/libc.so.6");
+    expect(p.files).not.toContain("usr/lib/x86_64-linux-gnu/libc.so.6");
+  });
+
+  it("follows a #!/usr/bin/env shebang to the interpreter it names", async () => {
+    const l = debianLike({ "usr/bin/env": host("/usr/bin/env"), "usr/local/bin/tool": "#!/usr/bin/env cat -v\nbody\n" });
+    const p = await prefetchStart(new ImageView([l]), config({ Cmd: ["tool"] }));
+    expect(p.files).toEqual(expect.arrayContaining(["usr/local/bin/tool", "usr/bin/env", "usr/bin/cat", "usr/lib/x86_64-linux-gnu/libc.so.6"]));
+  });
+
+  it("takes the upper layer's copy, skips what a whiteout hides, and keeps to its ceilings", async () => {
+    const lower = debianLike();
+    const upper = layer({ "etc/passwd": "root:x:0:0::/:/bin/sh\n", "etc/.wh.group": "" });
+    const p = await prefetchStart(new ImageView([upper, lower]), config(), { command: ["cat"] }, { maxFiles: 3 });
+    expect(upper.prefetched.flat()).toEqual(["etc/passwd"]);
+    expect(p.files).not.toContain("etc/group");
+    expect(p.files).toHaveLength(3);
+  });
+
+  it("never fails a start: no command, a missing program, a symlink loop", async () => {
+    const l = debianLike({ "usr/bin/loop": { link: "/usr/bin/loop" } });
+    expect((await prefetchStart(new ImageView([l]), config())).files).toEqual(["etc/passwd", "etc/group", "usr/share/zoneinfo/Etc/UTC"]);
+    expect((await prefetchStart(new ImageView([l]), config(), { command: ["nope"] })).program).toBeUndefined();
+    expect((await prefetchStart(new ImageView([l]), config(), { command: ["loop"] })).program).toBeUndefined();
+  });
+});
+
+/** a one-entry glibc-ld.so.cache1.1 file */
+function cacheNaming(soname: string, path: string): Buffer {
+  const strings = Buffer.from(`${soname}\0${path}\0`);
+  const header = Buffer.alloc(48);
+  header.write("glibc-ld.so.cache1.1");
+  header.writeUInt32LE(1, 20);
+  header.writeUInt32LE(strings.length, 24);
+  header[28] = 2;
+  const entry = Buffer.alloc(24);
+  entry.writeInt32LE(0x0303, 0);
+  entry.writeUInt32LE(48 + 24, 4);
+  entry.writeUInt32LE(48 + 24 + soname.length + 1, 8);
+  return Buffer.concat([header, entry, strings]);
+}
