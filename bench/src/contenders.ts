@@ -19,6 +19,7 @@ export type ContenderId =
   | "lazypull-landmark"
   | "lazypull-recorded"
   | "lazypull-rootless"
+  | "lazypull-daemon"
   | "podman-lazypulld"
   | "podman-lazypulld-nosilence"
   | "podman-lazypulld-none";
@@ -64,6 +65,12 @@ export interface ContenderContext {
   workload: { id: string; command: string[] };
   image: { ref: string; bytes: number; layerSizes: Map<string, number> };
   rep: number;
+  /**
+   * Drops the page cache (a no-op with --keep-page-cache). Each contender calls it just before its
+   * t0, after anything that is already running on a real host (lazypulld) is up: otherwise starting
+   * the daemon would warm the files the timed run then reads.
+   */
+  coldStart: () => Promise<void>;
 }
 
 const linkBytes = (c: ProxyCounters) => c.bytesUp + c.bytesDown;
@@ -88,6 +95,7 @@ export async function runPodman(ctx: ContenderContext): Promise<Sample> {
   const store = ["--root", join(dir, "root"), "--runroot", join(dir, "runroot"), ...host.podman.globalArgs];
   const podman = host.podman.binary;
   try {
+    await ctx.coldStart();
     const exists = await spawnTimed(podman, [...store, "image", "exists", image.ref]);
     if (exists.code === 0) throw new Error(`private podman store ${dir} already holds ${image.ref}: not a full pull`);
     proxy.reset();
@@ -119,26 +127,53 @@ export async function runPodman(ctx: ContenderContext): Promise<Sample> {
   }
 }
 
+/** How a `lazypull run` contender runs: its CLI flags, who runs it, and whether lazypulld serves its layers. */
+export interface LazypullRunOptions {
+  /** `--prefetch`; none: the CLI's default (with the daemon its own policy applies anyway) */
+  prefetch?: "none" | "landmark";
+  /** run by this ordinary user (rootless) */
+  user?: TestUser;
+  /** a lazypulld at its defaults, started (cold cache) and answering before t0, serves the layers */
+  daemon?: boolean;
+}
+
 /**
  * `lazypull run` from a cold, private cache and state dir; with `user`, run by that ordinary user (rootless:
  * lazypull enters rootless podman's namespaces itself, and the time to do so is part of the sample).
+ * With `daemon`, the CLI finds lazypulld on `LAZYPULL_SOCKET` and is forbidden to fall back to serving
+ * the image itself (`LAZYPULL_REQUIRE_DAEMON=1`), so the sample can only be the daemon-backed start.
  */
-export async function runLazypull(ctx: ContenderContext, contender: ContenderId, prefetch: "none" | "landmark", extra: string[] = [], user?: TestUser): Promise<Sample> {
+export async function runLazypull(ctx: ContenderContext, contender: ContenderId, opts: LazypullRunOptions = {}): Promise<Sample> {
   const { proxy, image } = ctx;
+  const { user } = opts;
   const dir = await mkdtemp(join(tmpdir(), "lazypull-bench-lazy-"));
-  const env = { ...(user ? userEnv(user) : {}), LAZYPULL_CACHE_DIR: join(dir, "cache"), LAZYPULL_STATE_DIR: join(dir, "state") };
-  if (user) await chown(dir, user.uid, user.gid);
+  let daemon: Daemon | undefined;
   try {
+    if (opts.daemon) daemon = await startDaemon(join(dir, "lazypulld"), DAEMON_VARIANTS["podman-lazypulld"]);
+    const env = {
+      ...(user ? userEnv(user) : {}),
+      LAZYPULL_CACHE_DIR: join(dir, "cache"),
+      LAZYPULL_STATE_DIR: join(dir, "state"),
+      ...(daemon ? { LAZYPULL_SOCKET: daemon.socket, LAZYPULL_REQUIRE_DAEMON: "1" } : {}),
+    };
+    if (user) await chown(dir, user.uid, user.gid);
+    await ctx.coldStart();
     proxy.reset();
     let atFirst = proxy.counters();
-    const args = [...CLI, "run", "--prefetch", prefetch, "--stats", ...extra, "--rm", image.ref, ...ctx.workload.command];
+    const prefetch = opts.prefetch ? ["--prefetch", opts.prefetch] : [];
+    const args = [...CLI, "run", ...prefetch, "--stats", "--rm", image.ref, ...ctx.workload.command];
     const r = check(
       `lazypull run (${contender})`,
       await spawnTimed(process.execPath, args, { env, ...(user ? { uid: user.uid, gid: user.gid } : {}), onFirstOutput: () => (atFirst = proxy.counters()) }),
     );
     if (r.firstOutputMs === undefined) throw new Error(`lazypull run (${contender}) printed nothing`);
+    // a lazypulld on the host's default socket would serve the in-process contenders too: refuse the sample
+    const servedByDaemon = r.stderr.includes("(layers served by lazypulld)");
+    if (servedByDaemon !== Boolean(daemon)) {
+      throw new Error(`lazypull run (${contender}): layers ${servedByDaemon ? "served by a lazypulld" : "served in-process"}, expected the other; stderr: ${r.stderr.slice(-2000)}`);
+    }
     const end = proxy.counters();
-    const stats = /image ready in (\S+), container exited \d+ after \S+; fetched (.+) in (\d+) requests/.exec(r.stderr);
+    const stats = /image ready in (\S+), container exited \d+ after \S+; fetched (.+?) in (\d+) requests/.exec(r.stderr);
     const overlay = /; overlay: ([\w-]+)/.exec(r.stderr)?.[1];
     const fuseOps = /; (\d+) FUSE ops/.exec(r.stderr)?.[1];
     return {
@@ -168,8 +203,49 @@ export async function runLazypull(ctx: ContenderContext, contender: ContenderId,
       ...(stats ? { lazypullStats: { bytes: parseBytes(stats[2]!), requests: Number(stats[3]) } } : {}),
     };
   } finally {
+    await daemon?.stop();
     await rm(dir, { recursive: true, force: true }).catch(() => undefined);
   }
+}
+
+interface Daemon {
+  socket: string;
+  /** podman's Additional Layer Store it serves */
+  layerStore: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * The built lazypulld with `settings` and everything of its own under `dir` (socket, root, layer store,
+ * cold cache), started and answering before this returns: on a host it runs as a service, so its
+ * start is not part of any sample.
+ */
+async function startDaemon(dir: string, settings: object): Promise<Daemon> {
+  const layerStore = join(dir, "store");
+  const socket = join(dir, "run", "lazypulld.sock");
+  await mkdir(join(dir, "run"), { recursive: true, mode: 0o700 });
+  const config = join(dir, "lazypulld.json");
+  await writeFile(config, JSON.stringify(settings));
+  const daemon = spawn(process.execPath, ["--optimize-for-size", DAEMON, "--config", config, "--socket", socket, "--root", join(dir, "daemon"), "--store", layerStore, "--cache-dir", join(dir, "cache"), "--log-level", "warn"], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let daemonErr = "";
+  daemon.stderr.on("data", (b: Buffer) => (daemonErr = (daemonErr + b.toString()).slice(-4000)));
+  const exited = new Promise<void>((r) => daemon.once("exit", () => r()));
+  const stop = async () => {
+    daemon.kill("SIGTERM");
+    await exited;
+  };
+  try {
+    for (let i = 0; !(await isDaemonAvailable(socket, 500)); i++) {
+      if (daemon.exitCode !== null || i > 300) throw new Error(`lazypulld did not come up: ${daemonErr}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { socket, layerStore, stop };
 }
 
 /**
@@ -181,24 +257,14 @@ export async function runLazypull(ctx: ContenderContext, contender: ContenderId,
 export async function runPodmanLazypulld(ctx: ContenderContext, contender: keyof typeof DAEMON_VARIANTS = "podman-lazypulld"): Promise<Sample> {
   const { proxy, host, image } = ctx;
   const dir = await mkdtemp(join(tmpdir(), "lazypull-bench-als-"));
-  const layerStore = join(dir, "store");
-  const socket = join(dir, "run", "lazypulld.sock");
-  await mkdir(join(dir, "run"), { mode: 0o700 });
-  const config = join(dir, "lazypulld.json");
-  await writeFile(config, JSON.stringify(DAEMON_VARIANTS[contender]));
-  const daemon = spawn(process.execPath, ["--optimize-for-size", DAEMON, "--config", config, "--socket", socket, "--root", join(dir, "daemon"), "--store", layerStore, "--cache-dir", join(dir, "cache"), "--log-level", "warn"], {
-    stdio: ["ignore", "ignore", "pipe"],
+  const daemon = await startDaemon(dir, DAEMON_VARIANTS[contender]).catch(async (err: unknown) => {
+    await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    throw err;
   });
-  let daemonErr = "";
-  daemon.stderr.on("data", (b: Buffer) => (daemonErr = (daemonErr + b.toString()).slice(-4000)));
-  const exited = new Promise<void>((r) => daemon.once("exit", () => r()));
-  const store = ["--root", join(dir, "root"), "--runroot", join(dir, "runroot"), "--storage-opt", `overlay.additionallayerstore=${layerStore}:ref`, ...host.podman.globalArgs];
+  const store = ["--root", join(dir, "root"), "--runroot", join(dir, "runroot"), "--storage-opt", `overlay.additionallayerstore=${daemon.layerStore}:ref`, ...host.podman.globalArgs];
   const podman = host.podman.binary;
   try {
-    for (let i = 0; !(await isDaemonAvailable(socket, 500)); i++) {
-      if (daemon.exitCode !== null || i > 300) throw new Error(`lazypulld did not come up: ${daemonErr}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await ctx.coldStart();
     proxy.reset();
     let atFirst = proxy.counters();
     const ulimits = ulimitArgs(await effectiveUlimits(host));
@@ -223,8 +289,7 @@ export async function runPodmanLazypulld(ctx: ContenderContext, contender: keyof
   } finally {
     await spawnTimed(podman, [...store, "rmi", "--all", "--force"]).catch(() => undefined);
     await spawnTimed(podman, [...store, "system", "reset", "--force"]).catch(() => undefined);
-    daemon.kill("SIGTERM");
-    await exited;
+    await daemon.stop();
     await rm(dir, { recursive: true, force: true }).catch(() => undefined);
   }
 }

@@ -1,9 +1,10 @@
 /**
  * `pnpm bench`: lazypull against a full podman pull over a shaped, delayed link, every contender in
- * one run, cold each repetition. Results: bench/results/<date>-<profile>.{json,md,svg}; with the
- * default profile and all workloads, also the README's Benchmarks section.
+ * one run, cold each repetition; then the same on the slower link with a subset (src/plan.ts).
+ * Results: bench/results/<date>-<profile>.{json,md,svg} per profile; a full default run (both
+ * profiles, every workload and contender, 3+ reps) also rewrites the README's Benchmarks section.
  *
- *   pnpm bench [--profile 100mbit/20ms-rtt|20mbit/50ms-rtt] [--reps 3] [--workloads minbase,python,numpy] [--no-extras] [--keep-page-cache]
+ *   pnpm bench [--profile 100mbit/20ms-rtt|20mbit/50ms-rtt] [--reps 3] [--workloads minbase,python,numpy] [--contenders a,b] [--no-extras] [--keep-page-cache]
  */
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { cpus, loadavg, release, tmpdir } from "node:os";
@@ -14,20 +15,21 @@ import { debianRootfsTar, ensureTestUser, importImage, openHostToUsers, restoreH
 import { CLI, REPO_ROOT, runLazypull, runPodman, runPodmanLazypulld, type ContenderContext, type ContenderId, type Sample } from "./contenders.js";
 import { startDelayProxy, type DelayProxy } from "./delay-proxy.js";
 import { measureConversion, measureReads } from "./extras.js";
-import { createShapedLink, PROFILES } from "./netns.js";
+import { createShapedLink, type ShapedLink } from "./netns.js";
 import { startNetnsRegistry } from "./netns-registry.js";
-import { markdown, svgChart, type BenchResult } from "./report.js";
+import { planRuns, type ProfileRun } from "./plan.js";
+import { markdown, readmeSection, svgChart, type BenchResult } from "./report.js";
 import { check, liveChildren, spawnTimed } from "./spawn-timed.js";
-import { WORKLOADS } from "./workloads.js";
 
 // `pnpm bench -- --reps 1` hands the script a literal "--" first; after it parseArgs takes every flag as positional
 const argv = process.argv.slice(2);
 const { values: flags } = parseArgs({
   args: argv[0] === "--" ? argv.slice(1) : argv,
   options: {
-    profile: { type: "string", default: "100mbit/20ms-rtt" },
+    // none: the default profile with everything, then the slower link with its subset (src/plan.ts)
+    profile: { type: "string" },
     reps: { type: "string", default: "3" },
-    workloads: { type: "string", default: WORKLOADS.map((w) => w.id).join(",") },
+    workloads: { type: "string" },
     "no-extras": { type: "boolean", default: false },
     // by default every sample starts with the page cache dropped, as on a host that has not run
     // lazypull, podman or the image lately (node, podman and their libraries are read from disk too)
@@ -36,25 +38,17 @@ const { values: flags } = parseArgs({
     contenders: { type: "string" },
   },
 });
-const chosen = PROFILES[flags.profile];
-if (!chosen) throw new Error(`unknown --profile ${flags.profile}; one of ${Object.keys(PROFILES).join(", ")}`);
-const profile = chosen;
+const plan = planRuns(flags);
 const reps = Number(flags.reps);
-const workloads = flags.workloads.split(",").map((id) => {
-  const w = WORKLOADS.find((x) => x.id === id);
-  if (!w) throw new Error(`unknown workload ${id}; one of ${WORKLOADS.map((x) => x.id).join(", ")}`);
-  return w;
-});
 
 const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
-const chosenContenders = flags.contenders?.split(",").filter(Boolean);
-const wanted = (id: ContenderId) => !chosenContenders || chosenContenders.includes(id);
 
 /** Writes dirty pages, then drops the page cache, dentries and inodes (root only). */
 async function dropPageCache(): Promise<void> {
   check("sync", await spawnTimed("sync", []));
   await writeFile("/proc/sys/vm/drop_caches", "3\n");
 }
+const coldStart = flags["keep-page-cache"] ? async () => undefined : dropPageCache;
 
 async function manifestLayers(proxy: DelayProxy, ref: string): Promise<Map<string, number>> {
   const [, repo, tag] = /^[^/]+\/(.+):([^:]+)$/.exec(ref)!;
@@ -67,9 +61,16 @@ async function manifestLayers(proxy: DelayProxy, ref: string): Promise<Map<strin
 }
 const total = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
 
-const link = await createShapedLink(profile);
+// each profile has its own link, registry and proxy, closed before the next profile's are made
+let link: ShapedLink | undefined;
 let registry: Awaited<ReturnType<typeof startNetnsRegistry>> | undefined;
 let proxy: DelayProxy | undefined;
+async function closeLink(): Promise<void> {
+  await proxy?.close();
+  await registry?.stop();
+  await link?.destroy();
+  proxy = registry = link = undefined;
+}
 const work = await mkdtemp(join(tmpdir(), "lazypull-bench-"));
 let signalled = false;
 let tearingDown: Promise<void> | undefined;
@@ -79,9 +80,7 @@ async function doTeardown(): Promise<void> {
   const deadline = Date.now() + 20_000;
   while (liveChildren.size && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
   for (const c of liveChildren) c.kill("SIGKILL");
-  await proxy?.close();
-  await registry?.stop();
-  await link.destroy();
+  await closeLink();
   await restoreHostModes();
   await rm(work, { recursive: true, force: true }).catch(() => undefined);
 }
@@ -93,20 +92,18 @@ for (const sig of ["SIGINT", "SIGTERM"] as const) {
   });
 }
 
-async function main(): Promise<void> {
-  registry = await startNetnsRegistry(link.netns, link.nsAddr);
-  proxy = await startDelayProxy({ target: registry.address, rttMs: profile.rttMs });
-  const host = await loadHostConfig();
-  // the rootless contender's ordinary user, set up as a host admin would (subordinate ids, /dev/fuse)
-  let rootlessUser: TestUser | undefined;
-  if (wanted("lazypull-rootless")) {
-    rootlessUser = await ensureTestUser("lazypull-bench");
-    await openHostToUsers();
-  }
+/** One profile: its link, registry and proxy; the images; every repetition; the result files. */
+async function runProfile(run: ProfileRun, rootlessUser: TestUser | undefined): Promise<{ result: BenchResult; stem: string }> {
+  const { profile, workloads } = run;
+  const wanted = (id: ContenderId) => run.contenders.includes(id);
   const asRootless = (): TestUser => {
     if (!rootlessUser) throw new Error("the rootless contender has no user");
     return rootlessUser;
   };
+  link = await createShapedLink(profile);
+  registry = await startNetnsRegistry(link.netns, link.nsAddr);
+  proxy = await startDelayProxy({ target: registry.address, rttMs: profile.rttMs });
+  const host = await loadHostConfig();
   log(`link ${profile.name}: registry ${link.nsAddr}:5000 in netns ${link.netns}, delaying proxy ${proxy.host}`);
   const result: BenchResult = {
     date: new Date().toISOString(),
@@ -117,27 +114,33 @@ async function main(): Promise<void> {
     workloads: [],
     samples: [],
   };
-  const images = new Map<string, { orig: ContenderContext["image"]; esgz: ContenderContext["image"]; rec: ContenderContext["image"] }>();
+  type Image = ContenderContext["image"];
+  const images = new Map<string, { orig: Image; esgz: Image; rec?: Image }>();
+  const img = async (ref: string) => {
+    const layerSizes = await manifestLayers(proxy!, ref);
+    return { ref, bytes: total(layerSizes), layerSizes };
+  };
   for (const w of workloads) {
     log(`${w.id}: building the root filesystem (cached) and pushing it as an ordinary gzip image`);
     const tar = await debianRootfsTar({ include: w.include });
     const src = await importImage({ registryHost: proxy.host, repository: `bench/${w.id}`, tag: "orig", layers: [{ tar }] });
     const esgzRef = `${proxy.host}/bench/${w.id}:esgz`;
-    const recRef = `${proxy.host}/bench/${w.id}:esgz-recorded`;
     log(`${w.id}: lazypull convert`);
     const conv = check("lazypull convert", await spawnTimed(process.execPath, [...CLI, "convert", src.ref, esgzRef]));
-    log(`${w.id}: recording the command's file accesses, converting again with --prioritize`);
-    const accessFile = join(work, `${w.id}.access`);
-    const recEnv = { LAZYPULL_CACHE_DIR: join(work, `${w.id}-rec-cache`), LAZYPULL_STATE_DIR: join(work, `${w.id}-rec-state`) };
-    check("lazypull run --record-access", await spawnTimed(process.execPath, [...CLI, "run", "--prefetch", "none", "--record-access", accessFile, "--rm", esgzRef, ...w.command], { env: recEnv }));
-    // `--record-access` writes image paths in first-read order: exactly what `--prioritize` takes
-    const recordedFiles = (await readFile(accessFile, "utf8")).split("\n").filter(Boolean).length;
-    check("lazypull convert --prioritize", await spawnTimed(process.execPath, [...CLI, "convert", "--prioritize", accessFile, src.ref, recRef]));
-    const img = async (ref: string) => {
-      const layerSizes = await manifestLayers(proxy!, ref);
-      return { ref, bytes: total(layerSizes), layerSizes };
-    };
-    const set = { orig: await img(src.ref), esgz: await img(esgzRef), rec: await img(recRef) };
+    // the recorded image is only for its contender: on the slow link its two conversions would cost minutes
+    let recorded: { image: Image; files: number } | undefined;
+    if (wanted("lazypull-recorded")) {
+      const recRef = `${proxy.host}/bench/${w.id}:esgz-recorded`;
+      log(`${w.id}: recording the command's file accesses, converting again with --prioritize`);
+      const accessFile = join(work, `${w.id}.access`);
+      const recEnv = { LAZYPULL_CACHE_DIR: join(work, `${w.id}-rec-cache`), LAZYPULL_STATE_DIR: join(work, `${w.id}-rec-state`) };
+      check("lazypull run --record-access", await spawnTimed(process.execPath, [...CLI, "run", "--prefetch", "none", "--record-access", accessFile, "--rm", esgzRef, ...w.command], { env: recEnv }));
+      // `--record-access` writes image paths in first-read order: exactly what `--prioritize` takes
+      const files = (await readFile(accessFile, "utf8")).split("\n").filter(Boolean).length;
+      check("lazypull convert --prioritize", await spawnTimed(process.execPath, [...CLI, "convert", "--prioritize", accessFile, src.ref, recRef]));
+      recorded = { image: await img(recRef), files };
+    }
+    const set = { orig: await img(src.ref), esgz: await img(esgzRef), rec: recorded?.image };
     images.set(w.id, set);
     result.workloads.push({
       id: w.id,
@@ -145,34 +148,35 @@ async function main(): Promise<void> {
       command: w.command,
       originalBytes: set.orig.bytes,
       estargzBytes: set.esgz.bytes,
-      recordedBytes: set.rec.bytes,
+      ...(recorded ? { recordedBytes: recorded.image.bytes, recordedFiles: recorded.files } : {}),
       convertOverLinkMs: conv.exitMs,
-      recordedFiles,
     });
   }
 
   const sampleLine = (s: Sample) =>
-    `${s.workload} ${s.contender} #${s.rep}: first output ${(s.firstOutputMs / 1000).toFixed(2)} s, ${(s.bytesAtFirstOutput / 1e6).toFixed(2)} MB / ${s.requestsAtFirstOutput} req before it, ${(s.bytesTotal / 1e6).toFixed(2)} MB by exit`;
+    `${profile.name} ${s.workload} ${s.contender} #${s.rep}: first output ${(s.firstOutputMs / 1000).toFixed(2)} s, ${(s.bytesAtFirstOutput / 1e6).toFixed(2)} MB / ${s.requestsAtFirstOutput} req before it, ${(s.bytesTotal / 1e6).toFixed(2)} MB by exit`;
   for (let rep = 1; rep <= reps; rep++) {
     for (const w of workloads) {
       const set = images.get(w.id)!;
-      const ctx = (image: ContenderContext["image"]): ContenderContext => ({ proxy: proxy!, host, workload: w, image, rep });
-      const runs: Array<[ContenderId, () => Promise<Sample>]> = [
-        ["podman-pull-run", () => runPodman(ctx(set.orig))],
-        ["lazypull-none", () => runLazypull(ctx(set.esgz), "lazypull-none", "none")],
-        ["lazypull-landmark", () => runLazypull(ctx(set.esgz), "lazypull-landmark", "landmark")],
-        ["lazypull-rootless", () => runLazypull(ctx(set.esgz), "lazypull-rootless", "landmark", [], asRootless())],
-        ["lazypull-recorded", () => runLazypull(ctx(set.rec), "lazypull-recorded", "landmark")],
-        ["podman-lazypulld", () => runPodmanLazypulld(ctx(set.esgz))],
-        ["podman-lazypulld-nosilence", () => runPodmanLazypulld(ctx(set.esgz), "podman-lazypulld-nosilence")],
-        ["podman-lazypulld-none", () => runPodmanLazypulld(ctx(set.esgz), "podman-lazypulld-none")],
-      ];
+      // every contender drops the page cache itself, just before its t0 (after lazypulld is up)
+      const ctx = (image: Image | undefined): ContenderContext => {
+        if (!image) throw new Error(`${w.id}: no image for this contender`);
+        return { proxy: proxy!, host, workload: w, image, rep, coldStart };
+      };
+      const runs: Record<ContenderId, () => Promise<Sample>> = {
+        "podman-pull-run": () => runPodman(ctx(set.orig)),
+        "lazypull-none": () => runLazypull(ctx(set.esgz), "lazypull-none", { prefetch: "none" }),
+        "lazypull-landmark": () => runLazypull(ctx(set.esgz), "lazypull-landmark", { prefetch: "landmark" }),
+        "lazypull-rootless": () => runLazypull(ctx(set.esgz), "lazypull-rootless", { prefetch: "landmark", user: asRootless() }),
+        "lazypull-recorded": () => runLazypull(ctx(set.rec), "lazypull-recorded", { prefetch: "landmark" }),
+        // the CLI at its defaults, its layers served by a lazypulld at its defaults
+        "lazypull-daemon": () => runLazypull(ctx(set.esgz), "lazypull-daemon", { daemon: true }),
+        "podman-lazypulld": () => runPodmanLazypulld(ctx(set.esgz)),
+        "podman-lazypulld-nosilence": () => runPodmanLazypulld(ctx(set.esgz), "podman-lazypulld-nosilence"),
+        "podman-lazypulld-none": () => runPodmanLazypulld(ctx(set.esgz), "podman-lazypulld-none"),
+      };
       const samples: Sample[] = [];
-      for (const [id, one] of runs) {
-        if (!wanted(id)) continue;
-        if (!flags["keep-page-cache"]) await dropPageCache();
-        samples.push(await one());
-      }
+      for (const id of run.contenders) samples.push(await runs[id]());
       for (const s of samples) {
         result.samples.push(s);
         log(sampleLine(s));
@@ -180,7 +184,7 @@ async function main(): Promise<void> {
     }
   }
 
-  if (!flags["no-extras"]) {
+  if (run.extras) {
     log("conversion throughput (local files) next to gzip -9");
     const tar = await debianRootfsTar();
     result.conversion = await measureConversion(`${tar}.gz`, tar);
@@ -191,27 +195,46 @@ async function main(): Promise<void> {
 
   const dir = join(REPO_ROOT, "bench", "results");
   await mkdir(dir, { recursive: true });
-  // a subset of contenders is a side measurement: its own file name, and the README keeps the full run
-  const stem = `${result.date.slice(0, 10)}-${profile.name.replace(/\W+/g, "-")}${chosenContenders ? `-${chosenContenders.join("+")}` : ""}`;
+  // a subset of contenders the user chose is a side measurement: its own file name
+  const stem = `${result.date.slice(0, 10)}-${profile.name.replace(/\W+/g, "-")}${run.suffix}`;
   await writeFile(join(dir, `${stem}.json`), JSON.stringify(result, null, 2) + "\n");
   await writeFile(join(dir, `${stem}.svg`), svgChart(result));
   const md = markdown(result, `${stem}.svg`);
   await writeFile(join(dir, `${stem}.md`), md);
   process.stdout.write(md);
-  if (profile.name === "100mbit/20ms-rtt" && workloads.length === WORKLOADS.length && reps >= 3 && !chosenContenders) {
-    const readme = join(REPO_ROOT, "README.md");
-    const text = await readFile(readme, "utf8");
-    const start = "<!-- bench:start -->";
-    const end = "<!-- bench:end -->";
-    const i = text.indexOf(start);
-    const j = text.indexOf(end);
-    if (i >= 0 && j > i) {
-      const body = markdown(result, `bench/results/${stem}.svg`);
-      await writeFile(readme, `${text.slice(0, i + start.length)}\n${body}${text.slice(j)}`);
-      log("README Benchmarks section updated");
-    }
-  }
   log(`results in bench/results/${stem}.{json,md,svg}`);
+  return { result, stem };
+}
+
+/** Rewrites the README between its markers with the tables of this invocation's profiles. */
+async function updateReadme(done: { result: BenchResult; stem: string }[]): Promise<void> {
+  const readme = join(REPO_ROOT, "README.md");
+  const text = await readFile(readme, "utf8");
+  const start = "<!-- bench:start -->";
+  const end = "<!-- bench:end -->";
+  const i = text.indexOf(start);
+  const j = text.indexOf(end);
+  if (i < 0 || j < i) return;
+  const body = readmeSection(done.map((d) => ({ result: d.result, chartFile: `bench/results/${d.stem}.svg` })));
+  await writeFile(readme, `${text.slice(0, i + start.length)}\n${body}${text.slice(j)}`);
+  log("README Benchmarks section updated");
+}
+
+async function main(): Promise<void> {
+  log(`profiles: ${plan.runs.map((r) => `${r.profile.name} (${r.workloads.map((w) => w.id).join(", ")}; ${r.contenders.join(", ")})`).join(", then ")}`);
+  // the rootless contender's ordinary user, set up as a host admin would (subordinate ids, /dev/fuse)
+  let rootlessUser: TestUser | undefined;
+  if (plan.runs.some((r) => r.contenders.includes("lazypull-rootless"))) {
+    rootlessUser = await ensureTestUser("lazypull-bench");
+    await openHostToUsers();
+  }
+  const done: { result: BenchResult; stem: string }[] = [];
+  for (const run of plan.runs) {
+    done.push(await runProfile(run, rootlessUser));
+    await closeLink();
+    // after each profile, so that a failure on the slow link still leaves the default profile's tables
+    if (plan.readme && reps >= 3) await updateReadme(done);
+  }
 }
 
 let failed = false;

@@ -1,5 +1,6 @@
 import type { ContenderId, Sample } from "./contenders.js";
 import type { ConversionFigures, ReadFigures } from "./extras.js";
+import { REFERENCE, REFERENCE_LABEL, targetFor, targetLine, type Target } from "./reference.js";
 import { median, min } from "./stats.js";
 
 export interface BenchResult {
@@ -21,6 +22,7 @@ export const CONTENDER_LABEL: Record<ContenderId, string> = {
   "lazypull-landmark": "lazypull, landmark prefetch",
   "lazypull-recorded": "lazypull, recorded file list + landmark",
   "lazypull-rootless": "lazypull, landmark prefetch, rootless (ordinary user)",
+  "lazypull-daemon": "lazypull run with lazypulld running (layers from the daemon)",
   "podman-lazypulld": "plain podman run via lazypulld (layer store)",
   "podman-lazypulld-nosilence": "… lazypulld, background fetch without quiet period",
   "podman-lazypulld-none": "… lazypulld, --prefetch none",
@@ -43,6 +45,8 @@ export interface Row {
   /** podman's median time to first output / this one's */
   speedup: number;
   breakdown: Record<string, number>;
+  /** issue 15's goal for this lazypull row and whether its median meets it (none for the full pull) */
+  target?: Target & { met: boolean };
 }
 
 export function summarise(r: BenchResult): Row[] {
@@ -58,6 +62,7 @@ export function summarise(r: BenchResult): Row[] {
       const breakdown = Object.fromEntries(keys.map((k) => [k, median(ss.map((s) => (s.breakdown as Record<string, number>)[k] ?? 0))]));
       const firstMedian = median(ss.map((s) => s.firstOutputMs));
       const bytesMedian = median(ss.map((s) => s.bytesAtFirstOutput));
+      const target = c === "podman-pull-run" ? undefined : targetFor(r.profile.name, w.id, baseMedian);
       rows.push({
         workload: w.id,
         contender: c,
@@ -69,6 +74,7 @@ export function summarise(r: BenchResult): Row[] {
         totalBytesMedian: median(ss.map((s) => s.bytesTotal)),
         speedup: baseMedian / firstMedian,
         breakdown,
+        ...(target ? { target: { ...target, met: firstMedian <= target.limitMs } } : {}),
       });
     }
   }
@@ -82,14 +88,25 @@ export function markdown(r: BenchResult, chartFile?: string): string {
   const overlays = [...new Set(r.samples.flatMap((s) => (s.overlay ? [s.overlay] : [])))];
   if (overlays.length) out.push(`lazypull stacked the layers with: ${overlays.join(", ")}.`);
   out.push("");
-  out.push("| workload | contender | first output min / median | vs full pull | bytes before first output (median) | of compressed image | requests | bytes by exit |");
-  out.push("| --- | --- | --- | --- | --- | --- | --- | --- |");
-  for (const row of rows) {
-    const w = r.workloads.find((x) => x.id === row.workload)!;
-    out.push(
-      `| ${w.title} | ${CONTENDER_LABEL[row.contender]} | ${sec(row.firstMin)} / ${sec(row.firstMedian)} | ${row.contender === "podman-pull-run" ? "1×" : Number.isFinite(row.speedup) ? `${(1 / row.speedup).toFixed(3)} (${row.speedup.toFixed(1)}× faster)` : "— (no full pull in this run)"} | ${mb(row.bytesMedian)} | ${pct(row.fraction)} | ${row.requestsMedian} | ${mb(row.totalBytesMedian)} |`,
+  out.push("| workload | contender | first output min / median | vs full pull | target | bytes before first output (median) | of compressed image | requests | bytes by exit |");
+  out.push("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+  for (const w of r.workloads) {
+    const own = rows.filter((x) => x.workload === w.id);
+    const lines = own.map(
+      (row) =>
+        `| ${w.title} | ${CONTENDER_LABEL[row.contender]} | ${sec(row.firstMin)} / ${sec(row.firstMedian)} | ${row.contender === "podman-pull-run" ? "1×" : Number.isFinite(row.speedup) ? `${(1 / row.speedup).toFixed(3)} (${row.speedup.toFixed(1)}× faster)` : "— (no full pull in this run)"} | ${targetCell(row.target)} | ${mb(row.bytesMedian)} | ${pct(row.fraction)} | ${row.requestsMedian} | ${mb(row.totalBytesMedian)} |`,
     );
+    // the reference goes right under our full pull (first when none ran), where it is read against it
+    const ref = REFERENCE[r.profile.name]?.[w.id];
+    if (ref) lines.splice(own[0]?.contender === "podman-pull-run" ? 1 : 0, 0, referenceLine(w.title, ref.firstOutputMs, ref.fullPullMs));
+    out.push(...lines);
   }
+  out.push("");
+  if (REFERENCE[r.profile.name]) {
+    out.push("The reference rows are quoted from issue 15's own measurement (same images, commands and link, page cache dropped, a similar machine): a different run, so a rough comparison; their \"vs full pull\" is against the full pull of that measurement.");
+    out.push("");
+  }
+  out.push(targetLine());
   out.push("");
   out.push("Compressed images: " + r.workloads.map((w) => `${w.title} ${mb(w.originalBytes)} gzip / ${mb(w.estargzBytes)} eStargz`).join("; ") + ".");
   out.push("");
@@ -120,12 +137,38 @@ export function markdown(r: BenchResult, chartFile?: string): string {
   return out.join("\n") + "\n";
 }
 
+/** "✓ meets ≤ 1.07 s (0.65× reference)", "✗ misses …", or a dash where no goal applies. */
+function targetCell(t: Row["target"]): string {
+  if (!t) return "–";
+  return `${t.met ? "✓ meets" : "✗ misses"} ≤ ${sec(t.limitMs)} (${t.basis})`;
+}
+
+function referenceLine(title: string, firstOutputMs: number, fullPullMs: number | undefined): string {
+  const vs = fullPullMs ? `${(firstOutputMs / fullPullMs).toFixed(3)} of its own full pull (${sec(fullPullMs)})` : "— (no full pull figure)";
+  return `| ${title} | ${REFERENCE_LABEL} | – / ${sec(firstOutputMs)} | ${vs} | – | – | – | – | – |`;
+}
+
+/**
+ * The README's Benchmarks section: each profile of the invocation under its own heading, the
+ * default profile first.
+ */
+export function readmeSection(parts: { result: BenchResult; chartFile: string }[]): string {
+  return parts
+    .map(({ result, chartFile }) => {
+      const contenders = new Set(result.samples.map((s) => s.contender));
+      const subset = contenders.size < ORDER.length ? "A subset of the workloads and contenders runs on this link; [bench/README.md](bench/README.md) says which and why.\n\n" : "";
+      return `### ${result.profile.name}\n\n${subset}${markdown(result, chartFile)}`;
+    })
+    .join("\n");
+}
+
 const COLORS: Record<ContenderId, string> = {
   "podman-pull-run": "#9e9e9e",
   "lazypull-none": "#1f77b4",
   "lazypull-landmark": "#2ca02c",
   "lazypull-recorded": "#ff7f0e",
   "lazypull-rootless": "#17becf",
+  "lazypull-daemon": "#bcbd22",
   "podman-lazypulld": "#9467bd",
   "podman-lazypulld-nosilence": "#c5b0d5",
   "podman-lazypulld-none": "#8c564b",
@@ -136,23 +179,28 @@ const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;");
 /** A hand-written horizontal bar chart: median time to first output per workload and contender. */
 export function svgChart(r: BenchResult): string {
   const rows = summarise(r);
-  const maxMs = Math.max(...rows.map((x) => x.firstMedian));
+  const refs = REFERENCE[r.profile.name] ?? {};
+  const maxMs = Math.max(...rows.map((x) => x.firstMedian), ...r.workloads.map((w) => refs[w.id]?.firstOutputMs ?? 0));
   const left = 270;
   const width = 820;
   const barW = width - left - 90;
   const barH = 16;
   const lines: string[] = [];
   let y = 40;
+  const bar = (label: string, ms: number, fill: string) => {
+    const len = Math.max(1, (ms / maxMs) * barW);
+    lines.push(`<text x="${left - 8}" y="${y + 12}" text-anchor="end">${esc(label)}</text>`);
+    lines.push(`<rect x="${left}" y="${y}" width="${len.toFixed(1)}" height="${barH}" fill="${fill}"/>`);
+    lines.push(`<text x="${(left + len + 6).toFixed(1)}" y="${y + 12}">${(ms / 1000).toFixed(2)} s</text>`);
+    y += barH + 6;
+  };
   for (const w of r.workloads) {
     lines.push(`<text x="10" y="${y + 12}" font-weight="bold">${esc(w.title)}</text>`);
     y += 20;
-    for (const row of rows.filter((x) => x.workload === w.id)) {
-      const len = Math.max(1, (row.firstMedian / maxMs) * barW);
-      lines.push(`<text x="${left - 8}" y="${y + 12}" text-anchor="end">${esc(CONTENDER_LABEL[row.contender])}</text>`);
-      lines.push(`<rect x="${left}" y="${y}" width="${len.toFixed(1)}" height="${barH}" fill="${COLORS[row.contender]}"/>`);
-      lines.push(`<text x="${(left + len + 6).toFixed(1)}" y="${y + 12}">${(row.firstMedian / 1000).toFixed(2)} s</text>`);
-      y += barH + 6;
-    }
+    for (const row of rows.filter((x) => x.workload === w.id)) bar(CONTENDER_LABEL[row.contender], row.firstMedian, COLORS[row.contender]);
+    // quoted, not measured in this run: the label says so, and its pale red sets it apart from the contenders
+    const ref = refs[w.id];
+    if (ref) bar("Go reference (measured separately)", ref.firstOutputMs, "#e8a0a0");
     y += 10;
   }
   return [
