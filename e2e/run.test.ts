@@ -48,6 +48,19 @@ describe.each(OVERLAY_KINDS)("lazypull run under %s", (kind) => {
     }
   });
 
+  it.skipIf(Boolean(external))("should fetch what the start reads before it reads it (predictive prefetch), and not with --no-predict", async () => {
+    const res = await lazypull(["run", "--rm", "--stats", lazyRef, "cat", "/etc/os-release"], { env });
+    // /etc/passwd, /etc/group, nsswitch.conf, ld.so.cache, cat, its loader and libc (at least)
+    const m = /predicted (\d+) files \(([\d.]+) (\w+)\) for the start/.exec(res.stderr);
+    expect(m, res.stderr).not.toBeNull();
+    expect(Number(m![1])).toBeGreaterThanOrEqual(7);
+    expect(m![3]).toBe("MiB"); // libc alone is ~1.9 MiB
+    expect(res.stdout).toContain("VERSION_CODENAME=bookworm");
+    const off = await lazypull(["run", "--rm", "--stats", "--no-predict", lazyRef, "cat", "/etc/os-release"], { env });
+    expect(off.stderr).not.toContain("predicted");
+    expect(off.stdout).toContain("VERSION_CODENAME=bookworm");
+  });
+
   it("should let a shell write and read a file copy-on-write without touching the lower layers", async () => {
     const script = "echo hello-cow > /etc/motd-e2e && cat /etc/motd-e2e && echo changed >> /etc/os-release && tail -n1 /etc/os-release";
     const res = await lazypull(["run", "--rm", lazyRef, "sh", "-c", script], { env });

@@ -63,7 +63,7 @@ export async function acquireImageLayers(reference: string, opts: AcquireOptions
       throw err;
     }
     // not awaited: podman prepares the container meanwhile, and a read of a file still on its way waits for it
-    if (opts.start) void prefetchImageStart(fs, resolved.manifest.layers, resolved.config, opts.start);
+    const prediction = opts.start ? prefetchImageStart(fs, resolved.manifest.layers, resolved.config, opts.start) : undefined;
     let released = false;
     return {
       reference: resolved.ref.toString(),
@@ -71,6 +71,7 @@ export async function acquireImageLayers(reference: string, opts: AcquireOptions
       config: resolved.config,
       ...lowerDirsOf(dirs),
       fuseMountpoint: mountpoint,
+      ...(prediction ? { prediction } : {}),
       async stats() {
         const s = client.stats();
         const hosts = Object.fromEntries(Object.entries(s.hosts).map(([h, v]) => [h, v.bytesReceived]));

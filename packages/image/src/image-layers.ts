@@ -21,6 +21,8 @@ export interface ImageLayers {
   /** network cost so far; `fuseOps`: operations the FUSE mount answered, when it serves only this image */
   /** `hosts`: response bytes per registry or mirror host that served them, where known */
   stats(): Promise<{ bytesFetched: number; requests: number; fuseOps?: number; hosts?: Record<string, number> }>;
+  /** what predictive prefetch fetched for the start, when this process predicted it */
+  prediction?: Promise<StartPrediction | undefined>;
   release(): Promise<void>;
 }
 

@@ -142,10 +142,12 @@ export function register(program: Command): void {
         exitCode = res.exitCode;
         if (flags.stats || process.stderr.isTTY) {
           const s = await layers.stats();
+          const p = await layers.prediction;
           process.stderr.write(
             `lazypull: image ready in ${formatDuration(ready)}, container exited ${exitCode} after ${formatDuration(performance.now() - t0)}; ` +
               `fetched ${formatBytes(s.bytesFetched)} in ${s.requests} requests${servedBy(s.hosts)}${layers.via === "daemon" ? " (layers served by lazypulld)" : ""}; ` +
-              `overlay: ${describeOverlay(res)}${s.fuseOps !== undefined ? `; ${s.fuseOps} FUSE ops` : ""}\n`,
+              `overlay: ${describeOverlay(res)}${s.fuseOps !== undefined ? `; ${s.fuseOps} FUSE ops` : ""}` +
+              `${p ? `; predicted ${p.files.length} files (${formatBytes(p.bytes)}) for the start` : ""}\n`,
           );
         }
       } finally {
