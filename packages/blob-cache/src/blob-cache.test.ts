@@ -116,9 +116,40 @@ describe("BlobCache basics", () => {
     const before = c.stats();
     await c.close();
     const again = await openCache();
+    await again.idle(); // the index scan runs in the background after open
     expect({ entries: again.stats().entries, bytes: again.stats().bytes }).toEqual({ entries: 10, bytes: before.bytes });
     expect(await again.get(key(7))).toEqual(content(key(7), 1007));
     expect((await again.list()).map((e) => e.id).sort()).toEqual(["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]);
+  });
+
+  it("should return from open before its index scan ends, serve hits meanwhile, and still evict what an earlier, larger cache left", async () => {
+    const big = await openCache({ maxBytes: 1 << 30 });
+    for (let i = 0; i < 300; i++) await big.put(key(i), content(key(i), 4000));
+    await big.close();
+    const before = await diskUsage(dir);
+    const scans: Array<() => void> = [];
+    const scan = await import("./scan.js");
+    const real = scan.scanDataDir;
+    // hold the scan at open until the test lets it go: open, hits and puts must not wait for it
+    const spy = vi.spyOn(scan, "scanDataDir").mockImplementationOnce(async (...args) => {
+      await new Promise<void>((r) => scans.push(r));
+      return real(...args);
+    });
+    try {
+      const small = await openCache({ maxBytes: 400_000 });
+      expect(small.stats().entries).toBe(0);
+      expect(b64(await small.get(key(7)))).toBe(b64(content(key(7), 4000)));
+      await small.put(key("new"), content(key("new"), 4000));
+      expect(await diskUsage(dir)).toBeGreaterThan(before); // nothing evicted yet: usage is not known
+      expect(scans).toHaveLength(1);
+      scans[0]!();
+      await small.idle();
+      expect(await diskUsage(dir)).toBeLessThanOrEqual(400_000);
+      expect(small.stats().bytes).toBe(await diskUsage(dir));
+      expect(b64(await small.get(key("new")))).toBe(b64(content(key("new"), 4000))); // the newest survives
+    } finally {
+      spy.mockRestore();
+    }
   });
 
   it("should remove temp files of dead writers at open and keep those of live ones", async () => {

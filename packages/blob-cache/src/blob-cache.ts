@@ -95,14 +95,17 @@ export async function openBlobCache(opts: BlobCacheOptions = {}): Promise<BlobCa
   await Promise.all([paths.data, paths.tmp, paths.pins].map((p) => mkdir(p, { recursive: true })));
   const cache = new BlobCache(resolve(dir), paths, maxBytes, memoryBytes, low, opts.onCorrupt);
   await cache.cleanTmp();
-  await cache.rescan();
+  // The index scan is a `stat` per entry (8,300 entries: ~300 ms here) and lookups never need it (they go to
+  // the file): the caller starts resolving and reading at once, and eviction waits for the scan instead.
+  cache.startScan();
   return cache;
 }
 
 /**
  * The on-disk chunk cache. The disk is the truth: the in-memory index (sizes, last use) is rebuilt from
- * a directory scan at open and before eviction (`evict.ts` says when a pass may skip it), and every lookup
- * goes to the file itself, so entries written by other processes are found and entries they evicted are misses.
+ * a directory scan started at open (in the background) and before eviction (`evict.ts` says when a pass may
+ * skip it), and every lookup goes to the file itself, so entries written by other processes are found and
+ * entries they evicted are misses.
  */
 export class BlobCache implements ChunkCache {
   /**
@@ -116,6 +119,10 @@ export class BlobCache implements ChunkCache {
   private readonly pins: Pins;
   private readonly evictor: Evictor;
   private readonly flights = new Map<string, Promise<Buffer>>();
+  /** the scan running now: concurrent callers share it rather than `stat` every entry twice */
+  private scanning: Promise<void> | undefined;
+  /** the scan started at open; eviction judges usage only after it (before it the index knows only our puts) */
+  private firstScan: Promise<void> | undefined;
   private closed = false;
   private readonly counters = {
     hits: 0,
@@ -327,8 +334,9 @@ export class BlobCache implements ChunkCache {
     };
   }
 
-  /** Resolves when background work (eviction, pin files) has settled. */
+  /** Resolves when background work (the index scan started at open, eviction, pin files) has settled. */
   async idle(): Promise<void> {
+    await this.firstScan;
     await this.evictor.idle();
     await this.pins.settled();
   }
@@ -350,9 +358,27 @@ export class BlobCache implements ChunkCache {
   }
 
   /** @internal Re-reads sizes and mtimes from disk; keeps entries this process added during the scan. */
-  async rescan(): Promise<void> {
-    await scanDataDir(this.index, this.paths.data, (rel) => this.forget(rel));
-    this.evictor.scanned();
+  rescan(): Promise<void> {
+    if (!this.scanning) {
+      const scan = scanDataDir(this.index, this.paths.data, (rel) => this.forget(rel)).then(() => this.evictor.scanned());
+      this.scanning = scan;
+      void scan
+        .finally(() => {
+          if (this.scanning === scan) this.scanning = undefined;
+        })
+        .catch(() => undefined);
+    }
+    return this.scanning;
+  }
+
+  /**
+   * @internal The scan at open, not awaited by `openBlobCache`. A failure is not kept: the next eviction
+   * pass scans again and reports it.
+   */
+  startScan(): void {
+    this.firstScan = this.rescan()
+      .catch(() => undefined)
+      .then(() => this.evictor.firstScanEnded());
   }
 
   /** One read from disk: a missing file is forgotten and a corrupt one dropped, both a miss; a hit is a use. */

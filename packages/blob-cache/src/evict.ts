@@ -79,12 +79,26 @@ export class Evictor {
   private heldByPins = false;
   /** unpins so far: a pass that started before an unpin judged by pins that no longer hold */
   private unpins = 0;
+  /**
+   * The scan started at open has ended: until then the index holds only this process's puts, too little
+   * to judge usage by.
+   */
+  private ready = false;
+  /** puts came before the first scan ended: their check runs when it does */
+  private checkPending = false;
+  private checkAfterScan: Promise<void> | undefined;
 
   constructor(private readonly d: EvictionDeps) {}
 
   /** A rescan just ran: usage is known. */
   scanned(): void {
     this.bytesSinceScan = 0;
+  }
+
+  /** The scan started at open has ended (or failed: the next pass scans again). */
+  firstScanEnded(): void {
+    this.ready = true;
+    if (this.checkPending) this.checkAfterScan = this.written(0).catch(() => undefined);
   }
 
   /** A blob was unpinned by this process: its entries can go, worth a full pass again. */
@@ -96,6 +110,12 @@ export class Evictor {
   /** After a put of `bytes`: over the cap the writer waits for eviction (backpressure on writers only: reads never wait). */
   async written(bytes: number): Promise<void> {
     this.bytesSinceScan += bytes;
+    if (!this.ready) {
+      // Waiting here would hold the first cold reads (getOrFetch stores before it returns) behind the
+      // whole scan: the check runs once the scan has ended, and only puts after it wait for eviction.
+      this.checkPending = true;
+      return;
+    }
     const { index, maxBytes } = this.d;
     if (index.bytes > maxBytes) {
       for (let i = 0; i < 3 && index.bytes > maxBytes; i++) {
@@ -124,6 +144,7 @@ export class Evictor {
 
   /** Resolves when no pass is running. */
   async idle(): Promise<void> {
+    await this.checkAfterScan;
     await this.run?.catch(() => undefined);
   }
 

@@ -43,6 +43,7 @@ describe("two processes on one cache", () => {
 
     const cache = await openBlobCache({ dir, memoryBytes: 0 });
     try {
+      await cache.idle();
       expect({ entries: cache.stats().entries, tmpCleaned: cache.stats().tmpCleaned }).toEqual({ entries: KEYS, tmpCleaned: 0 });
     } finally {
       await cache.close();

@@ -11,7 +11,17 @@ import {
   type ImageReference,
   type RegistryClient,
 } from "@lazypull/registry-client";
-import { DEFAULT_CHUNK_SIZE, TOC_DIGEST_ANNOTATION, UNCOMPRESSED_SIZE_ANNOTATION } from "@lazypull/stargz-format";
+import {
+  DEFAULT_CHUNK_SIZE,
+  TOC_DIGEST_ANNOTATION,
+  UNCOMPRESSED_SIZE_ANNOTATION,
+  ESTARGZ_FOOTER_SIZE,
+  checkTocLocation,
+  parseFooter,
+  tocLocationAnnotations,
+  tocLocationFromAnnotations,
+  type TocLocation,
+} from "@lazypull/stargz-format";
 import { convertLayer } from "./convert-layer.js";
 import { ConvertError } from "./errors.js";
 import { LayerMemo, type ConvertedLayerRecord } from "./layer-memo.js";
@@ -127,11 +137,21 @@ export async function convertImage(opts: ConvertImageOptions): Promise<ConvertIm
         diffId: config.rootfs.diff_ids[index] as string,
         tocDigest: existingToc,
         uncompressedSize: Number(layer.annotations?.[UNCOMPRESSED_SIZE_ANNOTATION] ?? 0),
+        // an earlier lazypull convert recorded it: kept when it still fits the blob
+        ...optional("tocLocation", knownLocation(layer)),
       };
     }
     const key = LayerMemo.key(layer.digest, { ...writer, concurrency: undefined });
     const known = await memo.get(key);
     if (known && (await client.blobExists(dst, known.digest, { signal: opts.signal }))) {
+      if (!known.tocLocation) {
+        // remembered before the memo kept it: the blob's footer says (one small range read), and the memo learns it
+        const tocLocation = await locationFromFooter(client, dst, known, opts.signal);
+        if (tocLocation) {
+          known.tocLocation = tocLocation;
+          await memo.put(key, known);
+        }
+      }
       emit({ ...base, phase: "reused", bytes: layer.size });
       return { ...known, outcome: "reused" };
     }
@@ -165,7 +185,11 @@ export async function convertImage(opts: ConvertImageOptions): Promise<ConvertIm
       mediaType: MediaType.OciLayerGzip,
       digest: l.digest,
       size: l.size,
-      annotations: { [TOC_DIGEST_ANNOTATION]: l.tocDigest, [UNCOMPRESSED_SIZE_ANNOTATION]: String(l.uncompressedSize) },
+      annotations: {
+        [TOC_DIGEST_ANNOTATION]: l.tocDigest,
+        [UNCOMPRESSED_SIZE_ANNOTATION]: String(l.uncompressedSize),
+        ...(l.tocLocation ? tocLocationAnnotations(l.tocLocation) : {}),
+      },
     })),
   };
   const manifestBytes = Buffer.from(JSON.stringify(newManifest));
@@ -173,6 +197,30 @@ export async function convertImage(opts: ConvertImageOptions): Promise<ConvertIm
   const converted = layers.filter((l) => l.missingPrioritized);
   const missingPrioritized = (opts.prioritizedFiles ?? []).filter((p) => converted.length > 0 && converted.every((l) => l.missingPrioritized?.includes(p)));
   return { reference: dst.toString(), digest, manifest: newManifest, config: newConfig, layers, missingPrioritized };
+}
+
+function optional<K extends string, V>(key: K, value: V | undefined): { [k in K]?: V } {
+  return value === undefined ? {} : ({ [key]: value } as { [k in K]: V });
+}
+
+async function locationFromFooter(client: RegistryClient, ref: ImageReference, layer: { digest: string; size: number }, signal?: AbortSignal): Promise<TocLocation | undefined> {
+  try {
+    const n = Math.min(layer.size, ESTARGZ_FOOTER_SIZE);
+    const footer = parseFooter(await client.fetchRange(ref, layer.digest, { offset: layer.size - n, length: n }, signal));
+    if (!footer) return undefined;
+    return checkTocLocation({ offset: footer.tocOffset, length: layer.size - footer.footerSize - footer.tocOffset, footerSize: footer.footerSize }, layer.size);
+  } catch (err) {
+    if (signal?.aborted) throw err;
+    return undefined; // the manifest goes without the hint: readers guess the tail
+  }
+}
+
+function knownLocation(layer: Descriptor): TocLocation | undefined {
+  try {
+    return tocLocationFromAnnotations(layer.annotations, layer.size);
+  } catch {
+    return undefined; // readers would ignore it too
+  }
 }
 
 function sameRegistry(a: ImageReference, b: ImageReference): boolean {

@@ -64,6 +64,7 @@ export async function convertLayer(job: LayerJob): Promise<ConvertedLayerRecord>
       diffId: res.diffId,
       tocDigest: res.tocDigest,
       uncompressedSize: res.uncompressedSize,
+      tocLocation: { offset: res.tocOffset, length: res.tocLength, footerSize: res.footerSize },
       missingPrioritized: res.missingPrioritized,
     };
   } finally {

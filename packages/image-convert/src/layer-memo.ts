@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import type { TocLocation } from "@lazypull/stargz-format";
 
 /** What converting one source layer with one set of options produced. */
 export interface ConvertedLayerRecord {
@@ -10,6 +11,11 @@ export interface ConvertedLayerRecord {
   diffId: string;
   tocDigest: string;
   uncompressedSize: number;
+  /**
+   * Where the TOC member is in the blob (the `dev.lazypull.estargz.toc.*` annotations); absent in memo
+   * records written before they existed and for eStargz layers from other converters.
+   */
+  tocLocation?: TocLocation;
   /** prioritised paths this layer did not contain */
   missingPrioritized?: string[];
 }

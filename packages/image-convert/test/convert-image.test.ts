@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseReference, RegistryClient } from "@lazypull/registry-client";
 import { openStargz, type RangeReader } from "@lazypull/stargz-format";
 import { importImage, run, startRegistry, type RegistryProcess } from "@lazypull/testkit";
-import { TOC_DIGEST_ANNOTATION, UNCOMPRESSED_SIZE_ANNOTATION } from "@lazypull/stargz-format";
+import { TOC_DIGEST_ANNOTATION, TOC_OFFSET_ANNOTATION, UNCOMPRESSED_SIZE_ANNOTATION, tocLocationFromAnnotations } from "@lazypull/stargz-format";
 import { convertImage, type ConvertImageResult } from "../src/index.js";
 
 const sha = (b: Buffer) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
@@ -67,6 +67,13 @@ describe("convertImage", () => {
       expect(layer.annotations?.[UNCOMPRESSED_SIZE_ANNOTATION]).toBe(String(tar.length));
       const reader = await openStargz(bufferReader(blob), { expectedTocDigest: layer.annotations?.[TOC_DIGEST_ANNOTATION] });
       expect(reader.format).toBe("estargz");
+      // where the TOC is, so a lazy reader fetches exactly TOC + footer: checked against the blob's own footer
+      const loc = tocLocationFromAnnotations(layer.annotations, layer.size);
+      expect(loc).toEqual({ offset: reader.tocOffset, length: layer.size - 51 - reader.tocOffset, footerSize: 51 });
+      const reads: number[][] = [];
+      const counting: RangeReader = { size: blob.length, read: async (o, l) => (reads.push([o, l]), blob.subarray(o, o + l)) };
+      await openStargz(counting, { expectedTocDigest: layer.annotations?.[TOC_DIGEST_ANNOTATION], tocLocation: loc! });
+      expect(reads).toEqual([[reader.tocOffset, layer.size - reader.tocOffset]]);
     }
     const base = await openStargz(bufferReader(await client.getBlob(resolved.ref, resolved.manifest.layers[0]!.digest)));
     expect(await base.readFile("usr/bin/big")).toEqual(big);
@@ -80,7 +87,22 @@ describe("convertImage", () => {
   it("should reuse remembered conversions instead of converting again", async () => {
     const again = await convertImage({ client, source, destination: `${registry.host}/lazy/app:v1-again`, chunkSize: 64 * 1024, memoDir: join(work, "memo") });
     expect(again.layers.map((l) => l.outcome)).toEqual(["reused", "reused"]);
+    // the memo keeps the TOC location, so the manifest (annotations included) is the same bytes
+    expect(again.manifest.layers.every((l) => l.annotations?.[TOC_OFFSET_ANNOTATION])).toBe(true);
     expect(again.digest).toBe(first.digest);
+  });
+
+  it("should learn the TOC location from the blob's footer for conversions remembered without it", async () => {
+    const memoDir = join(work, "memo");
+    for (const name of await readdir(memoDir)) {
+      const rec = JSON.parse(await readFile(join(memoDir, name), "utf8")) as Record<string, unknown>;
+      delete rec.tocLocation;
+      await writeFile(join(memoDir, name), JSON.stringify(rec));
+    }
+    const again = await convertImage({ client, source, destination: `${registry.host}/lazy/app:v1-old-memo`, chunkSize: 64 * 1024, memoDir });
+    expect(again.layers.map((l) => l.outcome)).toEqual(["reused", "reused"]);
+    expect(again.digest).toBe(first.digest);
+    for (const name of await readdir(memoDir)) expect(JSON.parse(await readFile(join(memoDir, name), "utf8"))).toHaveProperty("tocLocation.footerSize", 51);
   });
 
   it("should keep layers that already are eStargz", async () => {
@@ -92,6 +114,7 @@ describe("convertImage", () => {
       onProgress: (e) => events.push(`${e.index}:${e.phase}`),
     });
     expect(twice.layers.map((l) => [l.outcome, l.digest])).toEqual(first.layers.map((l) => ["already-estargz", l.digest]));
+    expect(twice.manifest.layers.map((l) => l.annotations)).toEqual(first.manifest.layers.map((l) => l.annotations));
     expect(twice.digest).toBe(first.digest);
     // layers run in parallel: the order in which they finish is not fixed
     expect(events.slice(0, 2)).toEqual(["0:waiting", "1:waiting"]);

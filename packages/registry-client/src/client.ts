@@ -20,7 +20,7 @@ import { DEFAULT_RETRY, type RetryPolicy } from "./retry.js";
 import { listTags } from "./tags.js";
 import { tlsConnector } from "./tls.js";
 import { Transport } from "./transport.js";
-import type { BlobInfo, BlobSource, ByteRange, ImageReference, ManifestResult, PushBlobResult, RegistryStats, ResolvedImage } from "./types.js";
+import type { BlobInfo, BlobSource, ByteRange, ContentCache, ImageReference, ManifestResult, PushBlobResult, RegistryStats, ResolvedImage } from "./types.js";
 
 export interface RegistryClientOptions {
   /** explicit credentials per registry host (checked before the auth files) */
@@ -150,12 +150,17 @@ export class RegistryClient implements BlobSource {
    * Resolves a reference to one platform's manifest and config (indexes are narrowed by platform). A short
    * name given as a string (`debian:12`) is qualified as podman does — an alias from registries.conf, else
    * each `unqualified-search-registries` entry in order, the first that has the image winning, else docker.io;
-   * the result's `ref` is the qualified reference to use from then on.
+   * the result's `ref` is the qualified reference to use from then on. With `cache`, manifests named by
+   * digest and the config come from it when they verify (and are kept in it): a second resolve of the same
+   * image costs one request by tag, none by digest.
    */
-  async resolve(refIn: ImageReference | string, opts: { platform?: Platform | string; signal?: AbortSignal } = {}): Promise<ResolvedImage & { indexDigest?: string }> {
+  async resolve(
+    refIn: ImageReference | string,
+    opts: { platform?: Platform | string; signal?: AbortSignal; cache?: ContentCache } = {},
+  ): Promise<ResolvedImage & { indexDigest?: string }> {
     const want = (typeof opts.platform === "string" ? parsePlatform(opts.platform) : opts.platform) ?? this.platform;
-    if (typeof refIn !== "string" || !isShortName(refIn)) return resolveImage(this.transport, toReference(refIn), want, opts.signal);
-    return resolveShortName(this.transport, await this.endpoints.config(), refIn, want, opts.signal);
+    if (typeof refIn !== "string" || !isShortName(refIn)) return resolveImage(this.transport, toReference(refIn), want, opts.signal, opts.cache);
+    return resolveShortName(this.transport, await this.endpoints.config(), refIn, want, opts.signal, opts.cache);
   }
 
   // ---- blobs ----

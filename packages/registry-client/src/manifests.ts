@@ -38,32 +38,41 @@ export async function getManifest(t: Transport, ref: Reference, signal?: AbortSi
     if (claimed && claimed !== digest) {
       throw new RegistryError("DIGEST_MISMATCH", `manifest ${ref} hashes to ${digest}, expected ${claimed}`, { ...ctx, digest: claimed, actual: digest });
     }
-    let doc: { schemaVersion?: number; mediaType?: string; manifests?: unknown; config?: unknown; layers?: unknown };
-    try {
-      doc = JSON.parse(bytes.toString("utf8")) as typeof doc;
-    } catch (cause) {
-      throw new RegistryError("REGISTRY_BAD_RESPONSE", `manifest ${ref} is not JSON`, ctx, { cause });
-    }
-    const contentType = header(res.headers, "content-type")?.split(";")[0]?.trim();
-    const mediaType = doc.mediaType ?? contentType ?? "";
-    if (doc.schemaVersion === 1 || isSchema1MediaType(doc.mediaType) || (doc.mediaType === undefined && contentType && isSchema1MediaType(contentType) && doc.schemaVersion !== 2)) {
-      throw new RegistryError(
-        "REGISTRY_SCHEMA1_UNSUPPORTED",
-        `manifest ${ref} is Docker schema 1, which is deprecated and not supported; re-push the image with a current tool`,
-        { ...ctx, mediaType },
-      );
-    }
-    if (doc.schemaVersion !== 2) throw new RegistryError("REGISTRY_BAD_RESPONSE", `manifest ${ref} has schemaVersion ${doc.schemaVersion}`, ctx);
-    const isIndex = isIndexMediaType(mediaType) || (!isManifestMediaType(mediaType) && Array.isArray(doc.manifests));
-    if (isIndex) {
-      if (!Array.isArray(doc.manifests) || !doc.manifests.every(isDescriptor)) {
-        throw new RegistryError("REGISTRY_BAD_RESPONSE", `index ${ref} has malformed manifests[]`, ctx);
-      }
-      return { kind: "index", ref, digest, mediaType, bytes, index: doc as ImageIndex };
-    }
-    if (!isDescriptor(doc.config) || !Array.isArray(doc.layers) || !doc.layers.every(isDescriptor)) {
-      throw new RegistryError("REGISTRY_BAD_RESPONSE", `manifest ${ref} has a malformed config or layers[]`, { ...ctx, mediaType });
-    }
-    return { kind: "manifest", ref, digest, mediaType, bytes, manifest: doc as ImageManifest };
+    return parseManifest(ref, digest, bytes, header(res.headers, "content-type"));
   });
+}
+
+/**
+ * The checks that turn verified manifest bytes into a ManifestResult: JSON, schema 2 (schema 1 refused),
+ * an index's or a manifest's shape. `contentType` is the registry's header, when the bytes came from one.
+ */
+export function parseManifest(ref: Reference, digest: string, bytes: Buffer, contentTypeHeader: string | undefined): ManifestResult {
+  const ctx = ctxOf(ref, ref.digest);
+  let doc: { schemaVersion?: number; mediaType?: string; manifests?: unknown; config?: unknown; layers?: unknown };
+  try {
+    doc = JSON.parse(bytes.toString("utf8")) as typeof doc;
+  } catch (cause) {
+    throw new RegistryError("REGISTRY_BAD_RESPONSE", `manifest ${ref} is not JSON`, ctx, { cause });
+  }
+  const contentType = contentTypeHeader?.split(";")[0]?.trim();
+  const mediaType = doc.mediaType ?? contentType ?? "";
+  if (doc.schemaVersion === 1 || isSchema1MediaType(doc.mediaType) || (doc.mediaType === undefined && contentType && isSchema1MediaType(contentType) && doc.schemaVersion !== 2)) {
+    throw new RegistryError(
+      "REGISTRY_SCHEMA1_UNSUPPORTED",
+      `manifest ${ref} is Docker schema 1, which is deprecated and not supported; re-push the image with a current tool`,
+      { ...ctx, mediaType },
+    );
+  }
+  if (doc.schemaVersion !== 2) throw new RegistryError("REGISTRY_BAD_RESPONSE", `manifest ${ref} has schemaVersion ${doc.schemaVersion}`, ctx);
+  const isIndex = isIndexMediaType(mediaType) || (!isManifestMediaType(mediaType) && Array.isArray(doc.manifests));
+  if (isIndex) {
+    if (!Array.isArray(doc.manifests) || !doc.manifests.every(isDescriptor)) {
+      throw new RegistryError("REGISTRY_BAD_RESPONSE", `index ${ref} has malformed manifests[]`, ctx);
+    }
+    return { kind: "index", ref, digest, mediaType, bytes, index: doc as ImageIndex };
+  }
+  if (!isDescriptor(doc.config) || !Array.isArray(doc.layers) || !doc.layers.every(isDescriptor)) {
+    throw new RegistryError("REGISTRY_BAD_RESPONSE", `manifest ${ref} has a malformed config or layers[]`, { ...ctx, mediaType });
+  }
+  return { kind: "manifest", ref, digest, mediaType, bytes, manifest: doc as ImageManifest };
 }

@@ -1,20 +1,57 @@
 // From a reference to one runnable image: an index is narrowed to the wanted platform's manifest, and the
 // manifest's config is fetched (digest-checked, retried like a blob) and checked against the image spec.
+// With a ContentCache, what a digest names (manifests by digest, configs) comes from it when it verifies.
 import { getBlob } from "./blobs.js";
 import { ctxOf } from "./calls.js";
 import { RegistryError } from "./errors.js";
 import { checkImageConfig } from "./image-config.js";
-import { getManifest } from "./manifests.js";
+import { getManifest, parseManifest } from "./manifests.js";
 import { formatPlatform, selectPlatform, type Platform } from "./platform.js";
 import { parseReference, type Reference } from "./reference.js";
 import { shortNameCandidates, type RegistriesConf } from "./registries-conf.js";
 import type { Transport } from "./transport.js";
-import type { ResolvedImage } from "./types.js";
+import type { ContentCache, ManifestResult, ResolvedImage } from "./types.js";
+import { verifyBytes } from "./verify.js";
 
 const MAX_CONFIG_BYTES = 16 << 20;
 
-export async function resolveImage(t: Transport, ref: Reference, want: Platform, signal?: AbortSignal): Promise<ResolvedImage & { indexDigest?: string }> {
-  let m = await getManifest(t, ref, signal);
+/** cache ids: a digest names one document, but a manifest and a config of one digest would be the same bytes anyway */
+const MANIFEST_ID = "oci:manifest";
+const CONFIG_ID = "oci:config";
+
+/**
+ * An entry of the cache, hashed against its digest: a hit only when it matches (and parses, for manifests).
+ * A bad entry is a miss, and the fetch after it overwrites it.
+ */
+async function cached<T>(cache: ContentCache | undefined, digest: string, id: string, use: (bytes: Buffer) => T): Promise<T | undefined> {
+  const bytes = await cache?.get({ blob: digest, id }).catch(() => undefined);
+  if (!bytes) return undefined;
+  try {
+    verifyBytes(bytes, digest, { digest });
+    return use(bytes);
+  } catch {
+    return undefined;
+  }
+}
+
+function keep(cache: ContentCache | undefined, digest: string, id: string, bytes: Buffer): Promise<void> {
+  // a cache that cannot store (full disk, closed) costs the next run a request, not this one its result
+  return cache ? cache.put({ blob: digest, id }, bytes).catch(() => undefined) : Promise.resolve();
+}
+
+/** A manifest or index: from the cache when named by digest, else fetched (and kept under its digest). */
+async function manifestOf(t: Transport, ref: Reference, signal: AbortSignal | undefined, cache: ContentCache | undefined): Promise<ManifestResult> {
+  if (ref.digest) {
+    const hit = await cached(cache, ref.digest, MANIFEST_ID, (bytes) => parseManifest(ref, ref.digest!, bytes, undefined));
+    if (hit) return hit;
+  }
+  const m = await getManifest(t, ref, signal);
+  await keep(cache, m.digest, MANIFEST_ID, m.bytes);
+  return m;
+}
+
+export async function resolveImage(t: Transport, ref: Reference, want: Platform, signal?: AbortSignal, cache?: ContentCache): Promise<ResolvedImage & { indexDigest?: string }> {
+  let m = await manifestOf(t, ref, signal, cache);
   let indexDigest: string | undefined;
   if (m.kind === "index") {
     indexDigest = m.digest;
@@ -26,11 +63,15 @@ export async function resolveImage(t: Transport, ref: Reference, want: Platform,
         platform: formatPlatform(want),
       });
     }
-    m = await getManifest(t, ref.withDigest(pick.digest), signal);
+    m = await manifestOf(t, ref.withDigest(pick.digest), signal, cache);
     if (m.kind !== "manifest") throw new RegistryError("REGISTRY_BAD_RESPONSE", `index ${ref} points at another index ${pick.digest}`, ctxOf(ref, pick.digest));
   }
   const configDigest = m.manifest.config.digest;
-  const configBytes = await getBlob(t, ref, configDigest, { signal, maxBytes: MAX_CONFIG_BYTES });
+  let configBytes = await cached(cache, configDigest, CONFIG_ID, (b) => b);
+  if (!configBytes) {
+    configBytes = await getBlob(t, ref, configDigest, { signal, maxBytes: MAX_CONFIG_BYTES });
+    await keep(cache, configDigest, CONFIG_ID, configBytes);
+  }
   let parsed: unknown;
   try {
     parsed = JSON.parse(configBytes.toString("utf8"));
@@ -45,14 +86,21 @@ export async function resolveImage(t: Transport, ref: Reference, want: Platform,
 const NEXT_CANDIDATE = new Set(["REGISTRY_NOT_FOUND", "REGISTRY_UNAUTHORIZED", "REGISTRY_DENIED", "REGISTRY_UNAVAILABLE"]);
 
 /** A short name through registries.conf's aliases and search registries, in order; docker.io when it has none. */
-export async function resolveShortName(t: Transport, conf: RegistriesConf, name: string, want: Platform, signal?: AbortSignal): Promise<ResolvedImage & { indexDigest?: string }> {
+export async function resolveShortName(
+  t: Transport,
+  conf: RegistriesConf,
+  name: string,
+  want: Platform,
+  signal?: AbortSignal,
+  cache?: ContentCache,
+): Promise<ResolvedImage & { indexDigest?: string }> {
   const candidates = shortNameCandidates(conf, name);
-  if (candidates.length === 0) return resolveImage(t, parseReference(name), want, signal);
+  if (candidates.length === 0) return resolveImage(t, parseReference(name), want, signal, cache);
   const failures: string[] = [];
   let last: unknown;
   for (const candidate of candidates) {
     try {
-      return await resolveImage(t, parseReference(candidate), want, signal);
+      return await resolveImage(t, parseReference(candidate), want, signal, cache);
     } catch (err) {
       if (signal?.aborted || !(err instanceof RegistryError) || !NEXT_CANDIDATE.has(err.code)) throw err;
       failures.push(`${candidate}: ${err.code}`);

@@ -55,6 +55,18 @@ export interface ImageConfig {
   [k: string]: unknown;
 }
 
+/**
+ * Where `resolve` may keep what is named by its digest — manifests and indexes fetched or named by digest,
+ * and configs — so resolving the same image again costs at most the tag's manifest request. Keys are
+ * `{ blob: <digest>, id: "oci:manifest" | "oci:config" }`. The client hashes every entry it reads back
+ * against its digest: one that does not match is fetched again (and overwritten), never used.
+ * `@lazypull/blob-cache`'s cache fits as it is.
+ */
+export interface ContentCache {
+  get(key: { blob: string; id: string }): Promise<Buffer | undefined>;
+  put(key: { blob: string; id: string }, data: Buffer): Promise<void>;
+}
+
 /** The result of resolving a reference to one platform's image. */
 export interface ResolvedImage {
   ref: ImageReference;

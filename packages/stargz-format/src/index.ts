@@ -1,5 +1,15 @@
 export type * from "./types.js";
-export { TOC_DIGEST_ANNOTATION, UNCOMPRESSED_SIZE_ANNOTATION } from "./annotations.js";
+export {
+  TOC_DIGEST_ANNOTATION,
+  UNCOMPRESSED_SIZE_ANNOTATION,
+  TOC_OFFSET_ANNOTATION,
+  TOC_LENGTH_ANNOTATION,
+  FOOTER_SIZE_ANNOTATION,
+  checkTocLocation,
+  tocLocationAnnotations,
+  tocLocationFromAnnotations,
+  type TocLocation,
+} from "./annotations.js";
 export { StargzError, STARGZ_ERROR_CODES, type StargzErrorCode } from "./errors.js";
 export { inflateVerified } from "./inflate-verified.js";
 export { openStargz, SPECULATIVE_TAIL, DEFAULT_MAX_CHUNK_BYTES } from "./reader.js";

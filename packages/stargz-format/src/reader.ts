@@ -1,3 +1,4 @@
+import { checkTocLocation, maxTocMemberBytes, type TocLocation } from "./annotations.js";
 import { StreamByteSource } from "./byte-source.js";
 import { StargzError, where } from "./errors.js";
 import { requireFooter, LEGACY_FOOTER_SIZE } from "./footer.js";
@@ -146,13 +147,14 @@ class Reader implements StargzReader {
 }
 
 /**
- * Open an eStargz or legacy stargz blob: one speculative read of the tail (footer + TOC when the TOC
- * is under 1 MiB), a second only for bigger TOCs; then parse and validate the TOC as untrusted input.
+ * Open an eStargz or legacy stargz blob: one read of the tail — exactly TOC + footer when `tocLocation`
+ * says where they are, else a speculative 1 MiB that holds them when the TOC is under 1 MiB — a second
+ * only when the TOC did not fit; then parse and validate the TOC as untrusted input.
  */
 export async function openStargz(range: RangeReader, opts: OpenOptions = {}): Promise<StargzReader> {
   const { label } = opts;
   const maxToc = opts.maxTocBytes ?? DEFAULT_MAX_TOC;
-  const { member, format, tocOffset } = await readTocMember(range, label, maxToc);
+  const { member, format, tocOffset } = await readTocMember(range, label, maxToc, opts.tocLocation);
   const place: TocPlace = { label, tocOffset, maxToc, maxChunk: opts.maxChunkBytes ?? DEFAULT_MAX_CHUNK_BYTES };
   const { toc, tocDigest } = await decodeToc(member, place, opts.expectedTocDigest);
   // the entries are consumed as the tree grows: only the tree and the compressed member stay
@@ -164,12 +166,13 @@ async function readTocMember(
   range: RangeReader,
   label: string | undefined,
   maxToc: number,
+  location: TocLocation | undefined,
 ): Promise<{ member: Buffer; format: "estargz" | "stargz"; tocOffset: number }> {
   const size = range.size;
   const truncated = (what: string): StargzError =>
     new StargzError("ESTARGZ_TRUNCATED", `${where(label)}${what}`, { label, size });
   if (!Number.isSafeInteger(size) || size < LEGACY_FOOTER_SIZE) throw truncated(`blob of ${size} bytes is too short for a footer`);
-  const tailLen = Math.min(size, SPECULATIVE_TAIL);
+  const tailLen = location ? size - checkTocLocation(location, size, { maxTocBytes: maxToc, label }).offset : Math.min(size, SPECULATIVE_TAIL);
   const tailStart = size - tailLen;
   const tail = await range.read(tailStart, tailLen);
   if (tail.length !== tailLen) throw truncated(`short read of the blob's tail (${tail.length} of ${tailLen} bytes)`);
@@ -185,7 +188,7 @@ async function readTocMember(
   const { tocOffset, format } = footer;
   const compressedLen = tocEnd - footer.tocOffset;
   // Deflate never expands by more than ~0.1% + a few bytes; anything bigger is not a sane TOC member.
-  if (compressedLen > maxToc + (maxToc >> 8) + 4096) throw tooLarge(label, maxToc);
+  if (compressedLen > maxTocMemberBytes(maxToc)) throw tooLarge(label, maxToc);
   if (tocOffset >= tailStart) return { member: Buffer.from(tail.subarray(tocOffset - tailStart, tocEnd - tailStart)), format, tocOffset };
   const member = await range.read(footer.tocOffset, compressedLen);
   if (member.length !== compressedLen) throw truncated(`short read of the TOC (${member.length} of ${compressedLen} bytes)`);

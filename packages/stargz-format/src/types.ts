@@ -2,6 +2,7 @@
  * The public contract of @lazypull/stargz-format. Other packages (fuse-fs, the CLI) code against these
  * types; implementations may add members but must not change these without updating every user.
  */
+import type { TocLocation } from "./annotations.js";
 
 /** Where the reader's bytes come from: a local file, an HTTP range, a cache. The format does no I/O itself. */
 export interface RangeReader {
@@ -91,6 +92,14 @@ export interface OpenOptions {
   label?: string;
   /** Refuse TOCs larger than this (uncompressed bytes). Default 64 MiB. */
   maxTocBytes?: number;
+  /**
+   * Where the TOC member is, when the layer's descriptor says so (`tocLocationFromAnnotations`): the open then
+   * reads exactly `[offset, size)` in one read instead of guessing the last 1 MiB. A hint only: the footer
+   * still says where the TOC is (a location that does not match it costs at most one more read, never wrong
+   * bytes) and the TOC is still checked against `expectedTocDigest`. One that is impossible for the blob is
+   * refused with `ESTARGZ_BAD_TOC_LOCATION`.
+   */
+  tocLocation?: TocLocation;
   /**
    * `readFile` refuses (`ESTARGZ_CHUNK_TOO_LARGE`) a chunk whose inflated size or compressed span is
    * larger than this: it inflates each chunk whole in memory. Default 64 MiB (`DEFAULT_MAX_CHUNK_BYTES`).

@@ -36,6 +36,9 @@ const EMPTY_DIGEST = sha256(Buffer.alloc(0));
 /** What convertToEstargz returns, plus where the TOC member starts. */
 export interface ConvertResultDetail extends ConvertResult {
   tocOffset: number;
+  /** compressed bytes of the TOC member (from `tocOffset` to the footer) */
+  tocLength: number;
+  footerSize: number;
   /** prioritised paths that were not in the input */
   missingPrioritized: string[];
 }
@@ -274,7 +277,9 @@ class EstargzBuilder {
     const tocOffset = this.pipe.written;
     this.pipe.append(Buffer.concat([encodeHeader(tocHeader), tocJson, Buffer.alloc(padding(tocJson.length)), END_OF_ARCHIVE]));
     await this.pipe.drain();
-    await this.pipe.write(estargzFooter(tocOffset));
+    const tocLength = this.pipe.written - tocOffset;
+    const footer = estargzFooter(tocOffset);
+    await this.pipe.write(footer);
     const { diffId, blobDigest } = this.pipe.digests();
     this.output.end();
     if (!this.output.writableFinished) await once(this.output, "finish");
@@ -285,6 +290,8 @@ class EstargzBuilder {
       blobDigest,
       blobSize: this.pipe.written,
       tocOffset,
+      tocLength,
+      footerSize: footer.length,
       missingPrioritized: [],
     };
   }

@@ -2,7 +2,15 @@ import { setMaxListeners } from "node:events";
 import type { ChunkCache } from "@lazypull/blob-cache";
 import { describeError } from "@lazypull/errors";
 import type { BlobSource } from "@lazypull/registry-client";
-import { inflateVerified, openStargz, TOC_DIGEST_ANNOTATION, type StargzReader } from "@lazypull/stargz-format";
+import {
+  inflateVerified,
+  openStargz,
+  parseFooter,
+  TOC_DIGEST_ANNOTATION,
+  tocLocationFromAnnotations,
+  type StargzReader,
+  type TocLocation,
+} from "@lazypull/stargz-format";
 import type { Logger } from "pino";
 import { FuseFsError } from "../errors.js";
 import type { LayerSpec, LayerState } from "../types.js";
@@ -12,10 +20,16 @@ import { ChunkStore } from "./chunk-store.js";
 import { FetchCounters } from "./counters.js";
 import { EstargzLayer } from "./estargz-layer.js";
 import type { ServedLayer } from "./layer.js";
-import { remoteRangeReader } from "./remote-range-reader.js";
+import { recordingReader, remoteRangeReader, tailFirstReader } from "./remote-range-reader.js";
 import { defaultRetryPolicy, type RetryPolicy } from "./retry.js";
 import { WholeLayer } from "./whole-layer.js";
 
+/**
+ * The cache entry holding a layer's TOC member and footer (the blob's bytes `[TOC offset, end)`; its
+ * length says where the TOC starts), beside the layer's chunks: a warm host opens the layer without a
+ * request. Only kept for layers whose TOC digest annotation verifies it again on every read.
+ */
+export const TOC_CACHE_ID = "estargz:toc+footer";
 
 export interface OpenLayerOptions {
   source: BlobSource;
@@ -62,15 +76,48 @@ export async function openLayer(spec: LayerSpec, o: OpenLayerOptions): Promise<S
     return whole();
   }
 
-  const open = () =>
-    openStargz(remoteRangeReader({ source: o.source, ref, digest, size: descriptor.size, counters, log, retry, signal: abort.signal }), {
-      ...(tocDigest ? { expectedTocDigest: tocDigest } : {}),
-      label: digest,
-    });
+  const location = annotatedLocation(descriptor.annotations, descriptor.size, digest, log);
+  const remote = () => remoteRangeReader({ source: o.source, ref, digest, size: descriptor.size, counters, log, retry, signal: abort.signal });
+  const tocKey = { blob: digest, id: TOC_CACHE_ID };
+  const options = { ...(tocDigest ? { expectedTocDigest: tocDigest } : {}), label: digest };
+
+  const fromCache = async (): Promise<StargzReader | undefined> => {
+    if (!tocDigest) return undefined;
+    const cached = await o.cache.get(tocKey).catch(() => undefined);
+    if (!cached) return undefined;
+    const offset = descriptor.size - cached.length;
+    const footer = offset >= 0 ? parseFooter(cached) : undefined;
+    if (!footer || footer.tocOffset !== offset) {
+      log.warn({ bytes: cached.length }, "the cached TOC is not this layer's TOC and footer: dropped, fetching it again");
+      return undefined;
+    }
+    const range = tailFirstReader(cached, remote());
+    try {
+      return await openStargz(range, { ...options, tocLocation: { offset, length: cached.length - footer.footerSize, footerSize: footer.footerSize } });
+    } catch (err) {
+      // the fetched TOC's put overwrites the entry: a bad one is never served and does not stay
+      log.warn({ err: describeError(err) }, "the cached TOC does not verify: dropped, fetching it again");
+      return undefined;
+    } finally {
+      range.release();
+    }
+  };
+
+  const open = async (): Promise<StargzReader> => {
+    const range = recordingReader(remote());
+    const r = await openStargz(range, { ...options, ...(location ? { tocLocation: location } : {}) });
+    // taken even when not kept: the recorder lets go of what it held
+    const tail = range.tail(r.tocOffset);
+    if (location && r.tocOffset !== location.offset) {
+      log.warn({ annotated: location.offset, footer: r.tocOffset }, "the TOC location annotation disagrees with the blob's footer (the footer was followed)");
+    }
+    if (tocDigest && tail) await o.cache.put(tocKey, tail).catch((err: unknown) => log.debug({ err: describeError(err) }, "could not keep the TOC in the cache"));
+    return r;
+  };
   let reader: StargzReader;
   try {
     try {
-      reader = await open();
+      reader = (await fromCache()) ?? (await open());
     } catch (err) {
       // a registries.conf mirror that sent a TOC that does not verify is passed over: open once more from the
       // next source (the registry's own bytes are the last word)
@@ -115,4 +162,14 @@ export async function openLayer(spec: LayerSpec, o: OpenLayerOptions): Promise<S
     abort,
     ...(o.readAheadBytes !== undefined ? { readAheadBytes: o.readAheadBytes } : {}),
   });
+}
+
+/** The TOC location the descriptor records, or undefined (none, or one that cannot be right: the open guesses instead). */
+function annotatedLocation(annotations: Record<string, string> | undefined, size: number, digest: string, log: Logger): TocLocation | undefined {
+  try {
+    return tocLocationFromAnnotations(annotations, size, { label: digest });
+  } catch (err) {
+    log.warn({ err: describeError(err) }, "ignoring the layer's TOC location annotations");
+    return undefined;
+  }
 }
