@@ -5,23 +5,65 @@
 // takes well under a second. fuse-native stays outside: its native addon is found relative to its own
 // package directory.
 //
-//   node scripts/bundle.mjs [OUTFILE]     default dist/lazypull.mjs (+ .map)
+// The bundle is CommonJS (dist/lazypull.cjs, + .map) behind a small ESM bin (dist/lazypull.mjs, from
+// scripts/bin-loader.mjs) that compiles it with a V8 code cache (dist/lazypull.cjs.cache), made here by
+// running `--help` once with the node that builds. An ES module cannot be given a code cache in node 20,
+// hence CommonJS; what main.ts and commands/index.ts import with import() is still evaluated only when
+// imported. `undici` is scripts/undici-lite.mjs, the part of it lazypull uses.
+//
+//   node scripts/bundle.mjs [OUTDIR]     default dist/
+import { createHash } from "node:crypto";
+import { execFileSync } from "node:child_process";
+import { chmodSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 
 const pkg = join(dirname(fileURLToPath(import.meta.url)), "..");
+const outdir = resolve(process.argv[2] ?? join(pkg, "dist"));
+const bundle = join(outdir, "lazypull.cjs");
+const bin = join(outdir, "lazypull.mjs");
+
+/** `undici` → scripts/undici-lite.mjs, its imports resolved in undici's own directory */
+const undiciLite = {
+  name: "undici-lite",
+  setup(b) {
+    b.onResolve({ filter: /^undici$/ }, async (args) => {
+      if (args.pluginData === "undici-lite") return undefined;
+      const real = await b.resolve("undici/package.json", { resolveDir: args.resolveDir, kind: args.kind, pluginData: "undici-lite" });
+      if (real.errors.length) return { errors: real.errors };
+      return { path: join(dirname(real.path), "lazypull-undici-lite.mjs"), namespace: "undici-lite" };
+    });
+    b.onLoad({ filter: /.*/, namespace: "undici-lite" }, (args) => ({
+      contents: readFileSync(join(pkg, "scripts/undici-lite.mjs"), "utf8"),
+      loader: "js",
+      resolveDir: dirname(args.path),
+    }));
+  },
+};
+
 await build({
   entryPoints: [join(pkg, "src/main.ts")],
-  outfile: resolve(process.argv[2] ?? join(pkg, "dist/lazypull.mjs")),
+  outfile: bundle,
   bundle: true,
   platform: "node",
-  format: "esm",
+  format: "cjs",
   target: "node20",
   conditions: ["@lazypull/source"],
   sourcemap: "linked",
   external: ["fuse-native"],
-  // CommonJS dependencies bundled into ESM still call require() for node builtins
-  banner: { js: "import { createRequire as __lazypullRequire } from 'node:module';\nconst require = __lazypullRequire(import.meta.url);" },
+  // `import("fuse-native")` as require(): a vm.Script cannot import() in node 20 without a flag
+  supported: { "dynamic-import": false },
+  plugins: [undiciLite],
   logLevel: "warning",
 });
+
+const id = `lazypull-${createHash("sha256").update(readFileSync(bundle)).digest("hex")}`;
+writeFileSync(bin, readFileSync(join(pkg, "scripts/bin-loader.mjs"), "utf8").replace("@BUNDLE_ID@", id));
+chmodSync(bin, 0o755);
+rmSync(`${bundle}.cache`, { force: true });
+rmSync(`${bin}.map`, { force: true }); // from when the bin was the bundle
+// the cache is only valid for this node (V8 checks its version and flags), so no NODE_OPTIONS
+const env = { ...process.env, LAZYPULL_WRITE_CODE_CACHE: `${bundle}.cache` };
+delete env.NODE_OPTIONS;
+execFileSync(process.execPath, [bin, "--help"], { env, stdio: "ignore" });
