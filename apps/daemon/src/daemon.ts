@@ -1,7 +1,7 @@
 import { chmod, lstat, mkdir, unlink } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { Logger } from "pino";
-import { openBlobCache } from "@lazypull/blob-cache";
+import { openBlobCache, type BlobCache } from "@lazypull/blob-cache";
 import { isDaemonAvailable, type CacheStatus, type Health, type LayerStatus } from "@lazypull/daemon-client";
 import { describeError } from "@lazypull/errors";
 import { cleanStaleMount, mountLazyFs, type LazyFs } from "@lazypull/fuse-fs";
@@ -79,9 +79,9 @@ async function removeStaleMounts(root: string, log: Logger): Promise<number> {
 }
 
 /** Mounts podman's Additional Layer Store at `dir`, answered by the daemon's LazyFs. */
-async function startLayerStore(dir: string, usesFile: string, config: DaemonConfig, fs: LazyFs, client: RegistryClient, log: Logger) {
+async function startLayerStore(dir: string, usesFile: string, config: DaemonConfig, fs: LazyFs, client: RegistryClient, cache: BlobCache, log: Logger) {
   await mkdir(dir, { recursive: true });
-  const layers = await StoreLayers.open({ fs, client, log: log.child({ component: "layer-store" }), usesFile, idleMs: config.storeIdleMs });
+  const layers = await StoreLayers.open({ fs, client, cache, log: log.child({ component: "layer-store" }), usesFile, idleMs: config.storeIdleMs });
   try {
     const fuse = await mountLayerStore({ mountpoint: dir, backend: layers, logger: log, opTimeoutMs: config.opTimeoutMs });
     return { fuse, layers };
@@ -139,11 +139,11 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
     throw err;
   }
   const lazyFs = fs;
-  const store = new ImageStore(lazyFs, client, log.child({ component: "images" }));
+  const store = new ImageStore(lazyFs, client, log.child({ component: "images" }), cache);
   let layerStore: { fuse: LayerStore; layers: StoreLayers } | undefined;
   if (config.store !== false) {
     try {
-      layerStore = await startLayerStore(config.store, join(config.root, "store-uses.json"), config, lazyFs, client, log);
+      layerStore = await startLayerStore(config.store, join(config.root, "store-uses.json"), config, lazyFs, client, cache, log);
     } catch (err) {
       await lazyFs.close().catch(() => undefined);
       await closeBacking();

@@ -4,7 +4,7 @@ import type { AcquireRequest, ImageLease, LayerStatus } from "@lazypull/daemon-c
 import type { LazyFs } from "@lazypull/fuse-fs";
 import { isProcessAlive } from "@lazypull/host";
 import { addImageLayers, lowerDirsOf, prefetchImageStart } from "@lazypull/image";
-import type { RegistryClient } from "@lazypull/registry-client";
+import type { ContentCache, RegistryClient } from "@lazypull/registry-client";
 import { DaemonError } from "./errors.js";
 
 /**
@@ -20,6 +20,8 @@ export class ImageStore {
     private readonly fs: LazyFs,
     private readonly client: RegistryClient,
     private readonly log: Logger,
+    /** where manifests by digest and configs are kept, so a warm host resolves with one request (none by digest) */
+    private readonly cache?: ContentCache,
   ) {}
 
   async acquire(req: AcquireRequest): Promise<ImageLease> {
@@ -28,7 +30,7 @@ export class ImageStore {
       throw new DaemonError("DAEMON_BAD_REQUEST", `pid ${req.pid} is not a running process, so it cannot hold a lease`, { pid: req.pid });
     }
     // a string, so a short name goes through registries.conf's aliases and search registries
-    const resolved = await this.client.resolve(req.reference, req.platform ? { platform: req.platform } : {});
+    const resolved = await this.client.resolve(req.reference, { ...(req.platform ? { platform: req.platform } : {}), ...(this.cache ? { cache: this.cache } : {}) });
     const layers = resolved.manifest.layers;
     const dirs = await addImageLayers(this.fs, resolved.ref, layers);
     if (this.closing) {

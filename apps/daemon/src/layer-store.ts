@@ -4,7 +4,7 @@ import type { Logger } from "pino";
 import type { LazyFs } from "@lazypull/fuse-fs";
 import { prefetchImageStart } from "@lazypull/image";
 import type { StoreBackend, StoreLayer } from "@lazypull/layer-store";
-import { parseReference, type RegistryClient } from "@lazypull/registry-client";
+import { parseReference, type ContentCache, type RegistryClient } from "@lazypull/registry-client";
 import { TOC_DIGEST_ANNOTATION, UNCOMPRESSED_SIZE_ANNOTATION } from "@lazypull/stargz-format";
 import { DaemonError } from "./errors.js";
 
@@ -57,13 +57,15 @@ export class StoreLayers implements StoreBackend {
     private readonly log: Logger,
     private readonly usesFile: string,
     private readonly idleMs: number,
+    private readonly cache: ContentCache | undefined,
   ) {
     this.sweeper = setInterval(() => this.sweep(), Math.max(1000, Math.min(idleMs, 30_000)));
     this.sweeper.unref();
   }
 
-  static async open(opts: { fs: LazyFs; client: RegistryClient; log: Logger; usesFile: string; idleMs: number }): Promise<StoreLayers> {
-    const store = new StoreLayers(opts.fs, opts.client, opts.log, opts.usesFile, opts.idleMs);
+  /** `cache`: where manifests by digest and configs are kept (a warm host resolves with one request) */
+  static async open(opts: { fs: LazyFs; client: RegistryClient; log: Logger; usesFile: string; idleMs: number; cache?: ContentCache }): Promise<StoreLayers> {
+    const store = new StoreLayers(opts.fs, opts.client, opts.log, opts.usesFile, opts.idleMs, opts.cache);
     await store.load();
     return store;
   }
@@ -177,7 +179,7 @@ export class StoreLayers implements StoreBackend {
   private resolve(reference: string): Promise<Resolved> {
     const hit = this.resolved.get(reference);
     if (hit && Date.now() - hit.at < RESOLVE_TTL_MS) return hit.image;
-    const image = this.client.resolve(parseReference(reference));
+    const image = this.client.resolve(parseReference(reference), this.cache ? { cache: this.cache } : {});
     this.resolved.set(reference, { at: Date.now(), image });
     image.catch(() => this.resolved.get(reference)?.image === image && this.resolved.delete(reference));
     return image;
