@@ -2,11 +2,13 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { defaultCacheDir, openBlobCache } from "@lazypull/blob-cache";
 import { acquireImageLayersFromDaemon, isDaemonAvailable } from "@lazypull/daemon-client";
-import { loadFuseNative, mountLazyFs, type LayerDirs, type PrefetchPolicy } from "@lazypull/fuse-fs";
-import { addImageLayers, lowerDirsOf, prefetchImageStart, type ImageLayers, type StartCommand } from "@lazypull/image";
+import { mountLazyFs, type LayerDirs, type PrefetchPolicy } from "@lazypull/fuse-fs";
+import { lowerDirsOf, prefetchImageStart, resolveAndAddLayers, type ImageLayers, type StartCommand } from "@lazypull/image";
+import type { ResolvedImage } from "@lazypull/registry-client";
 import type { StateDir } from "@lazypull/overlay-launcher";
 import { createRegistryClient, registryFlagsGiven } from "./registry.js";
 import { CliError } from "./errors.js";
+import { loadFuseNativeAfterFirstRequest } from "./fuse-addon.js";
 
 // One shape for layers served by the daemon or by this process, so run/mount use either.
 export type { ImageLayers } from "@lazypull/image";
@@ -33,21 +35,21 @@ export interface AcquireOptions {
  */
 export async function acquireImageLayers(reference: string, opts: AcquireOptions): Promise<ImageLayers> {
   // the FUSE addon loads while the manifest and config are on their way
-  loadFuseNative().catch(() => undefined);
+  const firstRequest = loadFuseNativeAfterFirstRequest();
   const client = createRegistryClient({ platform: opts.platform });
   const cache = await openBlobCache({ dir: defaultCacheDir() });
   const closeAll = async () => {
     await cache.close();
     await client.close();
   };
-  try {
-    // a string, so a short name goes through registries.conf's aliases and search registries
-    // manifests by digest and the config come from the cache on a warm host: one request by tag, none by digest
-    const resolved = await client.resolve(reference, { platform: opts.platform, cache });
-    const mountpoint = join(opts.state.dir, "layers");
+  const mountpoint = join(opts.state.dir, "layers");
+  // the mount needs no manifest: it is made while the manifest is on its way (after the request is
+  // sent, for loading the addon blocks this thread)
+  const mounting = (async () => {
     await mkdir(mountpoint, { recursive: true });
     await opts.state.recordMount(mountpoint, "fuse");
-    const fs = await mountLazyFs({
+    await firstRequest.sent;
+    return mountLazyFs({
       mountpoint,
       source: client,
       cache,
@@ -55,13 +57,22 @@ export async function acquireImageLayers(reference: string, opts: AcquireOptions
       allowUnverified: opts.allowUnverified,
       accessLogPath: opts.accessLogPath,
     });
+  })();
+  mounting.catch(() => undefined);
+  try {
+    let resolved: ResolvedImage;
     let dirs: LayerDirs[];
     try {
-      dirs = await addImageLayers(fs, resolved.ref, resolved.manifest.layers);
+      // a string, so a short name goes through registries.conf's aliases and search registries; manifests
+      // by digest and the config come from the cache on a warm host: one request by tag, none by digest
+      const resolving = resolveAndAddLayers(client, reference, mounting, { platform: opts.platform, cache, onManifest: () => firstRequest.cancel() });
+      ({ resolved, dirs } = await resolving);
     } catch (err) {
-      await fs.close();
+      firstRequest.cancel();
+      await (await mounting.catch(() => undefined))?.close();
       throw err;
     }
+    const fs = await mounting;
     // not awaited: podman prepares the container meanwhile, and a read of a file still on its way waits for it
     const prediction = opts.start ? prefetchImageStart(fs, resolved.manifest.layers, resolved.config, opts.start) : undefined;
     let released = false;
