@@ -3,7 +3,7 @@ import type { Logger } from "pino";
 import type { AcquireRequest, ImageLease, LayerStatus } from "@lazypull/daemon-client";
 import type { LazyFs } from "@lazypull/fuse-fs";
 import { isProcessAlive } from "@lazypull/host";
-import { addImageLayers, lowerDirsOf, prefetchImageStart } from "@lazypull/image";
+import { lowerDirsOf, prefetchImageStart, resolveAndAddLayers } from "@lazypull/image";
 import type { ContentCache, RegistryClient } from "@lazypull/registry-client";
 import { DaemonError } from "./errors.js";
 
@@ -30,9 +30,12 @@ export class ImageStore {
       throw new DaemonError("DAEMON_BAD_REQUEST", `pid ${req.pid} is not a running process, so it cannot hold a lease`, { pid: req.pid });
     }
     // a string, so a short name goes through registries.conf's aliases and search registries
-    const resolved = await this.client.resolve(req.reference, { ...(req.platform ? { platform: req.platform } : {}), ...(this.cache ? { cache: this.cache } : {}) });
+    // the layers' TOCs are fetched while the config is on its way
+    const { resolved, dirs } = await resolveAndAddLayers(this.client, req.reference, this.fs, {
+      ...(req.platform ? { platform: req.platform } : {}),
+      ...(this.cache ? { cache: this.cache } : {}),
+    });
     const layers = resolved.manifest.layers;
-    const dirs = await addImageLayers(this.fs, resolved.ref, layers);
     if (this.closing) {
       for (const d of layers) this.fs.releaseLayer(d.digest);
       throw new DaemonError("DAEMON_SHUTTING_DOWN", "lazypulld is shutting down", {});

@@ -1,5 +1,5 @@
 import type { LayerDirs, LayerTree, LazyFs } from "@lazypull/fuse-fs";
-import type { Descriptor, ImageConfig, ImageReference } from "@lazypull/registry-client";
+import type { Descriptor, ImageConfig, ImageReference, ImageManifest, RegistryClient, ResolvedImage, ResolveSteps } from "@lazypull/registry-client";
 import { ImageView } from "./merged-view.js";
 import { prefetchStart, type PredictOptions, type StartCommand, type StartPrediction } from "./predict/start-files.js";
 
@@ -40,6 +40,53 @@ export async function addImageLayers(fs: Pick<LazyFs, "addLayer" | "releaseLayer
     throw failed.reason;
   }
   return results.map((r) => (r as PromiseFulfilledResult<LayerDirs>).value);
+}
+
+type LayerFs = Pick<LazyFs, "addLayer" | "releaseLayer">;
+
+/**
+ * Resolves an image and adds its layers to `fs`, the layers' footers and TOCs fetched while the config
+ * is still on its way (and while `fs`, when given as a promise, is still being mounted): the config
+ * costs no round trip of its own. All or nothing, like `addImageLayers`.
+ */
+export async function resolveAndAddLayers(
+  client: Pick<RegistryClient, "resolve">,
+  reference: string,
+  fsIn: LayerFs | Promise<LayerFs>,
+  opts: { platform?: string } & ResolveSteps = {},
+): Promise<{ resolved: ResolvedImage; dirs: LayerDirs[] }> {
+  const fsReady = Promise.resolve(fsIn);
+  let early: { manifest: ImageManifest; adding: Promise<LayerDirs[]> } | undefined;
+  const onManifest = (ref: ImageReference, manifest: ImageManifest) => {
+    opts.onManifest?.(ref, manifest);
+    // a short name's later candidate may bring another manifest: only the first one starts early
+    if (early) return;
+    const adding = fsReady.then((fs) => addImageLayers(fs, ref, manifest.layers));
+    adding.catch(() => undefined);
+    early = { manifest, adding };
+  };
+  let resolved: ResolvedImage;
+  try {
+    resolved = await client.resolve(reference, { ...opts, onManifest });
+  } catch (err) {
+    await giveBack(early, fsReady);
+    throw err;
+  }
+  if (early && early.manifest !== resolved.manifest) {
+    await giveBack(early, fsReady);
+    early = undefined;
+  }
+  const dirs = await (early?.adding ?? fsReady.then((fs) => addImageLayers(fs, resolved.ref, resolved.manifest.layers)));
+  return { resolved, dirs };
+}
+
+/** Releases the layers an early start added, once it is done (it may still be adding them). */
+async function giveBack(early: { manifest: ImageManifest; adding: Promise<LayerDirs[]> } | undefined, fsReady: Promise<LayerFs>): Promise<void> {
+  if (!early) return;
+  const added = await early.adding.then(() => true, () => false);
+  if (!added) return; // addImageLayers gave back what it took
+  const fs = await fsReady;
+  for (const d of early.manifest.layers) fs.releaseLayer(d.digest);
 }
 
 /** lowerdir lists of served layers: top-most first, OCI form and kernel overlayfs form. */

@@ -15,12 +15,12 @@ import { pushBlob, pushManifest, type BlobBody } from "./push.js";
 import { RangeReader } from "./ranges.js";
 import { toReference } from "./reference.js";
 import { isShortName } from "./registries-conf.js";
-import { resolveImage, resolveShortName } from "./resolve.js";
+import { resolveImage, resolveShortName, type ResolveSteps } from "./resolve.js";
 import { DEFAULT_RETRY, type RetryPolicy } from "./retry.js";
 import { listTags } from "./tags.js";
 import { tlsConnector } from "./tls.js";
 import { Transport } from "./transport.js";
-import type { BlobInfo, BlobSource, ByteRange, ContentCache, ImageReference, ManifestResult, PushBlobResult, RegistryStats, ResolvedImage } from "./types.js";
+import type { BlobInfo, BlobSource, ByteRange, ImageReference, ManifestResult, PushBlobResult, RegistryStats, ResolvedImage } from "./types.js";
 
 export interface RegistryClientOptions {
   /** explicit credentials per registry host (checked before the auth files) */
@@ -156,11 +156,11 @@ export class RegistryClient implements BlobSource {
    */
   async resolve(
     refIn: ImageReference | string,
-    opts: { platform?: Platform | string; signal?: AbortSignal; cache?: ContentCache } = {},
+    opts: { platform?: Platform | string } & ResolveSteps = {},
   ): Promise<ResolvedImage & { indexDigest?: string }> {
     const want = (typeof opts.platform === "string" ? parsePlatform(opts.platform) : opts.platform) ?? this.platform;
-    if (typeof refIn !== "string" || !isShortName(refIn)) return resolveImage(this.transport, toReference(refIn), want, opts.signal, opts.cache);
-    return resolveShortName(this.transport, await this.endpoints.config(), refIn, want, opts.signal, opts.cache);
+    if (typeof refIn !== "string" || !isShortName(refIn)) return resolveImage(this.transport, toReference(refIn), want, opts);
+    return resolveShortName(this.transport, await this.endpoints.config(), refIn, want, opts);
   }
 
   // ---- blobs ----

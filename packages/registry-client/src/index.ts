@@ -1,6 +1,7 @@
 // The public surface of @lazypull/registry-client; everything else in src/ is internal.
 export type * from "./types.js";
 export { RegistryClient, type RegistryClientOptions, type PushBlobOptions, type BlobBody } from "./client.js";
+export type { ResolveSteps } from "./resolve.js";
 export { parseReference, Reference, toReference, isDigest } from "./reference.js";
 export { RegistryError, REGISTRY_ERROR_CODES, type RegistryErrorCode, type RegistryErrorContext } from "./errors.js";
 export { MediaType } from "./media-types.js";

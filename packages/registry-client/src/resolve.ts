@@ -10,7 +10,7 @@ import { formatPlatform, selectPlatform, type Platform } from "./platform.js";
 import { parseReference, type Reference } from "./reference.js";
 import { shortNameCandidates, type RegistriesConf } from "./registries-conf.js";
 import type { Transport } from "./transport.js";
-import type { ContentCache, ManifestResult, ResolvedImage } from "./types.js";
+import type { ContentCache, ImageManifest, ImageReference, ManifestResult, ResolvedImage } from "./types.js";
 import { verifyBytes } from "./verify.js";
 
 const MAX_CONFIG_BYTES = 16 << 20;
@@ -50,7 +50,19 @@ async function manifestOf(t: Transport, ref: Reference, signal: AbortSignal | un
   return m;
 }
 
-export async function resolveImage(t: Transport, ref: Reference, want: Platform, signal?: AbortSignal, cache?: ContentCache): Promise<ResolvedImage & { indexDigest?: string }> {
+/** What a resolve may be given: an abort signal, a cache for what digests name, and a look at the manifest before the config arrives. */
+export interface ResolveSteps {
+  signal?: AbortSignal;
+  cache?: ContentCache;
+  /**
+   * called once with the platform's manifest, before its config is fetched: the caller can start on
+   * the layers (their TOCs) while the config is on its way
+   */
+  onManifest?: (ref: ImageReference, manifest: ImageManifest) => void;
+}
+
+export async function resolveImage(t: Transport, ref: Reference, want: Platform, steps: ResolveSteps = {}): Promise<ResolvedImage & { indexDigest?: string }> {
+  const { signal, cache } = steps;
   let m = await manifestOf(t, ref, signal, cache);
   let indexDigest: string | undefined;
   if (m.kind === "index") {
@@ -66,6 +78,7 @@ export async function resolveImage(t: Transport, ref: Reference, want: Platform,
     m = await manifestOf(t, ref.withDigest(pick.digest), signal, cache);
     if (m.kind !== "manifest") throw new RegistryError("REGISTRY_BAD_RESPONSE", `index ${ref} points at another index ${pick.digest}`, ctxOf(ref, pick.digest));
   }
+  steps.onManifest?.(ref, m.manifest);
   const configDigest = m.manifest.config.digest;
   let configBytes = await cached(cache, configDigest, CONFIG_ID, (b) => b);
   if (!configBytes) {
@@ -91,16 +104,16 @@ export async function resolveShortName(
   conf: RegistriesConf,
   name: string,
   want: Platform,
-  signal?: AbortSignal,
-  cache?: ContentCache,
+  steps: ResolveSteps = {},
 ): Promise<ResolvedImage & { indexDigest?: string }> {
+  const { signal } = steps;
   const candidates = shortNameCandidates(conf, name);
-  if (candidates.length === 0) return resolveImage(t, parseReference(name), want, signal, cache);
+  if (candidates.length === 0) return resolveImage(t, parseReference(name), want, steps);
   const failures: string[] = [];
   let last: unknown;
   for (const candidate of candidates) {
     try {
-      return await resolveImage(t, parseReference(candidate), want, signal, cache);
+      return await resolveImage(t, parseReference(candidate), want, steps);
     } catch (err) {
       if (signal?.aborted || !(err instanceof RegistryError) || !NEXT_CANDIDATE.has(err.code)) throw err;
       failures.push(`${candidate}: ${err.code}`);
