@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { defaultCacheDir, openBlobCache } from "@lazypull/blob-cache";
 import { acquireImageLayersFromDaemon, isDaemonAvailable } from "@lazypull/daemon-client";
 import { mountLazyFs, type LayerDirs, type PrefetchPolicy } from "@lazypull/fuse-fs";
-import { lowerDirsOf, prefetchImageStart, resolveAndAddLayers, type ImageLayers, type StartCommand } from "@lazypull/image";
+import { loadPredictorFor, lowerDirsOf, resolveAndAddLayers, type ImageLayers, type LoadPredictor, type StartCommand } from "@lazypull/image";
 import type { ResolvedImage } from "@lazypull/registry-client";
 import type { StateDir } from "@lazypull/overlay-launcher";
 import { createRegistryClient, registryFlagsGiven } from "./registry.js";
@@ -37,12 +37,14 @@ export async function acquireImageLayers(reference: string, opts: AcquireOptions
   // the FUSE addon loads while the manifest and config are on their way
   const firstRequest = loadFuseNativeAfterFirstRequest();
   const client = createRegistryClient({ platform: opts.platform });
-  const cache = await openBlobCache({ dir: defaultCacheDir() });
+  // no memory tier: the mount's own LRU holds the inflated chunks, and a second copy of each costs time
+  const cache = await openBlobCache({ dir: defaultCacheDir(), memoryBytes: 0 });
   const closeAll = async () => {
     await cache.close();
     await client.close();
   };
   const mountpoint = join(opts.state.dir, "layers");
+  let predictor: LoadPredictor | undefined;
   // the mount needs no manifest: it is made while the manifest is on its way (after the request is
   // sent, for loading the addon blocks this thread)
   const mounting = (async () => {
@@ -56,6 +58,8 @@ export async function acquireImageLayers(reference: string, opts: AcquireOptions
       prefetch: opts.prefetch ?? "all",
       allowUnverified: opts.allowUnverified,
       accessLogPath: opts.accessLogPath,
+      // a program or library the container opens: its own libraries are fetched before the loader asks
+      onFirstRead: (_layer, path) => void predictor?.opened(path),
     });
   })();
   mounting.catch(() => undefined);
@@ -74,7 +78,8 @@ export async function acquireImageLayers(reference: string, opts: AcquireOptions
     }
     const fs = await mounting;
     // not awaited: podman prepares the container meanwhile, and a read of a file still on its way waits for it
-    const prediction = opts.start ? prefetchImageStart(fs, resolved.manifest.layers, resolved.config, opts.start) : undefined;
+    predictor = opts.start ? loadPredictorFor(fs, resolved.manifest.layers, resolved.config, opts.start) : undefined;
+    const prediction = predictor?.start().catch(() => undefined);
     let released = false;
     return {
       reference: resolved.ref.toString(),

@@ -2,6 +2,7 @@ import { chmod, lstat, mkdir, unlink } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { Logger } from "pino";
 import { openBlobCache, type BlobCache } from "@lazypull/blob-cache";
+import { LoadFollowers } from "./load-followers.js";
 import { isDaemonAvailable, type CacheStatus, type Health, type LayerStatus } from "@lazypull/daemon-client";
 import { describeError } from "@lazypull/errors";
 import { cleanStaleMount, mountLazyFs, type LazyFs } from "@lazypull/fuse-fs";
@@ -79,9 +80,9 @@ async function removeStaleMounts(root: string, log: Logger): Promise<number> {
 }
 
 /** Mounts podman's Additional Layer Store at `dir`, answered by the daemon's LazyFs. */
-async function startLayerStore(dir: string, usesFile: string, config: DaemonConfig, fs: LazyFs, client: RegistryClient, cache: BlobCache, log: Logger) {
+async function startLayerStore(dir: string, usesFile: string, config: DaemonConfig, fs: LazyFs, client: RegistryClient, cache: BlobCache, followers: LoadFollowers, log: Logger) {
   await mkdir(dir, { recursive: true });
-  const layers = await StoreLayers.open({ fs, client, cache, log: log.child({ component: "layer-store" }), usesFile, idleMs: config.storeIdleMs });
+  const layers = await StoreLayers.open({ fs, client, cache, followers, log: log.child({ component: "layer-store" }), usesFile, idleMs: config.storeIdleMs });
   try {
     const fuse = await mountLayerStore({ mountpoint: dir, backend: layers, logger: log, opTimeoutMs: config.opTimeoutMs });
     return { fuse, layers };
@@ -121,6 +122,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
     await client.close().catch(() => undefined);
   };
 
+  const followers = new LoadFollowers();
   let fs;
   try {
     fs = await mountLazyFs({
@@ -133,17 +135,19 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
       ...(config.backgroundSilenceMs !== undefined ? { backgroundSilenceMs: config.backgroundSilenceMs } : {}),
       memoryBytes: config.cacheMemoryBytes,
       logger: log,
+      // programs and libraries containers open: their own libraries are fetched ahead of the loader
+      onFirstRead: (layer, path) => followers.opened(layer, path),
     });
   } catch (err) {
     await closeBacking();
     throw err;
   }
   const lazyFs = fs;
-  const store = new ImageStore(lazyFs, client, log.child({ component: "images" }), cache);
+  const store = new ImageStore(lazyFs, client, log.child({ component: "images" }), cache, followers);
   let layerStore: { fuse: LayerStore; layers: StoreLayers } | undefined;
   if (config.store !== false) {
     try {
-      layerStore = await startLayerStore(config.store, join(config.root, "store-uses.json"), config, lazyFs, client, cache, log);
+      layerStore = await startLayerStore(config.store, join(config.root, "store-uses.json"), config, lazyFs, client, cache, followers, log);
     } catch (err) {
       await lazyFs.close().catch(() => undefined);
       await closeBacking();

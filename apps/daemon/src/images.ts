@@ -3,9 +3,10 @@ import type { Logger } from "pino";
 import type { AcquireRequest, ImageLease, LayerStatus } from "@lazypull/daemon-client";
 import type { LazyFs } from "@lazypull/fuse-fs";
 import { isProcessAlive } from "@lazypull/host";
-import { lowerDirsOf, prefetchImageStart, resolveAndAddLayers } from "@lazypull/image";
+import { loadPredictorFor, lowerDirsOf, resolveAndAddLayers } from "@lazypull/image";
 import type { ContentCache, RegistryClient } from "@lazypull/registry-client";
 import { DaemonError } from "./errors.js";
+import type { LoadFollowers } from "./load-followers.js";
 
 /**
  * Image leases on the daemon's one LazyFs. Every lease adds a reference to each of its layers, so a
@@ -14,6 +15,8 @@ import { DaemonError } from "./errors.js";
  */
 export class ImageStore {
   private readonly leases = new Map<string, ImageLease>();
+  /** per lease: stops its predictor hearing about opened files */
+  private readonly unfollow = new Map<string, () => void>();
   private closing = false;
 
   constructor(
@@ -22,6 +25,8 @@ export class ImageStore {
     private readonly log: Logger,
     /** where manifests by digest and configs are kept, so a warm host resolves with one request (none by digest) */
     private readonly cache?: ContentCache,
+    /** the mount's "file first read" events, for predictive prefetch after the start */
+    private readonly followers?: LoadFollowers,
   ) {}
 
   async acquire(req: AcquireRequest): Promise<ImageLease> {
@@ -53,10 +58,16 @@ export class ImageStore {
       createdAt: new Date().toISOString(),
     };
     this.leases.set(lease.id, lease);
-    // the client is about to start the container: what that start reads first is fetched meanwhile
-    void prefetchImageStart(this.fs, layers, resolved.config, req.start ?? {}).then((p) => {
-      if (p) this.log.info({ id: lease.id, files: p.files.length, bytes: p.bytes, program: p.program }, "start files prefetched");
-    });
+    // the client is about to start the container: what that start reads first is fetched meanwhile,
+    // and the programs and libraries it opens later have their own libraries fetched ahead of the loader
+    const predictor = loadPredictorFor(this.fs, layers, resolved.config, req.start ?? {});
+    if (predictor) {
+      if (this.followers) this.unfollow.set(lease.id, this.followers.add(layers.map((d) => d.digest), predictor));
+      void predictor.start().then(
+        (p) => this.log.info({ id: lease.id, files: p.files.length, bytes: p.bytes, program: p.program }, "start files prefetched"),
+        () => undefined,
+      );
+    }
     this.log.info({ id: lease.id, reference: lease.reference, manifestDigest: lease.manifestDigest, pid: req.pid, layers: layers.length }, "image acquired");
     return lease;
   }
@@ -74,6 +85,8 @@ export class ImageStore {
   release(id: string, why = "released"): void {
     const lease = this.get(id);
     this.leases.delete(id);
+    this.unfollow.get(id)?.();
+    this.unfollow.delete(id);
     for (const l of lease.layers) this.fs.releaseLayer(l.digest);
     this.log.info({ id, reference: lease.reference, pid: lease.pid, why }, "image released");
   }

@@ -2,11 +2,12 @@ import { randomUUID } from "node:crypto";
 import { readFile, rename, writeFile } from "node:fs/promises";
 import type { Logger } from "pino";
 import type { LazyFs } from "@lazypull/fuse-fs";
-import { prefetchImageStart } from "@lazypull/image";
+import { loadPredictorFor } from "@lazypull/image";
 import type { StoreBackend, StoreLayer } from "@lazypull/layer-store";
 import { parseReference, type ContentCache, type RegistryClient } from "@lazypull/registry-client";
 import { TOC_DIGEST_ANNOTATION, UNCOMPRESSED_SIZE_ANNOTATION } from "@lazypull/stargz-format";
 import { DaemonError } from "./errors.js";
+import type { LoadFollowers } from "./load-followers.js";
 
 /** containers/storage's archive.Compression for gzip, which every eStargz blob is */
 const GZIP = 2;
@@ -47,7 +48,8 @@ export class StoreLayers implements StoreBackend {
   private readonly entries = new Map<string, Entry>();
   private readonly resolved = new Map<string, { at: number; image: Promise<Resolved> }>();
   private readonly uses = new Map<string, number>();
-  private readonly predicted = new Set<string>();
+  /** images whose start was predicted, and how to stop their predictor hearing about opened files */
+  private readonly predicted = new Map<string, () => void>();
   private saving: Promise<void> = Promise.resolve();
   private readonly sweeper: NodeJS.Timeout;
 
@@ -58,14 +60,15 @@ export class StoreLayers implements StoreBackend {
     private readonly usesFile: string,
     private readonly idleMs: number,
     private readonly cache: ContentCache | undefined,
+    private readonly followers: LoadFollowers | undefined,
   ) {
     this.sweeper = setInterval(() => this.sweep(), Math.max(1000, Math.min(idleMs, 30_000)));
     this.sweeper.unref();
   }
 
   /** `cache`: where manifests by digest and configs are kept (a warm host resolves with one request) */
-  static async open(opts: { fs: LazyFs; client: RegistryClient; log: Logger; usesFile: string; idleMs: number; cache?: ContentCache }): Promise<StoreLayers> {
-    const store = new StoreLayers(opts.fs, opts.client, opts.log, opts.usesFile, opts.idleMs, opts.cache);
+  static async open(opts: { fs: LazyFs; client: RegistryClient; log: Logger; usesFile: string; idleMs: number; cache?: ContentCache; followers?: LoadFollowers }): Promise<StoreLayers> {
+    const store = new StoreLayers(opts.fs, opts.client, opts.log, opts.usesFile, opts.idleMs, opts.cache, opts.followers);
     await store.load();
     return store;
   }
@@ -169,11 +172,18 @@ export class StoreLayers implements StoreBackend {
     const key = `${reference}@${image.manifestDigest}`;
     if (this.predicted.has(key)) return;
     if (!image.manifest.layers.every((d) => this.fs.layerTree(d.digest) !== undefined)) return;
-    if (this.predicted.size >= MAX_PREDICTED) this.predicted.delete(this.predicted.values().next().value!);
-    this.predicted.add(key);
-    void prefetchImageStart(this.fs, image.manifest.layers, image.config).then((p) => {
-      if (p) this.log.info({ reference, files: p.files.length, bytes: p.bytes, program: p.program }, "layer store: start files prefetched");
-    });
+    const predictor = loadPredictorFor(this.fs, image.manifest.layers, image.config);
+    if (!predictor) return;
+    if (this.predicted.size >= MAX_PREDICTED) {
+      const [oldest, unfollow] = this.predicted.entries().next().value!;
+      unfollow();
+      this.predicted.delete(oldest);
+    }
+    this.predicted.set(key, this.followers?.add(image.manifest.layers.map((d) => d.digest), predictor) ?? (() => undefined));
+    void predictor.start().then(
+      (p) => this.log.info({ reference, files: p.files.length, bytes: p.bytes, program: p.program }, "layer store: start files prefetched"),
+      () => undefined,
+    );
   }
 
   private resolve(reference: string): Promise<Resolved> {

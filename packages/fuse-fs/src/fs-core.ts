@@ -68,7 +68,11 @@ export class FsCore {
   /** FUSE operations answered since mount (the cost of the stack above: fuse-overlayfs makes many) */
   opCount = 0;
 
-  constructor(private readonly recorder?: AccessRecorder) {}
+  constructor(
+    private readonly recorder?: AccessRecorder,
+    /** told of each file's first read through a handle (predictive prefetch follows the loader with it) */
+    private readonly onFirstRead?: (layerDigest: string, path: string) => void,
+  ) {}
 
   resolve(fusePath: string): Resolved {
     if (fusePath === "/" || fusePath === "") return { kind: "root" };
@@ -190,6 +194,11 @@ export class FsCore {
     if (!h.recorded) {
       h.recorded = true;
       this.recorder?.record(h.entry.hex, h.path);
+      try {
+        this.onFirstRead?.(h.entry.layer.digest, h.path);
+      } catch {
+        // a listener's failure is never the reader's
+      }
     }
     const sequential = pos === h.next;
     h.next = pos + len;

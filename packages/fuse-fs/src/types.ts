@@ -34,6 +34,11 @@ export interface MountOptions {
    * has happened for this long; default 2000 ms; 0: only while a read is pending
    */
   backgroundSilenceMs?: number;
+  /**
+   * called on the first read of a file through each open handle, with the layer and its path (must
+   * not block: it runs inside the FUSE read); predictive prefetch follows the dynamic loader with it
+   */
+  onFirstRead?: (layerDigest: string, path: string) => void;
   /** uncompressed bytes fetched ahead of a sequential reader; default 8 MiB */
   readAheadBytes?: number;
   /**

@@ -42,7 +42,7 @@ describe("addImageLayers", () => {
 });
 
 const manifest = (...layers: Descriptor[]): ImageManifest =>
-  ({ schemaVersion: 2, mediaType: "application/vnd.oci.image.manifest.v1+json", config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: "sha256:c", size: 1 }, layers }) as ImageManifest;
+  ({ schemaVersion: 2, mediaType: "application/vnd.oci.image.manifest.v1+json", config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: "sha256:c", size: 1 }, layers });
 
 /** A resolve that shows each manifest to `onManifest` in turn, then waits for `configArrives` and gives the last (or fails). */
 function fakeClient(manifests: ImageManifest[], configArrives: Promise<void>, fail = false): Pick<RegistryClient, "resolve"> {
@@ -52,7 +52,7 @@ function fakeClient(manifests: ImageManifest[], configArrives: Promise<void>, fa
       await configArrives;
       if (fail) throw Object.assign(new Error("config is not JSON"), { code: "REGISTRY_BAD_RESPONSE" });
       return { ref, manifest: manifests[manifests.length - 1]!, manifestDigest: "sha256:m", manifestBytes: Buffer.alloc(0), config: { rootfs: { type: "layers", diff_ids: [] } } } as unknown as ResolvedImage;
-    }) as RegistryClient["resolve"],
+    }),
   };
 }
 

@@ -1,7 +1,7 @@
 import type { LayerDirs, LayerTree, LazyFs } from "@lazypull/fuse-fs";
 import type { Descriptor, ImageConfig, ImageReference, ImageManifest, RegistryClient, ResolvedImage, ResolveSteps } from "@lazypull/registry-client";
 import { ImageView } from "./merged-view.js";
-import { prefetchStart, type PredictOptions, type StartCommand, type StartPrediction } from "./predict/start-files.js";
+import { LoadPredictor, type PredictOptions, type StartCommand, type StartPrediction } from "./predict/start-files.js";
 
 /**
  * An image's layers served as directories, ready for an overlay; `release()` gives them back. The
@@ -95,10 +95,25 @@ export function lowerDirsOf(dirs: LayerDirs[]): { lowerDirs: string[]; overlayLo
 }
 
 /**
- * Predictive prefetch on served layers (bottom first, as in the manifest): what a start of this image
- * with `start` reads first is fetched now, while the container is being prepared. Resolves with what
- * was fetched, or undefined when a layer is no longer served; never rejects (a start reads on demand
- * whatever the prediction missed).
+ * A predictor over served layers (bottom first, as in the manifest), or undefined when a layer is no
+ * longer served: `start()` fetches what a start of this image with `start` reads first, `opened(path)`
+ * follows the dynamic loader from then on (see `LoadPredictor`).
+ */
+export function loadPredictorFor(
+  fs: Pick<LazyFs, "layerTree">,
+  layers: Descriptor[],
+  config: ImageConfig,
+  start: StartCommand = {},
+  opts: PredictOptions = {},
+): LoadPredictor | undefined {
+  const trees = layers.map((d) => fs.layerTree(d.digest));
+  if (trees.some((t) => t === undefined)) return undefined;
+  return new LoadPredictor(new ImageView((trees as LayerTree[]).reverse()), config, start, opts);
+}
+
+/**
+ * Predictive prefetch of a start on served layers: resolves with what was fetched, or undefined when a
+ * layer is no longer served; never rejects (a start reads on demand whatever the prediction missed).
  */
 export async function prefetchImageStart(
   fs: Pick<LazyFs, "layerTree">,
@@ -107,10 +122,8 @@ export async function prefetchImageStart(
   start: StartCommand = {},
   opts: PredictOptions = {},
 ): Promise<StartPrediction | undefined> {
-  const trees = layers.map((d) => fs.layerTree(d.digest));
-  if (trees.some((t) => t === undefined)) return undefined;
   try {
-    return await prefetchStart(new ImageView((trees as LayerTree[]).reverse()), config, start, opts);
+    return await loadPredictorFor(fs, layers, config, start, opts)?.start();
   } catch {
     return undefined;
   }

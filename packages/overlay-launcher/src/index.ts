@@ -19,3 +19,4 @@ export { type OverlayKind } from "./overlay.js";
 export { ulimitArgs } from "./ulimits.js";
 export { processCleanup, hookProcessSignals } from "./cleanup-stack.js";
 export { createState, cleanupLeftovers, StateDir, type CleanupReport } from "./state.js";
+export { warmContainerRuntime } from "./warm-runtime.js";

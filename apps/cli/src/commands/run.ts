@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { InvalidArgumentError, type Command } from "commander";
-import { createState, hookProcessSignals, launchContainer, processCleanup } from "@lazypull/overlay-launcher";
+import { createState, hookProcessSignals, launchContainer, processCleanup, warmContainerRuntime } from "@lazypull/overlay-launcher";
 import type { PrefetchPolicy } from "@lazypull/fuse-fs";
 import type { StartCommand } from "@lazypull/image";
 import { writeImageAccessList } from "../access-list.js";
@@ -96,6 +96,8 @@ export function register(program: Command): void {
     .action(async (image: string, command: string[], flags: RunFlags) => {
       const t0 = performance.now();
       const host = await prepareHost();
+      // podman's pages come in from disk while the image's manifest and TOCs come in from the registry
+      warmContainerRuntime(host);
       hookProcessSignals({ stack: processCleanup, sameSignalWithinMs: repeatedSignalWindowMs() });
       const state = await createState(host);
       const accessLog = join(state.dir, "access.log");

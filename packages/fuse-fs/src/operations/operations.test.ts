@@ -45,9 +45,9 @@ function fakeLayer(): ServedLayer & { reads: string[] } {
   };
 }
 
-function setup() {
+function setup(onFirstRead?: (layer: string, path: string) => void) {
   const recorder = new AccessRecorder();
-  const core = new FsCore(recorder);
+  const core = new FsCore(recorder, onFirstRead);
   const layer = fakeLayer();
   core.layers.set("abc", { hex: "abc", slot: 2, layer });
   const ops = createOperations(core, pino({ level: "silent" }));
@@ -141,7 +141,20 @@ describe("FUSE operations", () => {
     expect(recorder.order).toEqual(["abc/bin/su2", "abc/cap"]);
   });
 
-  it("should describe the filesystem as read-only in statfs", async () => {
+  it("should tell the first-read listener once per handle, and never fail a read for its throw", async () => {
+    const heard: string[] = [];
+    const { ops, call } = setup((layer, path) => {
+      heard.push(`${layer} ${path}`);
+      throw new Error("listener bug");
+    });
+    const [, fd] = await call<[number, number]>(ops.open, "/abc.overlay/bin/su2", 0);
+    const buf = Buffer.alloc(5);
+    expect(await call(ops.read, "/abc.overlay/bin/su2", fd, buf, 5, 0)).toEqual([5]);
+    expect(await call(ops.read, "/abc.overlay/bin/su2", fd, buf, 5, 5)).toEqual([5]);
+    expect(heard).toEqual(["sha256:test bin/su2"]);
+  });
+
+    it("should describe the filesystem as read-only in statfs", async () => {
     const { ops, call } = setup();
     const [err, st] = await call<[number, { flag: number; files: number; blocks: number; namemax: number }]>(ops.statfs, "/");
     expect({ err, flag: st.flag, files: st.files, blocks: st.blocks, namemax: st.namemax }).toEqual({ err: 0, flag: 1, files: 13, blocks: 2, namemax: 255 });

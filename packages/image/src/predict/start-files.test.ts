@@ -5,7 +5,7 @@ import type { ImageConfig } from "@lazypull/registry-client";
 import { ImageView, type LayerTree } from "../merged-view.js";
 import { readElfDeps } from "./elf.js";
 import { parseLdCache } from "./ld-cache.js";
-import { prefetchStart, startArgv } from "./start-files.js";
+import { LoadPredictor, prefetchStart, startArgv } from "./start-files.js";
 
 type Entry = string | Buffer | { link: string };
 
@@ -111,17 +111,20 @@ describe("prefetchStart", () => {
       "usr/lib/x86_64-linux-gnu/libc.so.6",
     ]);
     expect(l.prefetched.flat()).toEqual(p.files);
+    // the loader and libc go with the program, not after its ELF header has been read
+    expect(l.prefetched[1]).toEqual(["usr/bin/cat", "usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", "usr/lib/x86_64-linux-gnu/libc.so.6"]);
   });
 
   it("prefers what ld.so.cache says over the default directories", async () => {
+    // an architecture with no libraries fetched on speculation, and a decoy in a default directory
     const l = debianLike({
-      "usr/lib/x86_64-linux-gnu/libc.so.6": "decoy",
+      "usr/lib/libc.so.6": "decoy",
       "opt/glibc/libc.so.6": host("/lib/x86_64-linux-gnu/libc.so.6"),
       "etc/ld.so.cache": cacheNaming("libc.so.6", "/opt/glibc/libc.so.6"),
     });
-    const p = await prefetchStart(new ImageView([l]), config(), { command: ["/bin/cat"] });
+    const p = await prefetchStart(new ImageView([l]), { ...config(), architecture: "riscv64" }, { command: ["/bin/cat"] });
     expect(p.files).toContain("opt/glibc/libc.so.6");
-    expect(p.files).not.toContain("usr/lib/x86_64-linux-gnu/libc.so.6");
+    expect(p.files).not.toContain("usr/lib/libc.so.6");
   });
 
   it("follows a #!/usr/bin/env shebang to the interpreter it names", async () => {
@@ -161,3 +164,23 @@ function cacheNaming(soname: string, path: string): Buffer {
   entry.writeUInt32LE(48 + 24 + soname.length + 1, 8);
   return Buffer.concat([header, entry, strings]);
 }
+
+describe("LoadPredictor.opened", () => {
+  it("fetches a just-opened library's own libraries, once, and ignores data files", async () => {
+    const l = debianLike({
+      // a Python extension module: not executable, named .so; it needs libc (and the loader is already known)
+      "usr/lib/python3/ext.cpython-311-x86_64-linux-gnu.so": host("/usr/bin/cat"),
+      "usr/share/doc/readme": "text",
+    });
+    const p = new LoadPredictor(new ImageView([l]), config(), { command: ["true-but-missing"] });
+    await p.start();
+    const before = p.fetched.files.length;
+    await p.opened("/usr/share/doc/readme");
+    expect(p.fetched.files).toHaveLength(before);
+    await p.opened("/usr/lib/python3/ext.cpython-311-x86_64-linux-gnu.so");
+    expect(p.fetched.files.slice(before)).toEqual(["usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", "usr/lib/x86_64-linux-gnu/libc.so.6"]);
+    const calls = l.prefetched.length;
+    await p.opened("usr/lib/python3/ext.cpython-311-x86_64-linux-gnu.so");
+    expect(l.prefetched).toHaveLength(calls);
+  });
+});

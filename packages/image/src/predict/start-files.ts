@@ -26,6 +26,16 @@ const MULTIARCH: Record<string, string> = {
   riscv64: "riscv64-linux-gnu",
 };
 
+/**
+ * The loader and C library nearly every dynamic program maps, by OCI architecture (glibc's, then musl's,
+ * whose loader is its libc): fetched with the program itself instead of after its ELF header has been
+ * read, which saves a round trip on most starts. A static program's image rarely has them at all.
+ */
+const START_LIBRARIES: Record<string, string[]> = {
+  amd64: ["lib64/ld-linux-x86-64.so.2", "lib/x86_64-linux-gnu/libc.so.6", "lib/ld-musl-x86_64.so.1"],
+  arm64: ["lib/ld-linux-aarch64.so.1", "lib/aarch64-linux-gnu/libc.so.6", "lib/ld-musl-aarch64.so.1"],
+};
+
 /** How the container will be started: what `podman run` is given on top of the image's config. */
 export interface StartCommand {
   /** replaces the image's Entrypoint (and then its Cmd is not used), already split into words */
@@ -44,9 +54,9 @@ export interface PredictOptions {
    * on Debian, level 2 adds nothing level 1 lacks for python3 and coreutils, and costs only lookups)
    */
   libraryDepth?: number;
-  /** files at most (default 64) */
+  /** files at most, the start and every reaction together (default 256) */
   maxFiles?: number;
-  /** uncompressed bytes at most (default 128 MiB): a huge program is left to be read on demand */
+  /** uncompressed bytes at most, all together (default 256 MiB): a huge program is left to be read on demand */
   maxBytes?: number;
 }
 
@@ -77,117 +87,169 @@ export function startArgv(config: ImageConfig, start: StartCommand): { argv: str
 }
 
 /**
+ * What a start (and then the running program) of one image will read, fetched ahead: one per image,
+ * remembering what it already fetched so the start's prediction and later reactions never ask twice.
+ */
+export class LoadPredictor {
+  private readonly chosen: string[] = [];
+  private readonly inspected = new Set<string>();
+  private bytes = 0;
+  private readonly fetches: Promise<void>[] = [];
+  private readonly env: Map<string, string>;
+  private readonly workdir: string;
+  private readonly argv: string[];
+  private readonly maxFiles: number;
+  private readonly maxBytes: number;
+  private readonly libraryDepth: number;
+  private readonly defaultDirs: string[];
+  private readonly startLibraries: string[];
+  private ldCache: Promise<Map<string, string[]>> | undefined;
+
+  constructor(
+    private readonly view: ImageView,
+    config: ImageConfig,
+    start: StartCommand = {},
+    o: PredictOptions = {},
+  ) {
+    ({ argv: this.argv, env: this.env, workdir: this.workdir } = startArgv(config, start));
+    this.startLibraries = START_LIBRARIES[config.architecture ?? "amd64"] ?? [];
+    this.maxFiles = o.maxFiles ?? 256;
+    this.maxBytes = o.maxBytes ?? 256 * 1024 * 1024;
+    this.libraryDepth = o.libraryDepth ?? 2;
+    const multiarch = MULTIARCH[config.architecture ?? "amd64"];
+    this.defaultDirs = [...(multiarch ? [`/lib/${multiarch}`, `/usr/lib/${multiarch}`] : []), "/lib64", "/usr/lib64", "/lib", "/usr/lib"];
+  }
+
+  /** Fetches what the start reads first; resolves when those fetches are done. */
+  async start(): Promise<StartPrediction> {
+    this.take([...START_FILES]);
+    const name = this.argv[0];
+    const program = name === undefined ? undefined : this.onPath(name);
+    if (program !== undefined) {
+      this.take([program, ...this.startLibraries]);
+      await this.inspect(program, 0, 0).catch(() => undefined);
+    }
+    await Promise.all(this.fetches);
+    return { files: this.chosen.map(normalizePath), bytes: this.bytes, ...(program !== undefined ? { program } : {}) };
+  }
+
+  /**
+   * A file was just opened for reading (by the loader, or `dlopen`, or an exec): when it is a program
+   * or shared library, fetch its loader and libraries before the loader asks for them one by one.
+   */
+  async opened(path: string): Promise<void> {
+    const p = normalizePath(path);
+    const node = this.view.lookup(p);
+    if (node?.type !== "reg" || this.inspected.has(p)) return;
+    if ((node.mode & 0o111) === 0 && !/\.so(\.|$)/.test(p)) return;
+    await this.inspect(p, 0, 0).catch(() => undefined);
+  }
+
+  /** everything fetched so far, and its uncompressed size */
+  get fetched(): { files: string[]; bytes: number } {
+    return { files: this.chosen.map(normalizePath), bytes: this.bytes };
+  }
+
+  /** the image path of the regular file `p` names (symlinks followed), if there is one */
+  private regular(p: string): string | undefined {
+    try {
+      const resolved = resolveSymlinks(this.view, p);
+      return this.view.lookup(resolved)?.type === "reg" ? resolved : undefined;
+    } catch {
+      return undefined; // a symlink loop: nothing to predict there
+    }
+  }
+
+  /** fetches what is new among `paths`, within the ceilings; returns the resolved paths it took */
+  private take(paths: Array<string | undefined>): string[] {
+    const fresh: string[] = [];
+    for (const p of paths) {
+      const r = p === undefined ? undefined : this.regular(p);
+      if (r === undefined || this.chosen.includes(r) || this.chosen.length >= this.maxFiles) continue;
+      const size = this.view.lookup(r)?.size ?? 0;
+      if (this.bytes + size > this.maxBytes) continue;
+      this.bytes += size;
+      this.chosen.push(r);
+      fresh.push(r);
+    }
+    if (fresh.length > 0) this.fetches.push(this.view.prefetch(fresh).catch(() => undefined));
+    return fresh;
+  }
+
+  private onPath(name: string): string | undefined {
+    if (name.includes("/")) return this.regular(name.startsWith("/") ? name : `${this.workdir}/${name}`);
+    for (const dir of (this.env.get("PATH") ?? DEFAULT_PATH).split(":")) {
+      if (!dir.startsWith("/")) continue;
+      const r = this.regular(`${dir}/${name}`);
+      if (r !== undefined && ((this.view.lookup(r)?.mode ?? 0) & 0o111) !== 0) return r;
+    }
+    return undefined;
+  }
+
+  private cachedLibs(): Promise<Map<string, string[]>> {
+    this.ldCache ??= (async () => {
+      const p = this.regular("etc/ld.so.cache");
+      const size = p === undefined ? 0 : (this.view.lookup(p)?.size ?? 0);
+      if (p === undefined || size > MAX_LD_CACHE_BYTES) return new Map<string, string[]>();
+      return parseLdCache(await this.view.readFile(p, 0, size));
+    })().catch(() => new Map<string, string[]>());
+    return this.ldCache;
+  }
+
+  /** where the loader finds `name` for the object at `from`: RPATH, LD_LIBRARY_PATH, RUNPATH, ld.so.cache, default dirs */
+  private async findLibrary(name: string, from: string, deps: ElfDeps): Promise<string | undefined> {
+    if (name.includes("/")) return this.regular(name);
+    const origin = from.includes("/") ? from.slice(0, from.lastIndexOf("/")) : "";
+    const expand = (dirs: string[]) => dirs.map((d) => d.replace(/\$(ORIGIN|\{ORIGIN\})/g, `/${origin}`));
+    const ldLibraryPath = (this.env.get("LD_LIBRARY_PATH") ?? "").split(":").filter(Boolean);
+    for (const d of [...(deps.runpath.length === 0 ? expand(deps.rpath) : []), ...ldLibraryPath, ...expand(deps.runpath)]) {
+      const r = this.regular(`${d}/${name}`);
+      if (r !== undefined) return r;
+    }
+    for (const p of (await this.cachedLibs()).get(name) ?? []) {
+      const r = this.regular(p);
+      if (r !== undefined) return r;
+    }
+    for (const d of this.defaultDirs) {
+      const r = this.regular(`${d}/${name}`);
+      if (r !== undefined) return r;
+    }
+    return undefined;
+  }
+
+  private async inspect(path: string, libLevel: number, hops: number): Promise<void> {
+    if (this.inspected.has(path)) return;
+    this.inspected.add(path);
+    const head = await this.view.readFile(path, 0, 256);
+    if (head[0] === 0x23 && head[1] === 0x21) {
+      if (hops >= MAX_SHEBANG_HOPS) return;
+      const line = head.toString("latin1", 2, head.indexOf(10) < 0 ? head.length : head.indexOf(10)).trim();
+      const [interp, arg] = line.split(/[ \t]+/, 2);
+      if (!interp) return;
+      const targets = [this.regular(interp)];
+      // `#!/usr/bin/env python3`: the program env runs is the one that matters
+      if (interp.endsWith("/env") && arg && !arg.startsWith("-")) targets.push(this.onPath(arg));
+      this.take(targets);
+      await Promise.all(targets.flatMap((t) => (t === undefined ? [] : [this.inspect(t, 0, hops + 1).catch(() => undefined)])));
+      return;
+    }
+    const deps = await readElfDeps((offset, length) => this.view.readFile(path, offset, length));
+    if (!deps) return;
+    if (deps.interpreter) this.take([deps.interpreter]);
+    if (libLevel >= this.libraryDepth) return;
+    const libs = await Promise.all(deps.needed.map((n) => this.findLibrary(n, path, deps)));
+    this.take(libs);
+    await Promise.all(libs.flatMap((lib) => (lib === undefined ? [] : [this.inspect(lib, libLevel + 1, hops).catch(() => undefined)])));
+  }
+}
+
+/**
  * Fetches, in parallel and in as few range requests as the layers allow, what the start of a
  * container from this image will read first: the files every start reads, the program found on PATH,
  * its `#!` interpreter, or its ELF loader and shared libraries (found as the loader would: RPATH,
  * LD_LIBRARY_PATH, RUNPATH, ld.so.cache, the default directories). Resolves when those fetches are
  * done; a file that cannot be fetched is left to be read on demand (the prediction never fails a start).
  */
-export async function prefetchStart(view: ImageView, config: ImageConfig, start: StartCommand = {}, o: PredictOptions = {}): Promise<StartPrediction> {
-  const maxFiles = o.maxFiles ?? 64;
-  const maxBytes = o.maxBytes ?? 128 * 1024 * 1024;
-  const libraryDepth = o.libraryDepth ?? 2;
-  const { argv, env, workdir } = startArgv(config, start);
-  const chosen: string[] = [];
-  let bytes = 0;
-  const fetches: Promise<void>[] = [];
-
-  /** the image path of the regular file `p` names (symlinks followed), if there is one */
-  const regular = (p: string): string | undefined => {
-    try {
-      const resolved = resolveSymlinks(view, p);
-      return view.lookup(resolved)?.type === "reg" ? resolved : undefined;
-    } catch {
-      return undefined; // a symlink loop: nothing to predict there
-    }
-  };
-  /** fetches what is new among `paths`, within the ceilings; returns the resolved paths it took */
-  const take = (paths: Array<string | undefined>): string[] => {
-    const fresh: string[] = [];
-    for (const p of paths) {
-      const r = p === undefined ? undefined : regular(p);
-      if (r === undefined || chosen.includes(r) || chosen.length >= maxFiles) continue;
-      const size = view.lookup(r)?.size ?? 0;
-      if (bytes + size > maxBytes) continue;
-      bytes += size;
-      chosen.push(r);
-      fresh.push(r);
-    }
-    if (fresh.length > 0) fetches.push(view.prefetch(fresh).catch(() => undefined));
-    return fresh;
-  };
-  const onPath = (name: string): string | undefined => {
-    if (name.includes("/")) return regular(name.startsWith("/") ? name : `${workdir}/${name}`);
-    for (const dir of (env.get("PATH") ?? DEFAULT_PATH).split(":")) {
-      if (!dir.startsWith("/")) continue;
-      const r = regular(`${dir}/${name}`);
-      if (r !== undefined && ((view.lookup(r)?.mode ?? 0) & 0o111) !== 0) return r;
-    }
-    return undefined;
-  };
-
-  let ldCache: Promise<Map<string, string[]>> | undefined;
-  const cachedLibs = () => {
-    ldCache ??= (async () => {
-      const p = regular("etc/ld.so.cache");
-      const size = p === undefined ? 0 : (view.lookup(p)?.size ?? 0);
-      if (p === undefined || size > MAX_LD_CACHE_BYTES) return new Map<string, string[]>();
-      return parseLdCache(await view.readFile(p, 0, size));
-    })().catch(() => new Map<string, string[]>());
-    return ldCache;
-  };
-  const multiarch = MULTIARCH[config.architecture ?? "amd64"];
-  const defaultDirs = [...(multiarch ? [`/lib/${multiarch}`, `/usr/lib/${multiarch}`] : []), "/lib64", "/usr/lib64", "/lib", "/usr/lib"];
-  const findLibrary = async (name: string, from: string, deps: ElfDeps): Promise<string | undefined> => {
-    if (name.includes("/")) return regular(name);
-    const origin = from.includes("/") ? from.slice(0, from.lastIndexOf("/")) : "";
-    const expand = (dirs: string[]) => dirs.map((d) => d.replace(/\$(ORIGIN|\{ORIGIN\})/g, `/${origin}`));
-    const ldLibraryPath = (env.get("LD_LIBRARY_PATH") ?? "").split(":").filter(Boolean);
-    const dirs = [...(deps.runpath.length === 0 ? expand(deps.rpath) : []), ...ldLibraryPath, ...expand(deps.runpath)];
-    for (const d of dirs) {
-      const r = regular(`${d}/${name}`);
-      if (r !== undefined) return r;
-    }
-    for (const p of (await cachedLibs()).get(name) ?? []) {
-      const r = regular(p);
-      if (r !== undefined) return r;
-    }
-    for (const d of defaultDirs) {
-      const r = regular(`${d}/${name}`);
-      if (r !== undefined) return r;
-    }
-    return undefined;
-  };
-
-  const inspect = async (path: string, libLevel: number, hops: number): Promise<void> => {
-    const head = await view.readFile(path, 0, 256);
-    if (head[0] === 0x23 && head[1] === 0x21) {
-      if (hops >= MAX_SHEBANG_HOPS) return;
-      const line = head.toString("latin1", 2, head.indexOf(10) < 0 ? head.length : head.indexOf(10)).trim();
-      const [interp, arg] = line.split(/[ \t]+/, 2);
-      if (!interp) return;
-      const targets = [regular(interp)];
-      // `#!/usr/bin/env python3`: the program env runs is the one that matters
-      if (interp.endsWith("/env") && arg && !arg.startsWith("-")) targets.push(onPath(arg));
-      const fresh = take(targets);
-      await Promise.all(fresh.map((t) => inspect(t, 0, hops + 1)));
-      return;
-    }
-    const deps = await readElfDeps((offset, length) => view.readFile(path, offset, length));
-    if (!deps) return;
-    if (deps.interpreter) take([deps.interpreter]);
-    if (libLevel >= libraryDepth) return;
-    const libs = await Promise.all(deps.needed.map((n) => findLibrary(n, path, deps)));
-    const fresh = take(libs);
-    await Promise.all(fresh.map((lib) => inspect(lib, libLevel + 1, hops).catch(() => undefined)));
-  };
-
-  take([...START_FILES]);
-  const program = argv[0] === undefined ? undefined : onPath(argv[0]);
-  if (program !== undefined) {
-    take([program]);
-    await inspect(program, 0, 0).catch(() => undefined);
-  }
-  await Promise.all(fetches);
-  return { files: chosen.map(normalizePath), bytes, ...(program !== undefined ? { program } : {}) };
+export function prefetchStart(view: ImageView, config: ImageConfig, start: StartCommand = {}, o: PredictOptions = {}): Promise<StartPrediction> {
+  return new LoadPredictor(view, config, start, o).start();
 }
