@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { defaultCacheDir } from "@lazypull/blob-cache";
-import { RegistryClient } from "@lazypull/registry-client";
+import { fileSchemeMemo, RegistryClient } from "@lazypull/registry-client";
 import { InvalidArgumentError, type Command } from "commander";
 
 /** podman's flags for how registries are spoken to, given on the command line of this invocation. */
@@ -54,6 +54,8 @@ export function createRegistryClient(opts: { platform?: string } = {}): Registry
     insecureRegistries: insecure,
     ...(opts.platform ? { platform: opts.platform } : {}),
     ...given,
+    // a loopback or insecure registry that answered in plain HTTP last time is asked that way at once
+    schemeMemo: fileSchemeMemo(join(defaultCacheDir(), "registry-schemes.json")),
     userAgent: "lazypull/0.0",
   });
 }

@@ -16,6 +16,7 @@ import { RangeReader } from "./ranges.js";
 import { toReference } from "./reference.js";
 import { isShortName } from "./registries-conf.js";
 import { resolveImage, resolveShortName, type ResolveSteps } from "./resolve.js";
+import type { SchemeMemo } from "./scheme-memo.js";
 import { DEFAULT_RETRY, type RetryPolicy } from "./retry.js";
 import { listTags } from "./tags.js";
 import { tlsConnector } from "./tls.js";
@@ -61,6 +62,11 @@ export interface RegistryClientOptions {
   monolithicUploadLimit?: number;
   /** PATCH chunk size (default 16 MiB) */
   uploadChunkSize?: number;
+  /**
+   * hosts that answered in plain HTTP in earlier processes (`fileSchemeMemo`): such a host whose policy
+   * allows plain HTTP is asked over HTTP at once, without a failed TLS handshake first
+   */
+  schemeMemo?: SchemeMemo;
 }
 
 export interface PushBlobOptions {
@@ -113,6 +119,7 @@ export class RegistryClient implements BlobSource {
       userAgent: opts.userAgent ?? "lazypull-registry-client/0",
       endpoints,
       // registries.conf's `credential-helpers` says which helpers, in which order (the auth files by default)
+      ...(opts.schemeMemo ? { schemeMemo: opts.schemeMemo } : {}),
       credentials: credentialSource(opts.credentials, () => opts.authFiles ?? defaultAuthFiles(), { helpers: async () => (await endpoints.config()).credentialHelpers }),
     });
     this.ranges = new RangeReader(this.transport, opts);

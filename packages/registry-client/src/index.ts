@@ -2,6 +2,7 @@
 export type * from "./types.js";
 export { RegistryClient, type RegistryClientOptions, type PushBlobOptions, type BlobBody } from "./client.js";
 export type { ResolveSteps } from "./resolve.js";
+export { fileSchemeMemo, type SchemeMemo } from "./scheme-memo.js";
 export { parseReference, Reference, toReference, isDigest } from "./reference.js";
 export { RegistryError, REGISTRY_ERROR_CODES, type RegistryErrorCode, type RegistryErrorContext } from "./errors.js";
 export { MediaType } from "./media-types.js";

@@ -5,6 +5,7 @@
 import { delay } from "@lazypull/host";
 import type { IncomingHttpHeaders } from "node:http";
 import { Readable } from "node:stream";
+import type { SchemeMemo } from "./scheme-memo.js";
 import type { Dispatcher } from "undici";
 import { Auth } from "./auth.js";
 import { drain, readAll, type ByteCounter } from "./body.js";
@@ -69,6 +70,8 @@ export interface TransportOptions {
   /** mirrors, rewrites and schemes (registries.conf, insecure registries, --tls-verify) */
   endpoints: Endpoints;
   credentials(registry: string, repository?: string): Promise<Credentials | undefined>;
+  /** which hosts answered in plain HTTP in earlier processes (see scheme-memo.ts) */
+  schemeMemo?: SchemeMemo;
 }
 
 /**
@@ -224,9 +227,27 @@ export class Transport {
     if (scheme) return this.sendFollowingAt(call, sent, `${scheme}//${hostOf(call.registry)}`);
     // the first call to a host finds its scheme: HTTPS, and plain HTTP only where its policy allows
     const policy = this.opts.endpoints.schemePolicy(call.registry);
+    const host = hostOf(call.registry);
+    const memo = this.opts.schemeMemo;
+    if (policy !== "https" && memo?.plainHttp(host) && !(call.body instanceof Readable)) {
+      // it answered in plain HTTP lately (another process found out): no TLS handshake to fail first
+      try {
+        const res = await this.sendFollowingAt(call, sent, `http://${host}`);
+        // a TLS server answers a plain request with 400 ("client sent an HTTP request to an HTTPS server")
+        if (res.status !== 400) {
+          this.schemes.set(call.registry, "http:");
+          return res;
+        }
+        await drain(res.body, res.counter);
+      } catch (err) {
+        if (call.signal?.aborted) throw err;
+      }
+      // not plain HTTP any more (or gone): find out as on a first call
+    }
     try {
-      const res = await this.sendFollowingAt(call, sent, `https://${hostOf(call.registry)}`);
+      const res = await this.sendFollowingAt(call, sent, `https://${host}`);
       this.schemes.set(call.registry, "https:");
+      memo?.remember(host, "https:");
       return res;
     } catch (err) {
       const fallBack = !sent.stream && (policy === "https-then-http" ? !call.signal?.aborted : policy === "https-then-plain-http" && speaksPlainHttp(err));
@@ -237,8 +258,9 @@ export class Transport {
         const h = this.stats.hosts[hostOf(call.registry)];
         if (h) h.requests--;
       }
-      const res = await this.sendFollowingAt(call, sent, `http://${hostOf(call.registry)}`);
+      const res = await this.sendFollowingAt(call, sent, `http://${host}`);
       this.schemes.set(call.registry, "http:");
+      memo?.remember(host, "http:");
       return res;
     }
   }
