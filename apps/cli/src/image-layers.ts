@@ -2,9 +2,9 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { defaultCacheDir, openBlobCache } from "@lazypull/blob-cache";
 import { acquireImageLayersFromDaemon, isDaemonAvailable } from "@lazypull/daemon-client";
-import { mountLazyFs, type LayerDirs, type PrefetchPolicy } from "@lazypull/fuse-fs";
+import { mountLazyFs, prefetchToc, type LayerDirs, type PrefetchPolicy } from "@lazypull/fuse-fs";
 import { loadPredictorFor, lowerDirsOf, resolveAndAddLayers, type ImageLayers, type LoadPredictor, type StartCommand } from "@lazypull/image";
-import type { ResolvedImage } from "@lazypull/registry-client";
+import type { ImageManifest, ImageReference, ResolvedImage } from "@lazypull/registry-client";
 import type { StateDir } from "@lazypull/overlay-launcher";
 import { createRegistryClient, registryFlagsGiven } from "./registry.js";
 import { CliError } from "./errors.js";
@@ -69,7 +69,12 @@ export async function acquireImageLayers(reference: string, opts: AcquireOptions
     try {
       // a string, so a short name goes through registries.conf's aliases and search registries; manifests
       // by digest and the config come from the cache on a warm host: one request by tag, none by digest
-      const resolving = resolveAndAddLayers(client, reference, mounting, { platform: opts.platform, cache, onManifest: () => firstRequest.cancel() });
+      // the TOCs are asked for the moment the manifest names them, not once the mount is made
+      const onManifest = (ref: ImageReference, manifest: ImageManifest) => {
+        firstRequest.cancel();
+        for (const descriptor of manifest.layers) prefetchToc({ ref, descriptor }, client, cache);
+      };
+      const resolving = resolveAndAddLayers(client, reference, mounting, { platform: opts.platform, cache, onManifest });
       ({ resolved, dirs } = await resolving);
     } catch (err) {
       firstRequest.cancel();

@@ -2,6 +2,7 @@
 export type * from "./types.js";
 export { mountLazyFs, loadFuseNative } from "./lazy-fs.js";
 export { openRemoteLayer } from "./remote-layer.js";
+export { prefetchToc } from "./layer/open-layer.js";
 export { cleanStaleMount } from "./stale-mount.js";
 export { unmountOnSignals } from "./signals.js";
 export { readOnlyOps } from "./operations/read-only.js";

@@ -16,7 +16,7 @@ import {
 import pino from "pino";
 import { beforeAll, describe, expect, it } from "vitest";
 import { BufferSource, MapCache, fakeRef } from "../../test/helpers/fakes.js";
-import { openLayer, TOC_CACHE_ID } from "./open-layer.js";
+import { openLayer, prefetchToc, TOC_CACHE_ID } from "./open-layer.js";
 
 const log = pino({ level: "silent" });
 const files = Array.from({ length: 60 }, (_, i) => ({ name: `f${i}`, data: randomBytes(30_000) }));
@@ -72,7 +72,39 @@ describe("openLayer: the TOC in one exact request, and from the cache on a warm 
     expect(cache.map.get(`${digest}|${TOC_CACHE_ID}`)).toEqual(blob.subarray(tocOffset));
   });
 
-  it("should guess the tail as before for layers other converters made (no location annotations)", async () => {
+  it("should take the TOC prefetchToc fetched before the layer was opened: one request in all, verified and kept", async () => {
+    const source = new BufferSource(blob);
+    prefetchToc({ ref: fakeRef, descriptor: converted() }, source);
+    await new Promise((r) => setImmediate(r));
+    expect(source.calls).toHaveLength(1);
+    const { source: opened, cache } = await open(converted(), new MapCache(), source);
+    expect(opened.calls).toEqual([{ offset: tocOffset, length: blob.length - tocOffset }]);
+    expect(cache.map.get(`${digest}|${TOC_CACHE_ID}`)).toEqual(blob.subarray(tocOffset));
+    // claimed once: the next open of the layer asks (here: the cache) as usual
+    const again = new BufferSource(blob);
+    await open(converted(), new MapCache(), again);
+    expect(again.calls[0]).toEqual({ offset: tocOffset, length: blob.length - tocOffset });
+  });
+
+  it("should not fetch ahead a TOC the cache already holds", async () => {
+    const cache = new MapCache();
+    await open(converted(), cache);
+    const source = new BufferSource(blob);
+    prefetchToc({ ref: fakeRef, descriptor: converted() }, source, cache);
+    const layer = await openLayer({ ref: fakeRef, descriptor: converted() }, { source, cache, log, retry: { attempts: 1, delayMs: 1 } });
+    layer.close();
+    expect(source.calls).toEqual([]);
+  });
+
+    it("should never serve wrong bytes fetched ahead: a TOC that does not verify is fetched again", async () => {
+    const bad = Buffer.from(blob);
+    bad[tocOffset + 20]! ^= 0xff;
+    prefetchToc({ ref: fakeRef, descriptor: converted() }, new BufferSource(bad));
+    const { source } = await open(converted());
+    expect(source.calls[0]).toEqual({ offset: tocOffset, length: blob.length - tocOffset });
+  });
+
+    it("should guess the tail as before for layers other converters made (no location annotations)", async () => {
     const { source } = await open(descriptor({ [TOC_DIGEST_ANNOTATION]: tocDigest }));
     expect(source.calls[0]).toEqual({ offset: blob.length - SPECULATIVE_TAIL, length: SPECULATIVE_TAIL });
   });

@@ -54,6 +54,45 @@ export interface OpenLayerOptions {
  * lazily (its TOC verified against it); any other layer is fetched whole, verified by its blob digest,
  * unless `allowUnverified` lets an unannotated stargz blob be read lazily too.
  */
+/** TOC + footer fetches started before their layer is opened (`prefetchToc`), by layer digest */
+const early = new Map<string, { bytes: Promise<Buffer | undefined>; timer: NodeJS.Timeout }>();
+/** how long fetched bytes nobody opened are kept */
+const EARLY_TOC_TTL_MS = 60_000;
+
+/**
+ * Starts fetching an eStargz layer's TOC + footer now, when its descriptor says exactly where they are
+ * (convert's location annotations): `openLayer` takes the bytes instead of asking again, so a caller can
+ * start it as soon as the manifest is known, before its mount exists. Nothing is trusted until the TOC
+ * digest verifies it there; bytes nobody claims are dropped after a minute. With `cache`, a TOC already
+ * kept there is not fetched.
+ */
+export function prefetchToc(spec: LayerSpec, source: BlobSource, cache?: Pick<ChunkCache, "has">): void {
+  const { descriptor, ref } = spec;
+  const digest = descriptor.digest;
+  if (early.has(digest) || !descriptor.annotations?.[TOC_DIGEST_ANNOTATION]) return;
+  let location: TocLocation | undefined;
+  try {
+    location = tocLocationFromAnnotations(descriptor.annotations, descriptor.size, { label: digest });
+  } catch {
+    return; // openLayer says why, when the layer is opened
+  }
+  if (!location) return;
+  const range = { offset: location.offset, length: descriptor.size - location.offset };
+  // a warm host has it already: the open takes it from the cache, and no request goes out
+  const bytes = (async () => ((await cache?.has({ blob: digest, id: TOC_CACHE_ID }).catch(() => false)) ? undefined : source.fetchRange(ref, digest, range)))().catch(() => undefined);
+  const timer = setTimeout(() => early.delete(digest), EARLY_TOC_TTL_MS);
+  timer.unref();
+  early.set(digest, { bytes, timer });
+}
+
+function takeEarlyToc(digest: string): Promise<Buffer | undefined> | undefined {
+  const e = early.get(digest);
+  if (!e) return undefined;
+  early.delete(digest);
+  clearTimeout(e.timer);
+  return e.bytes;
+}
+
 export async function openLayer(spec: LayerSpec, o: OpenLayerOptions): Promise<ServedLayer> {
   const { descriptor, ref } = spec;
   const digest = descriptor.digest;
@@ -111,13 +150,32 @@ export async function openLayer(spec: LayerSpec, o: OpenLayerOptions): Promise<S
     if (location && r.tocOffset !== location.offset) {
       log.warn({ annotated: location.offset, footer: r.tocOffset }, "the TOC location annotation disagrees with the blob's footer (the footer was followed)");
     }
-    if (tocDigest && tail) await o.cache.put(tocKey, tail).catch((err: unknown) => log.debug({ err: describeError(err) }, "could not keep the TOC in the cache"));
+    // not waited for: the next run's saving, not this one's
+    if (tocDigest && tail) void o.cache.put(tocKey, tail).catch((err: unknown) => log.debug({ err: describeError(err) }, "could not keep the TOC in the cache"));
     return r;
+  };
+  /** the bytes `prefetchToc` fetched, opened as the cache's are (verified by the TOC digest), and kept */
+  const fromEarly = async (): Promise<StargzReader | undefined> => {
+    const pending = takeEarlyToc(digest);
+    const bytes = pending ? await pending : undefined;
+    if (!bytes || !location || !tocDigest || bytes.length !== descriptor.size - location.offset) return undefined;
+    counters.noteRequest(bytes.length);
+    const range = tailFirstReader(bytes, remote());
+    try {
+      const r = await openStargz(range, { ...options, tocLocation: location });
+      void o.cache.put(tocKey, bytes).catch((err: unknown) => log.debug({ err: describeError(err) }, "could not keep the TOC in the cache"));
+      return r;
+    } catch (err) {
+      log.warn({ err: describeError(err) }, "the TOC fetched ahead does not open: fetching it again");
+      return undefined;
+    } finally {
+      range.release();
+    }
   };
   let reader: StargzReader;
   try {
     try {
-      reader = (await fromCache()) ?? (await open());
+      reader = (await fromEarly()) ?? (await fromCache()) ?? (await open());
     } catch (err) {
       // a registries.conf mirror that sent a TOC that does not verify is passed over: open once more from the
       // next source (the registry's own bytes are the last word)

@@ -127,7 +127,30 @@ describe("prefetchStart", () => {
     expect(p.files).not.toContain("usr/lib/libc.so.6");
   });
 
-  it("follows a #!/usr/bin/env shebang to the interpreter it names", async () => {
+  it("fetches what CPython's own start reads, from the interpreter's prefix, also behind a shebang", async () => {
+    const py = {
+      "usr/bin/python3": { link: "python3.11" },
+      "usr/bin/python3.11": host("/usr/bin/cat"),
+      "usr/lib/python3.11/encodings/__pycache__/__init__.cpython-311.pyc": "pyc",
+      "usr/lib/python3.11/encodings/__pycache__/aliases.cpython-311.pyc": "pyc",
+      "usr/lib/python3.11/encodings/__pycache__/utf_8.cpython-311.pyc": "pyc",
+      "usr/lib/locale/C.utf8/LC_CTYPE": "ctype",
+      "usr/local/bin/app": "#!/usr/bin/python3\nprint(1)\n",
+    } as const;
+    const want = [
+      "usr/lib/python3.11/encodings/__pycache__/__init__.cpython-311.pyc",
+      "usr/lib/python3.11/encodings/__pycache__/aliases.cpython-311.pyc",
+      "usr/lib/python3.11/encodings/__pycache__/utf_8.cpython-311.pyc",
+      "usr/lib/locale/C.utf8/LC_CTYPE",
+    ];
+    const direct = await prefetchStart(new ImageView([debianLike(py)]), config(), { command: ["python3", "-c", "print(1)"] });
+    expect(direct.program).toBe("usr/bin/python3.11");
+    expect(direct.files).toEqual(expect.arrayContaining(want));
+    const script = await prefetchStart(new ImageView([debianLike(py)]), config(), { command: ["app"] });
+    expect(script.files).toEqual(expect.arrayContaining(["usr/bin/python3.11", ...want]));
+  });
+
+    it("follows a #!/usr/bin/env shebang to the interpreter it names", async () => {
     const l = debianLike({ "usr/bin/env": host("/usr/bin/env"), "usr/local/bin/tool": "#!/usr/bin/env cat -v\nbody\n" });
     const p = await prefetchStart(new ImageView([l]), config({ Cmd: ["tool"] }));
     expect(p.files).toEqual(expect.arrayContaining(["usr/local/bin/tool", "usr/bin/env", "usr/bin/cat", "usr/lib/x86_64-linux-gnu/libc.so.6"]));

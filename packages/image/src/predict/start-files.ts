@@ -70,6 +70,31 @@ export interface StartPrediction {
 }
 
 const MAX_SHEBANG_HOPS = 4;
+
+/**
+ * What an interpreter's own start reads, beyond its binary and libraries: CPython 3 imports the
+ * `encodings` package and the filesystem codec before it runs anything ("init_fs_encoding" fails without
+ * them), coerces the C locale to C.UTF-8 (reading that locale's LC_CTYPE and iconv's module cache), and
+ * Debian's `site` imports sitecustomize. Recorded with `lazypull run --record-access` on Debian's
+ * python3.11 (`python3 -c 'print(1)'`): these are every read after the libraries, each one a round trip
+ * when not predicted. Paths are from the interpreter's prefix (`usr` for `usr/bin/python3.11`,
+ * `usr/local` for the official images' `usr/local/bin/python3.12`); missing ones are skipped.
+ */
+function interpreterStartFiles(program: string, multiarch: string | undefined): string[] {
+  const m = /^(.*?)\/?bin\/python(\d)\.(\d+)$/.exec(program);
+  if (!m) return [];
+  const prefix = m[1] ? `${m[1]}/` : "";
+  const lib = `${prefix}lib/python${m[2]}.${m[3]}`;
+  const tag = `cpython-${m[2]}${m[3]}`;
+  return [
+    `${lib}/encodings/__pycache__/__init__.${tag}.pyc`,
+    `${lib}/encodings/__pycache__/aliases.${tag}.pyc`,
+    `${lib}/encodings/__pycache__/utf_8.${tag}.pyc`,
+    `${lib}/__pycache__/sitecustomize.${tag}.pyc`,
+    "usr/lib/locale/C.utf8/LC_CTYPE",
+    ...(multiarch ? [`usr/lib/${multiarch}/gconv/gconv-modules.cache`] : []),
+  ];
+}
 /** an ld.so.cache bigger than this is not read for a prediction (Debian's: ~20 KB) */
 const MAX_LD_CACHE_BYTES = 4 * 1024 * 1024;
 
@@ -103,6 +128,7 @@ export class LoadPredictor {
   private readonly libraryDepth: number;
   private readonly defaultDirs: string[];
   private readonly startLibraries: string[];
+  private readonly multiarch: string | undefined;
   private ldCache: Promise<Map<string, string[]>> | undefined;
 
   constructor(
@@ -117,6 +143,7 @@ export class LoadPredictor {
     this.maxBytes = o.maxBytes ?? 256 * 1024 * 1024;
     this.libraryDepth = o.libraryDepth ?? 2;
     const multiarch = MULTIARCH[config.architecture ?? "amd64"];
+    this.multiarch = multiarch;
     this.defaultDirs = [...(multiarch ? [`/lib/${multiarch}`, `/usr/lib/${multiarch}`] : []), "/lib64", "/usr/lib64", "/lib", "/usr/lib"];
   }
 
@@ -126,7 +153,7 @@ export class LoadPredictor {
     const name = this.argv[0];
     const program = name === undefined ? undefined : this.onPath(name);
     if (program !== undefined) {
-      this.take([program, ...this.startLibraries]);
+      this.take([program, ...this.startLibraries, ...interpreterStartFiles(program, this.multiarch)]);
       await this.inspect(program, 0, 0).catch(() => undefined);
     }
     await Promise.all(this.fetches);
@@ -230,6 +257,7 @@ export class LoadPredictor {
       // `#!/usr/bin/env python3`: the program env runs is the one that matters
       if (interp.endsWith("/env") && arg && !arg.startsWith("-")) targets.push(this.onPath(arg));
       this.take(targets);
+      this.take(targets.flatMap((t) => (t === undefined ? [] : interpreterStartFiles(t, this.multiarch))));
       await Promise.all(targets.flatMap((t) => (t === undefined ? [] : [this.inspect(t, 0, hops + 1).catch(() => undefined)])));
       return;
     }
