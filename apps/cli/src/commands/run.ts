@@ -8,6 +8,7 @@ import { prepareHost } from "../host.js";
 import { acquireImageLayersAnywhere } from "../image-layers.js";
 import { formatBytes, formatDuration } from "../ui/progress.js";
 import { describeOverlay } from "../ui/overlay.js";
+import { whenFirstRequestSent } from "../first-request.js";
 import { withRegistryFlags } from "../registry.js";
 import { repeatedSignalWindowMs } from "../rootless.js";
 
@@ -96,8 +97,9 @@ export function register(program: Command): void {
     .action(async (image: string, command: string[], flags: RunFlags) => {
       const t0 = performance.now();
       const host = await prepareHost();
-      // podman's pages come in from disk while the image's manifest and TOCs come in from the registry
-      warmContainerRuntime(host);
+      // podman's pages come in from disk while the image's manifest and TOCs come in from the registry —
+      // once the first request is out: before it, those reads slow this process's own cold start
+      whenFirstRequestSent(() => warmContainerRuntime(host));
       hookProcessSignals({ stack: processCleanup, sameSignalWithinMs: repeatedSignalWindowMs() });
       const state = await createState(host);
       const accessLog = join(state.dir, "access.log");

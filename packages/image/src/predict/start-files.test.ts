@@ -52,6 +52,8 @@ const debianLike = (extra: Record<string, Entry> = {}) =>
     "etc/group": "root:x:0:\n",
     "etc/localtime": { link: "/usr/share/zoneinfo/Etc/UTC" },
     "usr/share/zoneinfo/Etc/UTC": "TZif2",
+    "etc/os-release": { link: "../usr/lib/os-release" },
+    "usr/lib/os-release": "ID=debian\n",
     ...extra,
   });
 
@@ -109,6 +111,8 @@ describe("prefetchStart", () => {
       "usr/bin/cat",
       "usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
       "usr/lib/x86_64-linux-gnu/libc.so.6",
+      // the file the command names, through its symlink
+      "usr/lib/os-release",
     ]);
     expect(l.prefetched.flat()).toEqual(p.files);
     // the loader and libc go with the program, not after its ELF header has been read

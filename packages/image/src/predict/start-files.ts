@@ -70,6 +70,8 @@ export interface StartPrediction {
 }
 
 const MAX_SHEBANG_HOPS = 4;
+/** command arguments looked up as files in the image (lookups only: a missing one costs nothing) */
+const MAX_ARGUMENT_FILES = 8;
 
 /**
  * What an interpreter's own start reads, beyond its binary and libraries: CPython 3 imports the
@@ -154,6 +156,8 @@ export class LoadPredictor {
     const program = name === undefined ? undefined : this.onPath(name);
     if (program !== undefined) {
       this.take([program, ...this.startLibraries, ...interpreterStartFiles(program, this.multiarch)]);
+      // files the command names (`cat /etc/os-release`, `python3 app.py`): read as soon as it runs
+      this.take(this.argv.slice(1, 1 + MAX_ARGUMENT_FILES).flatMap((a) => (a.startsWith("-") || a.length > 4096 ? [] : [a.startsWith("/") ? a : `${this.workdir}/${a}`])));
       await this.inspect(program, 0, 0).catch(() => undefined);
     }
     await Promise.all(this.fetches);
