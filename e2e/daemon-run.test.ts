@@ -107,7 +107,7 @@ describe.skipIf(Boolean(process.env.E2E_SOURCE_IMAGE))("lazypull run through laz
 
     // Baseline: one run on a fresh daemon with an empty cache.
     const base = await freshDaemon("baseline");
-    const baseHold = await base.client.acquire({ reference: lazyRef });
+    const baseHold = await base.client.acquire({ reference: lazyRef, predict: false });
     const baseOpened = counters(await base.client.layers()); // footer + TOC only
     const single = await runCli(base.proc.socket, "lazypull-e2e-daemon-baseline").done;
     expect({ code: single.code, stdout: single.stdout }).toEqual({ code: 0, stdout: expectedStdout });
@@ -118,7 +118,7 @@ describe.skipIf(Boolean(process.env.E2E_SOURCE_IMAGE))("lazypull run through laz
 
     // Ten at once on another fresh daemon with an empty cache.
     const shared = await freshDaemon("shared");
-    const hold = await shared.client.acquire({ reference: lazyRef });
+    const hold = await shared.client.acquire({ reference: lazyRef, predict: false });
     // Opening the layer costs the same on both daemons, so what follows compares the runs' reads alone.
     expect(counters(await shared.client.layers())).toEqual(baseOpened);
     const daemonMount = join(shared.root, "layers");

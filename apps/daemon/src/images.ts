@@ -60,7 +60,7 @@ export class ImageStore {
     this.leases.set(lease.id, lease);
     // the client is about to start the container: what that start reads first is fetched meanwhile,
     // and the programs and libraries it opens later have their own libraries fetched ahead of the loader
-    const predictor = loadPredictorFor(this.fs, layers, resolved.config, req.start ?? {});
+    const predictor = req.predict === false ? undefined : loadPredictorFor(this.fs, layers, resolved.config, req.start ?? {});
     if (predictor) {
       if (this.followers) this.unfollow.set(lease.id, this.followers.add(layers.map((d) => d.digest), predictor));
       void predictor.start().then(

@@ -24,6 +24,7 @@ const acquireSchema = {
     reference: { type: "string", minLength: 1, maxLength: 1024 },
     platform: { type: "string", pattern: "^[a-z0-9_.-]+/[a-z0-9_.-]+(/[a-z0-9_.-]+)?$" },
     pid: { type: "integer", minimum: 1, maximum: 4194304 },
+    predict: { type: "boolean" },
     start: {
       type: "object",
       additionalProperties: false,

@@ -29,6 +29,8 @@ export interface AcquireRequest {
    * layers are served. Without it, the image's own Entrypoint and Cmd are predicted.
    */
   start?: StartCommand;
+  /** `false`: fetch nothing ahead for this lease (held to read the image, not to start it); default true */
+  predict?: boolean;
 }
 
 export interface ImageLayerInfo {
