@@ -34,8 +34,10 @@ describe("lazypull convert / toc / ls / cat on local files", () => {
     const r = await lazypull("convert", join(dir, "layer.tar.gz"), blob, "--chunk-size", "65536", "--level", "6", "--prioritize", join(dir, "prio.txt"), "--json");
     expect(r.code).toEqual(0);
     const out = JSON.parse(r.stdout);
-    expect(Object.keys(out).sort()).toEqual(["blobDigest", "blobSize", "diffId", "missingPrioritized", "tocDigest", "tocOffset", "uncompressedSize"]);
+    expect(Object.keys(out).sort()).toEqual(["blobDigest", "blobSize", "diffId", "footerSize", "missingPrioritized", "tocDigest", "tocLength", "tocOffset", "uncompressedSize"]);
     expect(out.blobSize).toEqual((await readFile(blob)).length);
+    // where the TOC is, as a registry convert records it in the layer's annotations: TOC then footer end the blob
+    expect(out.tocOffset + out.tocLength + out.footerSize).toEqual(out.blobSize);
     const toc = await lazypull("toc", blob, "--verify", out.tocDigest);
     expect(toc.code).toEqual(0);
     const names = JSON.parse(toc.stdout).entries.map((e: { name: string }) => e.name);

@@ -81,6 +81,9 @@ async function removeStaleMounts(root: string, log: Logger): Promise<number> {
 
 /** Mounts podman's Additional Layer Store at `dir`, answered by the daemon's LazyFs. */
 async function startLayerStore(dir: string, usesFile: string, config: DaemonConfig, fs: LazyFs, client: RegistryClient, cache: BlobCache, followers: LoadFollowers, log: Logger) {
+  // a killed daemon's store mount answers ENOTCONN (even to mkdir) until fusermount's watchdog detaches
+  // it, which may not have happened yet
+  await cleanStaleMount(dir);
   await mkdir(dir, { recursive: true });
   const layers = await StoreLayers.open({ fs, client, cache, followers, log: log.child({ component: "layer-store" }), usesFile, idleMs: config.storeIdleMs });
   try {
