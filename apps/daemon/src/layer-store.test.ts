@@ -107,7 +107,24 @@ describe("StoreLayers (lazypulld's side of the Additional Layer Store)", () => {
     await store.close();
   });
 
-  it("should count podman's uses on disk and restore them, keeping used layers past the idle time", async () => {
+  it("should predict an image again once its layers were let go and served anew", async () => {
+    const { fs, prefetched, refs } = fakeFs();
+    const store = await open(fs, fakeClient(true).client, 1);
+    await store.lookup(REF, d("a"));
+    await store.lookup(REF, d("b"));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(prefetched).toHaveLength(2);
+    // the sweeper (every second at this idle time) lets both unused layers go
+    await new Promise((r) => setTimeout(r, 1300));
+    expect(refs.get(d("a"))).toBe(0);
+    await store.lookup(REF, d("a"));
+    await store.lookup(REF, d("b"));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(prefetched).toEqual(["b:etc/passwd", "b:bin/true", "b:etc/passwd", "b:bin/true"]);
+    await store.close();
+  });
+
+    it("should count podman's uses on disk and restore them, keeping used layers past the idle time", async () => {
     const { client } = fakeClient();
     const { fs, refs } = fakeFs();
     const s = await open(fs, client, 0);

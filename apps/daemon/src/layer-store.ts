@@ -48,8 +48,8 @@ export class StoreLayers implements StoreBackend {
   private readonly entries = new Map<string, Entry>();
   private readonly resolved = new Map<string, { at: number; image: Promise<Resolved> }>();
   private readonly uses = new Map<string, number>();
-  /** images whose start was predicted, and how to stop their predictor hearing about opened files */
-  private readonly predicted = new Map<string, () => void>();
+  /** images whose start was predicted: their layers, and how to stop their predictor hearing about opened files */
+  private readonly predicted = new Map<string, { digests: string[]; unfollow: () => void }>();
   private saving: Promise<void> = Promise.resolve();
   private readonly sweeper: NodeJS.Timeout;
 
@@ -175,11 +175,12 @@ export class StoreLayers implements StoreBackend {
     const predictor = loadPredictorFor(this.fs, image.manifest.layers, image.config);
     if (!predictor) return;
     if (this.predicted.size >= MAX_PREDICTED) {
-      const [oldest, unfollow] = this.predicted.entries().next().value!;
-      unfollow();
+      const [oldest, p] = this.predicted.entries().next().value!;
+      p.unfollow();
       this.predicted.delete(oldest);
     }
-    this.predicted.set(key, this.followers?.add(image.manifest.layers.map((d) => d.digest), predictor) ?? (() => undefined));
+    const digests = image.manifest.layers.map((d) => d.digest);
+    this.predicted.set(key, { digests, unfollow: this.followers?.add(digests, predictor) ?? (() => undefined) });
     void predictor.start().then(
       (p) => this.log.info({ reference, files: p.files.length, bytes: p.bytes, program: p.program }, "layer store: start files prefetched"),
       () => undefined,
@@ -220,7 +221,16 @@ export class StoreLayers implements StoreBackend {
 
   private drop(key: string, e: Entry): void {
     this.entries.delete(key);
-    if (e.blobDigest !== undefined) this.fs.releaseLayer(e.blobDigest);
+    if (e.blobDigest === undefined) return;
+    this.fs.releaseLayer(e.blobDigest);
+    // an image predicted over this layer is predicted afresh when it is served again: the old predictor
+    // reads through a closed layer and holds its tree
+    for (const [image, p] of this.predicted) {
+      if (p.digests.includes(e.blobDigest)) {
+        p.unfollow();
+        this.predicted.delete(image);
+      }
+    }
   }
 
   private async load(): Promise<void> {

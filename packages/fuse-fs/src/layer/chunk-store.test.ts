@@ -8,7 +8,7 @@ import { BufferSource, MapCache, chunkedBlob, fakeInflate, fakeRef } from "../..
 const log = pino({ level: "silent" });
 
 /** A store over a blob of one gzip member per buffer, with fakes for the registry and the cache. */
-function storeOf(datas: Buffer[], digest = "sha256:" + "a".repeat(64)) {
+function storeOf(datas: Buffer[], digest = "sha256:" + "a".repeat(64), abort = new AbortController()) {
   const { blob, chunks } = chunkedBlob(datas);
   const source = new BufferSource(blob);
   const cache = new MapCache();
@@ -22,7 +22,7 @@ function storeOf(datas: Buffer[], digest = "sha256:" + "a".repeat(64)) {
     counters,
     log,
     retry: { attempts: 3, delayMs: 1 },
-    signal: new AbortController().signal,
+    signal: abort.signal,
   });
   return { datas, blob, chunks, source, cache, counters, store };
 }
@@ -56,7 +56,17 @@ describe("ChunkStore", () => {
     expect(await store.slice(chunks[2]!, 10, 20)).toEqual(datas[2]!.subarray(10, 30));
   });
 
-  it("should share one fetch between concurrent readers of the same chunk", async () => {
+  it("should write what a read fetched to the cache even when the layer is closed right after the read", async () => {
+    const abort = new AbortController();
+    const { chunks, store, cache } = storeOf(Array.from({ length: 40 }, () => randomBytes(500)), undefined, abort);
+    await store.ensure(chunks, "demand");
+    // a released lease: the layer is closed while its writes (8 at a time) are still queued
+    abort.abort();
+    await store.flush();
+    expect(cache.puts).toBe(40);
+  });
+
+    it("should share one fetch between concurrent readers of the same chunk", async () => {
     const { datas, chunks, source, store } = setup(2);
     let release!: () => void;
     source.gate = new Promise((r) => (release = r));

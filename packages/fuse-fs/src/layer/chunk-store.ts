@@ -369,26 +369,28 @@ export class ChunkStore {
     return datas;
   }
 
-  /** Waits for the cache writes in flight (a clean close keeps what was fetched). */
+  /**
+   * Waits for the cache writes in flight now (a clean close keeps what was fetched). Not for later ones:
+   * background fetching may keep adding writes, and a close must not wait for a whole layer.
+   */
   async flush(): Promise<void> {
-    while (this.writes.size > 0) await Promise.all([...this.writes]);
+    await Promise.all([...this.writes]);
   }
 
   private async writeRun(run: ChunkRef[], datas: Buffer[]): Promise<void> {
-    const { log, signal } = this.o;
+    const { log } = this.o;
     // A run of thousands of small files would otherwise be thousands of cache writes at once, each
     // with its temp file, handle and buffers alive: a few at a time keep memory flat.
     const limit = pLimit(CACHE_WRITERS);
     await Promise.all(
       run.map((c, i) =>
         limit(async () => {
-          // a layer dropped without a flush (released, or the process is going) keeps nothing more:
-          // its cache may already be closed
-          if (signal.aborted) return;
+          // written even when the layer was closed meanwhile (a released lease): the bytes are fetched
+          // and verified, and the next run would fetch them again; only a closed cache stops it
           try {
             await this.o.cache.put(this.key(c), datas[i]!);
           } catch (err) {
-            if (signal.aborted || hasCode(err, "BLOBCACHE_CLOSED")) return;
+            if (hasCode(err, "BLOBCACHE_CLOSED")) return;
             log.warn({ err, digest: this.o.digest, chunk: chunkId(c) }, "cache put failed; serving from memory");
           }
         }),

@@ -157,7 +157,11 @@ export async function openLayer(spec: LayerSpec, o: OpenLayerOptions): Promise<S
   /** the bytes `prefetchToc` fetched, opened as the cache's are (verified by the TOC digest), and kept */
   const fromEarly = async (): Promise<StargzReader | undefined> => {
     const pending = takeEarlyToc(digest);
-    const bytes = pending ? await pending : undefined;
+    // no longer than one attempt of the usual open would wait: a stalled early fetch falls back to it
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<undefined>((res) => (timer = setTimeout(() => res(undefined), retry.attemptTimeoutMs ?? defaultRetryPolicy.attemptTimeoutMs)));
+    const bytes = pending ? await Promise.race([pending, expired]) : undefined;
+    clearTimeout(timer);
     if (!bytes || !location || !tocDigest || bytes.length !== descriptor.size - location.offset) return undefined;
     counters.noteRequest(bytes.length);
     const range = tailFirstReader(bytes, remote());

@@ -31,6 +31,9 @@ const MAX_PROGRAM_HEADERS = 256;
 const MAX_DYNAMIC_BYTES = 64 * 1024;
 const MAX_STRTAB_BYTES = 1024 * 1024;
 const MAX_INTERP_BYTES = 4096;
+/** libraries taken from one file, and search directories (RPATH + RUNPATH): real programs name a few dozen at most */
+export const MAX_NEEDED = 128;
+export const MAX_SEARCH_DIRS = 32;
 
 interface Word {
   is64: boolean;
@@ -112,13 +115,19 @@ export async function readElfDeps(read: ReadAt): Promise<ElfDeps | undefined> {
   if (!load) return deps;
   const strtab = await read(load.offset + (strtabAddr - load.vaddr), strsz);
   const str = (off: number) => cString(strtab, off);
-  const paths = (v: string | undefined) => (v ? v.split(":").filter(Boolean) : []);
+  // a search path adds its directories once, and only so many: a lying file could otherwise list
+  // thousands, each costing a lookup per library
+  const addDirs = (list: string[], v: string | undefined) => {
+    for (const d of v ? v.split(":") : []) {
+      if (d && !list.includes(d) && deps.rpath.length + deps.runpath.length < MAX_SEARCH_DIRS) list.push(d);
+    }
+  };
   for (const [tag, val] of tags) {
     if (tag === DT_NEEDED) {
       const name = str(val);
-      if (name) deps.needed.push(name);
-    } else if (tag === DT_RPATH) deps.rpath.push(...paths(str(val)));
-    else if (tag === DT_RUNPATH) deps.runpath.push(...paths(str(val)));
+      if (name && !deps.needed.includes(name) && deps.needed.length < MAX_NEEDED) deps.needed.push(name);
+    } else if (tag === DT_RPATH) addDirs(deps.rpath, str(val));
+    else if (tag === DT_RUNPATH) addDirs(deps.runpath, str(val));
   }
   return deps;
 }

@@ -10,6 +10,7 @@ const HEADER_BYTES = 48;
 const ENTRY_BYTES = 24;
 /** more entries than any real system has: a bigger count is a damaged file */
 const MAX_ENTRIES = 65536;
+const MAX_PATHS_PER_NAME = 4;
 
 export function parseLdCache(buf: Buffer): Map<string, string[]> {
   const out = new Map<string, string[]>();
@@ -32,8 +33,10 @@ export function parseLdCache(buf: Buffer): Map<string, string[]> {
     const value = str(u32(at + 8));
     if (!key || !value) continue;
     const list = out.get(key);
-    if (list) list.push(value);
-    else out.set(key, [value]);
+    // one soname has an entry per ABI flavour at most (a handful): more is a damaged or lying file
+    if (list) {
+      if (list.length < MAX_PATHS_PER_NAME) list.push(value);
+    } else out.set(key, [value]);
   }
   return out;
 }

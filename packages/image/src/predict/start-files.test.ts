@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import type { FileNode } from "@lazypull/stargz-format";
 import type { ImageConfig } from "@lazypull/registry-client";
 import { ImageView, type LayerTree } from "../merged-view.js";
-import { readElfDeps } from "./elf.js";
+import { MAX_NEEDED, MAX_SEARCH_DIRS, readElfDeps } from "./elf.js";
 import { parseLdCache } from "./ld-cache.js";
 import { LoadPredictor, prefetchStart, startArgv } from "./start-files.js";
 
@@ -71,6 +71,56 @@ describe("readElfDeps", () => {
     const cut = host("/usr/bin/cat").subarray(0, 70);
     const deps = await readElfDeps(async (o, l) => cut.subarray(o, o + l));
     expect(deps).toBeUndefined();
+  });
+});
+
+/** A minimal ELF64 (one PT_LOAD over the file, a PT_DYNAMIC) whose dynamic section holds `tags` (name tags point into `strings`). */
+function syntheticElf(strings: string[], tags: Array<[number, number]>): Buffer {
+  const strtab = Buffer.from(`\0${strings.join("\0")}\0`);
+  const offsets: number[] = [];
+  let at = 1;
+  for (const str of strings) {
+    offsets.push(at);
+    at += Buffer.byteLength(str) + 1;
+  }
+  const dyn = [...tags.map(([t, i]) => [t, t === 1 || t === 15 || t === 29 ? offsets[i]! : i] as [number, number])];
+  const dynOff = 64 + 2 * 56;
+  const strOff = dynOff + (dyn.length + 3) * 16;
+  dyn.push([5, strOff], [10, strtab.length], [0, 0]);
+  const b = Buffer.alloc(strOff + strtab.length);
+  b.writeUInt32BE(0x7f454c46, 0);
+  b[4] = 2;
+  b[5] = 1;
+  b.writeBigUInt64LE(64n, 32);
+  b.writeUInt16LE(56, 54);
+  b.writeUInt16LE(2, 56);
+  const ph = (i: number, type: number, off: number, size: number) => {
+    b.writeUInt32LE(type, 64 + i * 56);
+    b.writeBigUInt64LE(BigInt(off), 64 + i * 56 + 8);
+    b.writeBigUInt64LE(BigInt(off), 64 + i * 56 + 16);
+    b.writeBigUInt64LE(BigInt(size), 64 + i * 56 + 32);
+  };
+  ph(0, 1, 0, b.length);
+  ph(1, 2, dynOff, dyn.length * 16);
+  dyn.forEach(([t, v], i) => {
+    b.writeBigInt64LE(BigInt(t), dynOff + i * 16);
+    b.writeBigUInt64LE(BigInt(v), dynOff + i * 16 + 8);
+  });
+  strtab.copy(b, strOff);
+  return b;
+}
+
+describe("readElfDeps on a lying file", () => {
+  it("takes at most MAX_NEEDED libraries and MAX_SEARCH_DIRS directories, each once, however many the file lists", async () => {
+    const names = Array.from({ length: 3000 }, (_, i) => `lib${i}.so`);
+    const dirs = Array.from({ length: 1000 }, (_, i) => `/d${i}`).join(":");
+    // 3000 DT_NEEDED, then 200 DT_RPATH and 200 DT_RUNPATH tags all naming the same 1000-directory string
+    const tags: Array<[number, number]> = [...names.map((_, i) => [1, i] as [number, number]), ...Array.from({ length: 200 }, () => [15, 3000] as [number, number]), ...Array.from({ length: 200 }, () => [29, 3000] as [number, number])];
+    const elf = syntheticElf([...names, dirs], tags);
+    const deps = await readElfDeps(async (o, l) => elf.subarray(o, o + l));
+    expect(deps?.needed).toHaveLength(MAX_NEEDED);
+    expect(deps!.rpath.length + deps!.runpath.length).toBe(MAX_SEARCH_DIRS);
+    expect(new Set(deps!.rpath).size).toBe(deps!.rpath.length);
   });
 });
 

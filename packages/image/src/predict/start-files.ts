@@ -72,6 +72,8 @@ export interface StartPrediction {
 const MAX_SHEBANG_HOPS = 4;
 /** command arguments looked up as files in the image (lookups only: a missing one costs nothing) */
 const MAX_ARGUMENT_FILES = 8;
+/** path lookups one predictor makes at most (a start needs a few hundred; each is a walk through the TOC tree) */
+const MAX_LOOKUPS = 20_000;
 
 /**
  * What an interpreter's own start reads, beyond its binary and libraries: CPython 3 imports the
@@ -132,6 +134,7 @@ export class LoadPredictor {
   private readonly startLibraries: string[];
   private readonly multiarch: string | undefined;
   private ldCache: Promise<Map<string, string[]>> | undefined;
+  private lookups = 0;
 
   constructor(
     private readonly view: ImageView,
@@ -183,6 +186,8 @@ export class LoadPredictor {
 
   /** the image path of the regular file `p` names (symlinks followed), if there is one */
   private regular(p: string): string | undefined {
+    // lookups run on the serving thread: a predictor spends at most this many, whatever the image says
+    if (++this.lookups > MAX_LOOKUPS) return undefined;
     try {
       const resolved = resolveSymlinks(this.view, p);
       return this.view.lookup(resolved)?.type === "reg" ? resolved : undefined;
