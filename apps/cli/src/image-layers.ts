@@ -67,15 +67,14 @@ export async function acquireImageLayers(reference: string, opts: AcquireOptions
     let resolved: ResolvedImage;
     let dirs: LayerDirs[];
     try {
-      // a string, so a short name goes through registries.conf's aliases and search registries; manifests
-      // by digest and the config come from the cache on a warm host: one request by tag, none by digest
       // the TOCs are asked for the moment the manifest names them, not once the mount is made
       const onManifest = (ref: ImageReference, manifest: ImageManifest) => {
         firstRequest.cancel();
         for (const descriptor of manifest.layers) prefetchToc({ ref, descriptor }, client, cache);
       };
-      const resolving = resolveAndAddLayers(client, reference, mounting, { platform: opts.platform, cache, onManifest });
-      ({ resolved, dirs } = await resolving);
+      // a string, so a short name goes through registries.conf's aliases and search registries; manifests
+      // by digest and the config come from the cache on a warm host: one request by tag, none by digest
+      ({ resolved, dirs } = await resolveAndAddLayers(client, reference, mounting, { platform: opts.platform, cache, onManifest }));
     } catch (err) {
       firstRequest.cancel();
       await (await mounting.catch(() => undefined))?.close();

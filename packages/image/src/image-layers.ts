@@ -110,21 +110,3 @@ export function loadPredictorFor(
   if (trees.some((t) => t === undefined)) return undefined;
   return new LoadPredictor(new ImageView((trees as LayerTree[]).reverse()), config, start, opts);
 }
-
-/**
- * Predictive prefetch of a start on served layers: resolves with what was fetched, or undefined when a
- * layer is no longer served; never rejects (a start reads on demand whatever the prediction missed).
- */
-export async function prefetchImageStart(
-  fs: Pick<LazyFs, "layerTree">,
-  layers: Descriptor[],
-  config: ImageConfig,
-  start: StartCommand = {},
-  opts: PredictOptions = {},
-): Promise<StartPrediction | undefined> {
-  try {
-    return await loadPredictorFor(fs, layers, config, start, opts)?.start();
-  } catch {
-    return undefined;
-  }
-}

@@ -120,6 +120,21 @@ export async function openLayer(spec: LayerSpec, o: OpenLayerOptions): Promise<S
   const tocKey = { blob: digest, id: TOC_CACHE_ID };
   const options = { ...(tocDigest ? { expectedTocDigest: tocDigest } : {}), label: digest };
 
+  // not waited for: the next run's saving, not this one's
+  const keepToc = (bytes: Buffer) => void o.cache.put(tocKey, bytes).catch((err: unknown) => log.debug({ err: describeError(err) }, "could not keep the TOC in the cache"));
+  /** opens from TOC + footer bytes already here (the cache's, or fetched ahead), verified as any TOC; undefined when they do not open */
+  const fromTail = async (tail: Buffer, tocLocation: TocLocation, what: string): Promise<StargzReader | undefined> => {
+    const range = tailFirstReader(tail, remote());
+    try {
+      return await openStargz(range, { ...options, tocLocation });
+    } catch (err) {
+      log.warn({ err: describeError(err) }, `${what}: fetching it again`);
+      return undefined;
+    } finally {
+      range.release();
+    }
+  };
+
   const fromCache = async (): Promise<StargzReader | undefined> => {
     if (!tocDigest) return undefined;
     const cached = await o.cache.get(tocKey).catch(() => undefined);
@@ -130,16 +145,8 @@ export async function openLayer(spec: LayerSpec, o: OpenLayerOptions): Promise<S
       log.warn({ bytes: cached.length }, "the cached TOC is not this layer's TOC and footer: dropped, fetching it again");
       return undefined;
     }
-    const range = tailFirstReader(cached, remote());
-    try {
-      return await openStargz(range, { ...options, tocLocation: { offset, length: cached.length - footer.footerSize, footerSize: footer.footerSize } });
-    } catch (err) {
-      // the fetched TOC's put overwrites the entry: a bad one is never served and does not stay
-      log.warn({ err: describeError(err) }, "the cached TOC does not verify: dropped, fetching it again");
-      return undefined;
-    } finally {
-      range.release();
-    }
+    // the fetched TOC's put overwrites the entry: a bad one is never served and does not stay
+    return fromTail(cached, { offset, length: cached.length - footer.footerSize, footerSize: footer.footerSize }, "the cached TOC does not verify: dropped");
   };
 
   const open = async (): Promise<StargzReader> => {
@@ -150,31 +157,23 @@ export async function openLayer(spec: LayerSpec, o: OpenLayerOptions): Promise<S
     if (location && r.tocOffset !== location.offset) {
       log.warn({ annotated: location.offset, footer: r.tocOffset }, "the TOC location annotation disagrees with the blob's footer (the footer was followed)");
     }
-    // not waited for: the next run's saving, not this one's
-    if (tocDigest && tail) void o.cache.put(tocKey, tail).catch((err: unknown) => log.debug({ err: describeError(err) }, "could not keep the TOC in the cache"));
+    if (tocDigest && tail) keepToc(tail);
     return r;
   };
   /** the bytes `prefetchToc` fetched, opened as the cache's are (verified by the TOC digest), and kept */
   const fromEarly = async (): Promise<StargzReader | undefined> => {
     const pending = takeEarlyToc(digest);
+    if (!pending || !location || !tocDigest) return undefined;
     // no longer than one attempt of the usual open would wait: a stalled early fetch falls back to it
     let timer: NodeJS.Timeout | undefined;
     const expired = new Promise<undefined>((res) => (timer = setTimeout(() => res(undefined), retry.attemptTimeoutMs ?? defaultRetryPolicy.attemptTimeoutMs)));
-    const bytes = pending ? await Promise.race([pending, expired]) : undefined;
+    const bytes = await Promise.race([pending, expired]);
     clearTimeout(timer);
-    if (!bytes || !location || !tocDigest || bytes.length !== descriptor.size - location.offset) return undefined;
+    if (!bytes || bytes.length !== descriptor.size - location.offset) return undefined;
     counters.noteRequest(bytes.length);
-    const range = tailFirstReader(bytes, remote());
-    try {
-      const r = await openStargz(range, { ...options, tocLocation: location });
-      void o.cache.put(tocKey, bytes).catch((err: unknown) => log.debug({ err: describeError(err) }, "could not keep the TOC in the cache"));
-      return r;
-    } catch (err) {
-      log.warn({ err: describeError(err) }, "the TOC fetched ahead does not open: fetching it again");
-      return undefined;
-    } finally {
-      range.release();
-    }
+    const r = await fromTail(bytes, location, "the TOC fetched ahead does not open");
+    if (r) keepToc(bytes);
+    return r;
   };
   let reader: StargzReader;
   try {

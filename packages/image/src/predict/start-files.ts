@@ -120,7 +120,8 @@ export function startArgv(config: ImageConfig, start: StartCommand): { argv: str
  * remembering what it already fetched so the start's prediction and later reactions never ask twice.
  */
 export class LoadPredictor {
-  private readonly chosen: string[] = [];
+  /** resolved paths fetched, in the order chosen */
+  private readonly chosen = new Set<string>();
   private readonly inspected = new Set<string>();
   private bytes = 0;
   private readonly fetches: Promise<void>[] = [];
@@ -164,7 +165,7 @@ export class LoadPredictor {
       await this.inspect(program, 0, 0).catch(() => undefined);
     }
     await Promise.all(this.fetches);
-    return { files: this.chosen.map(normalizePath), bytes: this.bytes, ...(program !== undefined ? { program } : {}) };
+    return { ...this.fetched, ...(program !== undefined ? { program } : {}) };
   }
 
   /**
@@ -181,7 +182,7 @@ export class LoadPredictor {
 
   /** everything fetched so far, and its uncompressed size */
   get fetched(): { files: string[]; bytes: number } {
-    return { files: this.chosen.map(normalizePath), bytes: this.bytes };
+    return { files: [...this.chosen].map(normalizePath), bytes: this.bytes };
   }
 
   /** the image path of the regular file `p` names (symlinks followed), if there is one */
@@ -196,20 +197,19 @@ export class LoadPredictor {
     }
   }
 
-  /** fetches what is new among `paths`, within the ceilings; returns the resolved paths it took */
-  private take(paths: Array<string | undefined>): string[] {
+  /** fetches what is new among `paths`, within the ceilings */
+  private take(paths: Array<string | undefined>): void {
     const fresh: string[] = [];
     for (const p of paths) {
       const r = p === undefined ? undefined : this.regular(p);
-      if (r === undefined || this.chosen.includes(r) || this.chosen.length >= this.maxFiles) continue;
+      if (r === undefined || this.chosen.has(r) || this.chosen.size >= this.maxFiles) continue;
       const size = this.view.lookup(r)?.size ?? 0;
       if (this.bytes + size > this.maxBytes) continue;
       this.bytes += size;
-      this.chosen.push(r);
+      this.chosen.add(r);
       fresh.push(r);
     }
     if (fresh.length > 0) this.fetches.push(this.view.prefetch(fresh).catch(() => undefined));
-    return fresh;
   }
 
   private onPath(name: string): string | undefined {
