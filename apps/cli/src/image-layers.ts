@@ -25,6 +25,8 @@ export interface AcquireOptions {
    * are served (without it, nothing is predicted in this process; lazypulld predicts the image's own command)
    */
   start?: StartCommand;
+  /** false: nothing is predicted, not even by lazypulld (which otherwise predicts the image's own command) */
+  predict?: boolean;
 }
 
 /**
@@ -122,7 +124,7 @@ export async function acquireImageLayers(reference: string, opts: AcquireOptions
 export async function acquireImageLayersAnywhere(reference: string, opts: AcquireOptions): Promise<ImageLayers & { via: "daemon" | "process" }> {
   // --tls-verify=false and --cert-dir are this invocation's: lazypulld speaks to registries as its host configures
   if (!opts.accessLogPath && !registryFlagsGiven()) {
-    if (await isDaemonAvailable()) return { ...(await acquireImageLayersFromDaemon(reference, { platform: opts.platform, start: opts.start })), via: "daemon" };
+    if (await isDaemonAvailable()) return { ...(await acquireImageLayersFromDaemon(reference, { platform: opts.platform, start: opts.start, predict: opts.predict })), via: "daemon" };
     // a daemon someone named explicitly and that is down is worth saying out loud (or refusing):
     // otherwise a benchmark or a deployment quietly runs the in-process path
     const named = process.env.LAZYPULL_SOCKET?.trim();

@@ -142,6 +142,34 @@ describe("lazypulld", () => {
     });
   });
 
+  it("should fetch the files a lease's start names before anything reads them, and nothing when the lease asks for no prediction", async () => {
+    // an image of its own: the earlier tests have read every file of the shared one into the cache
+    const fresh = await buildSmallImage(join(work, "image-predict"), registry.host, 2, 200_000, "predict");
+    const [path, bytes] = [...fresh.files[1]!].find(([p]) => p.startsWith("data/"))!;
+    // the file as the program: the image has no cat (and files named in argv count only once the program is found)
+    const start = { command: [`/${path}`] };
+    const fetched = async () => (await client.layers()).reduce((n, l) => n + l.bytesFetched, 0);
+
+    // what the CLI sends for `run --no-predict`: opening the layers is all that is fetched
+    const off = await acquireImageLayersFromDaemon(fresh.ref, { socketPath: socket, start, predict: false });
+    const opened = await fetched();
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(await fetched()).toBe(opened);
+    await off.release();
+    await waitFor("the layers to be let go", async () => (await client.layers()).length === 0);
+
+    // with prediction, the program's bytes arrive with no reader (its 200 KB do not compress)
+    const on = await acquireImageLayersFromDaemon(fresh.ref, { socketPath: socket, start });
+    try {
+      // (the layers' counters start again at zero: they were let go, and their TOCs now come from the cache)
+      await waitFor("the predicted file to be fetched", async () => (await fetched()) >= bytes.length);
+      const got = await readFile(join(on.lowerDirs[0]!, path));
+      expect(got.equals(bytes)).toBe(true);
+    } finally {
+      await on.release();
+    }
+  });
+
   it("should release an image whose owner process died", async () => {
     const owner = spawn("sleep", ["300"], { stdio: "ignore" });
     extraChildren.push(owner);

@@ -22,7 +22,7 @@ export interface SmallImage {
  * A small two-layer image (a few MB of incompressible files, so fetched bytes track read bytes)
  * made with `tar`, imported as an ordinary gzip image and converted to eStargz with 64 KiB chunks.
  */
-export async function buildSmallImage(work: string, registryHost: string, fileCount = 12, fileSize = 200_000): Promise<SmallImage> {
+export async function buildSmallImage(work: string, registryHost: string, fileCount = 12, fileSize = 200_000, name = "small"): Promise<SmallImage> {
   const files: Map<string, Buffer>[] = [new Map(), new Map()];
   for (const [i, layer] of files.entries()) {
     const dir = join(work, `l${i}`);
@@ -40,14 +40,14 @@ export async function buildSmallImage(work: string, registryHost: string, fileCo
   }
   const img = await importImage({
     registryHost,
-    repository: "src/small",
+    repository: `src/${name}`,
     tag: "v1",
     layers: files.map((_, i) => ({ tar: join(work, `l${i}.tar`) })),
     config: { Cmd: ["/bin/true"] },
   });
   const client = new RegistryClient();
   try {
-    const ref = `${registryHost}/lazy/small:v1`;
+    const ref = `${registryHost}/lazy/${name}:v1`;
     await convertImage({ client, source: img.ref, destination: ref, chunkSize: 64 * 1024 });
     return { ref, files };
   } finally {

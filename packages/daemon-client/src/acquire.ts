@@ -9,6 +9,8 @@ export interface DaemonAcquireOptions {
   pid?: number;
   /** how the container will be started, so the daemon can fetch what that start reads first */
   start?: StartCommand;
+  /** false: the daemon predicts nothing for this lease (without `start` it would predict the image's own command) */
+  predict?: boolean;
 }
 
 /**
@@ -24,6 +26,7 @@ export async function acquireImageLayersFromDaemon(reference: string, opts: Daem
       reference,
       ...(opts.platform ? { platform: opts.platform } : {}),
       ...(opts.start ? { start: opts.start } : {}),
+      ...(opts.predict === false ? { predict: false } : {}),
       pid,
     });
     const digests = new Set(lease.layers.map((l) => l.digest));

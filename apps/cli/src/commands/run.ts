@@ -118,7 +118,7 @@ export function register(program: Command): void {
           prefetch: flags.prefetch,
           allowUnverified: flags.allowUnverified,
           accessLogPath: flags.recordAccess ? accessLog : undefined,
-          ...(flags.predict ? { start: startOf(command, flags) } : {}),
+          ...(flags.predict ? { start: startOf(command, flags) } : { predict: false }),
         });
         const ready = performance.now() - t0;
         const res = await launchContainer({
