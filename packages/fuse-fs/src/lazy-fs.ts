@@ -139,8 +139,7 @@ class MountedLazyFs implements LazyFs {
         // whoever added the layer is about to read it: background work waits for that
         this.gate.touch();
         layer.startBackground(this.opts.prefetch ?? "all");
-        // counting the nodes walks the whole tree (~20 ms for 10k entries): only when someone reads it
-        if (this.log.isLevelEnabled("info")) this.log.info({ digest, kind: layer.kind, nodes: layer.nodeCount }, "layer served");
+        this.log.info({ digest, kind: layer.kind, nodes: layer.nodeCount }, "layer served");
         return this.dirsOf(hex);
       } catch (err) {
         if (this.entries.get(digest) === entry) this.entries.delete(digest);

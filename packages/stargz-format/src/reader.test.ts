@@ -57,6 +57,8 @@ describe("convert + open", () => {
     expect(r.lookup("usr")).toMatchObject({ type: "dir", mode: 0o755, nlink: 3 }); // implicit dir
     expect(await readAll(r)).toEqual(expectedContents);
     expect([...r.walk()].map((n) => n.path)).toEqual(["", "dev", "etc", "usr", "x", "dev/null", "etc/.wh.gone", "etc/empty", "etc/hosts", "etc/link", "usr/bin", "usr/bin/big", "usr/bin/big2"]);
+    // counted without a walk: implicit directories (usr, usr/bin) and the hardlink name included
+    expect(r.nodeCount).toBe(13);
   });
 
   it("should split big files into chunks and return only the chunks a range needs", async () => {

@@ -48,6 +48,10 @@ class Reader implements StargzReader {
     this.label = place.label;
   }
 
+  get nodeCount(): number {
+    return this.byPath.size;
+  }
+
   async readToc(): Promise<Toc> {
     return (await decodeToc(this.tocMember, this.place)).toc;
   }

@@ -128,6 +128,8 @@ export interface StargzReader {
   readdir(path: string): string[] | undefined;
   /** every node, parents before children */
   walk(): Iterable<FileNode>;
+  /** how many nodes `walk` yields (every path: the root, implicit directories, each hardlink name), without walking */
+  readonly nodeCount: number;
   /** the chunks covering [offset, offset+length) of a regular file, in order */
   chunksFor(path: string, offset: number, length: number): ChunkRef[];
   /** every chunk of the blob, in blob order */

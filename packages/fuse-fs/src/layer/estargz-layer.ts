@@ -54,7 +54,6 @@ export class EstargzLayer implements ServedLayer {
   readonly digest: string;
   readonly kind: "estargz" | "stargz";
   private state: LayerState = "ready";
-  private count: number | undefined;
   private pinned = false;
   /** every chunk in blob order */
   private readonly ordered: ChunkRef[];
@@ -97,12 +96,7 @@ export class EstargzLayer implements ServedLayer {
   }
 
   get nodeCount(): number {
-    if (this.count === undefined) {
-      let n = 0;
-      for (const _ of this.o.reader.walk()) n += 1;
-      this.count = n;
-    }
-    return this.count;
+    return this.o.reader.nodeCount;
   }
 
   async read(path: string, offset: number, length: number, hint: ReadHint = {}): Promise<Buffer> {
