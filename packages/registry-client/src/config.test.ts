@@ -17,10 +17,20 @@ afterAll(async () => {
 
 describe("credentials", () => {
   it("should list auth files in podman's order", () => {
-    expect(defaultAuthFiles({ REGISTRY_AUTH_FILE: "/a.json", XDG_RUNTIME_DIR: "/run/user/0", HOME: "/h" })).toEqual([
+    expect(defaultAuthFiles({ REGISTRY_AUTH_FILE: "/a.json", XDG_RUNTIME_DIR: "/run/user/0", HOME: "/h" }, 0)).toEqual([
       "/a.json",
       "/run/user/0/containers/auth.json",
+      "/h/.config/containers/auth.json",
       "/h/.docker/config.json",
+    ]);
+  });
+
+  it("should read podman's runtime auth file under /run/containers/UID where XDG_RUNTIME_DIR is unset (root under sudo, a service)", () => {
+    expect(defaultAuthFiles({ HOME: "/root" }, 0)).toEqual(["/run/containers/0/auth.json", "/root/.config/containers/auth.json", "/root/.docker/config.json"]);
+    expect(defaultAuthFiles({ HOME: "/home/u", XDG_CONFIG_HOME: "/cfg", DOCKER_CONFIG: "/dk" }, 1000)).toEqual([
+      "/run/containers/1000/auth.json",
+      "/cfg/containers/auth.json",
+      "/dk/config.json",
     ]);
   });
 

@@ -35,15 +35,20 @@ export interface CredentialLookupOptions {
 }
 
 /**
- * The auth files podman, skopeo and docker read, in their order: `REGISTRY_AUTH_FILE`,
- * `$XDG_RUNTIME_DIR/containers/auth.json`, then docker's `$DOCKER_CONFIG/config.json` (default
- * `~/.docker/config.json`).
+ * The auth files podman, skopeo and docker read, in their order: `REGISTRY_AUTH_FILE`, the runtime
+ * one (`$XDG_RUNTIME_DIR/containers/auth.json`, or `/run/containers/$UID/auth.json` where that variable
+ * is unset, as for root under sudo or a service: where `podman login` writes then),
+ * `$XDG_CONFIG_HOME/containers/auth.json` (default `~/.config`), then docker's
+ * `$DOCKER_CONFIG/config.json` (default `~/.docker/config.json`).
  */
-export function defaultAuthFiles(env: NodeJS.ProcessEnv = process.env): string[] {
+export function defaultAuthFiles(env: NodeJS.ProcessEnv = process.env, uid: number | undefined = process.getuid?.()): string[] {
   const files: string[] = [];
+  const home = env.HOME || homedir();
   if (env.REGISTRY_AUTH_FILE) files.push(env.REGISTRY_AUTH_FILE);
   if (env.XDG_RUNTIME_DIR) files.push(join(env.XDG_RUNTIME_DIR, "containers", "auth.json"));
-  files.push(env.DOCKER_CONFIG ? join(env.DOCKER_CONFIG, "config.json") : join(env.HOME || homedir(), ".docker", "config.json"));
+  else if (uid !== undefined) files.push(join("/run/containers", String(uid), "auth.json"));
+  files.push(join(env.XDG_CONFIG_HOME || join(home, ".config"), "containers", "auth.json"));
+  files.push(env.DOCKER_CONFIG ? join(env.DOCKER_CONFIG, "config.json") : join(home, ".docker", "config.json"));
   return files;
 }
 
