@@ -65,6 +65,18 @@ describe("insecure registries", () => {
     const entries = ["a.io:5000", "c.io"];
     expect(["a.io:5000", "b.io", "c.io"].map((r) => matchesInsecure(r, entries))).toEqual([true, false, true]);
   });
+
+  it("should match a *.domain entry on any port of any subdomain, as registries.conf's wildcards do", () => {
+    const entries = ["*.corp.io"];
+    expect(["reg.corp.io", "reg.corp.io:5000", "a.b.corp.io:443", "corp.io", "reg.corp.io.evil:5000", "xcorp.io:5000"].map((r) => matchesInsecure(r, entries))).toEqual([
+      true,
+      true,
+      true,
+      false,
+      false,
+      false,
+    ]);
+  });
 });
 
 describe("platform selection", () => {
