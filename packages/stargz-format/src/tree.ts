@@ -30,8 +30,10 @@ export class TreeNode implements FileNode {
   declare devMajor?: number;
   declare devMinor?: number;
   declare digest?: string;
-  /** a directory's child names, sorted once the tree is built */
+  /** a directory's child names, in TOC order until first read */
   #names: string[] | undefined;
+  /** names are sorted on first read, not while the layer opens: most directories are never listed during a start */
+  #sorted = true;
   /** a regular file's chunks in file order: the ChunkRef itself for the usual single-chunk file */
   #chunks: ChunkRef | ChunkRef[] | undefined;
 
@@ -49,9 +51,19 @@ export class TreeNode implements FileNode {
     if (type === "dir") this.#names = [];
   }
 
-  /** child names of a directory (sorted after build); undefined for anything else */
+  /** child names of a directory, sorted; undefined for anything else */
   get names(): string[] | undefined {
+    if (!this.#sorted) {
+      this.#names!.sort();
+      this.#sorted = true;
+    }
     return this.#names;
+  }
+
+  /** a child of this directory, while the tree is built */
+  addName(name: string): void {
+    this.#names!.push(name);
+    this.#sorted = false;
   }
 
   get chunks(): ChunkRef | ChunkRef[] | undefined {
@@ -139,7 +151,7 @@ class Builder {
       const grand = this.parentOf(parentPath, e, index);
       parent = this.newDir(parentPath);
       this.byPath.set(parentPath, parent);
-      grand.names!.push(parentPath.slice(parentPath.lastIndexOf("/") + 1));
+      grand.addName(parentPath.slice(parentPath.lastIndexOf("/") + 1));
     }
     if (parent.type !== "dir") this.fail("ESTARGZ_BAD_ENTRY", `parent ${JSON.stringify(parentPath)} is not a directory`, e, index);
     return parent;
@@ -154,7 +166,6 @@ class Builder {
     this.linkHardlinks();
     this.countSubdirs();
     const ordered = this.chunks();
-    for (const [path, node] of this.byPath) if (node.path === path) node.names?.sort();
     return { byPath: this.byPath, root: this.root, ordered, prefetchEnd: this.prefetchEnd };
   }
 
@@ -226,7 +237,7 @@ class Builder {
     }
     if (!existing) {
       this.byPath.set(path, node);
-      this.parentOf(path, e, index).names!.push(path.slice(path.lastIndexOf("/") + 1));
+      this.parentOf(path, e, index).addName(path.slice(path.lastIndexOf("/") + 1));
     }
   }
 
@@ -255,7 +266,7 @@ class Builder {
       if (node.type === "dir") this.fail("ESTARGZ_BAD_HARDLINK", "hardlink to a directory", h, h.index);
       if (this.byPath.has(h.path)) this.fail("ESTARGZ_DUPLICATE_ENTRY", "appears twice", h, h.index);
       this.byPath.set(h.path, node);
-      this.parentOf(h.path, h, h.index).names!.push(h.path.slice(h.path.lastIndexOf("/") + 1));
+      this.parentOf(h.path, h, h.index).addName(h.path.slice(h.path.lastIndexOf("/") + 1));
       node.nlink++;
     }
   }
