@@ -56,6 +56,21 @@ describe("ChunkStore", () => {
     expect(await store.slice(chunks[2]!, 10, 20)).toEqual(datas[2]!.subarray(10, 30));
   });
 
+  it("should take `along` chunks only into a request made for a missing chunk, never for a cache hit", async () => {
+    const { chunks, source, store, cache } = setup(5);
+    const [a, b, c, d, e] = chunks as [(typeof chunks)[0], (typeof chunks)[0], (typeof chunks)[0], (typeof chunks)[0], (typeof chunks)[0]];
+    await store.ensure([a], "demand");
+    expect(source.calls).toEqual([{ offset: a.compressedOffset, length: a.compressedEnd - a.compressedOffset }]);
+    // a is local now: reading it again costs nothing, its neighbours included (a warm run fetched them)
+    await store.ensure([a], "demand", undefined, [b, c]);
+    expect(source.calls).toHaveLength(1);
+    // c is missing: d and e ride along in its request
+    await store.ensure([c], "demand", undefined, [d, e]);
+    expect(source.calls.slice(1)).toEqual([{ offset: c.compressedOffset, length: e.compressedEnd - c.compressedOffset }]);
+    await store.flush();
+    expect(cache.puts).toBe(4);
+  });
+
   it("should write what a read fetched to the cache even when the layer is closed right after the read", async () => {
     const abort = new AbortController();
     const { chunks, store, cache } = storeOf(Array.from({ length: 40 }, () => randomBytes(500)), undefined, abort);

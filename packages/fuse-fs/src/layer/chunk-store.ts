@@ -159,6 +159,7 @@ export class ChunkStore {
    * (neighbours worth having) join those requests when missing, but are not waited for.
    */
   async ensure(chunks: ChunkRef[], prio: Priority, maxRequestBytes = this.maxRequestBytes, along: ChunkRef[] = []): Promise<void> {
+    const wanted = new Set(chunks.map(chunkId));
     const unique = [...new Map([...chunks, ...along].map((c) => [chunkId(c), c])).values()];
     // Background work yields to on-demand reads here, before its chunks are marked in flight: once
     // they are, a reader needing one waits for this fetch, so the fetch must never wait for readers.
@@ -168,11 +169,16 @@ export class ChunkStore {
     const missing = unique.filter((c, i) => !local[i] && !this.inflight.has(chunkId(c)) && !this.large.has(chunkId(c)));
     const small: ChunkRef[] = [];
     for (const c of missing) {
-      if (isLargeChunk(c)) void this.startLarge(c, prio).catch(() => undefined); // awaited below, or by its reader
+      // an `along` chunk rides only in a request made anyway (a large one streams on its own: not worth it)
+      if (!wanted.has(chunkId(c))) {
+        if (!isLargeChunk(c)) small.push(c);
+      }
+      else if (isLargeChunk(c)) void this.startLarge(c, prio).catch(() => undefined); // awaited below, or by its reader
       else small.push(c);
     }
-    // each run's promises are in `inflight`, where readers (and the await below) find them
-    for (const run of coalesce(small, maxRequestBytes)) void this.startRun(run, prio);
+    // each run's promises are in `inflight`, where readers (and the await below) find them; a run of
+    // `along` chunks alone is no request anyone needs (a cache hit would otherwise fetch its neighbours)
+    for (const run of coalesce(small, maxRequestBytes)) if (run.some((c) => wanted.has(chunkId(c)))) void this.startRun(run, prio);
     await Promise.all(chunks.flatMap((c) => this.inflight.get(chunkId(c)) ?? this.large.get(chunkId(c)) ?? []));
   }
 
