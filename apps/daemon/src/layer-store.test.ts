@@ -124,7 +124,7 @@ describe("StoreLayers (lazypulld's side of the Additional Layer Store)", () => {
     await store.close();
   });
 
-    it("should count podman's uses on disk and restore them, keeping used layers past the idle time", async () => {
+  it("should count podman's uses on disk and restore them, keeping used layers past the idle time", async () => {
     const { client } = fakeClient();
     const { fs, refs } = fakeFs();
     const s = await open(fs, client, 0);

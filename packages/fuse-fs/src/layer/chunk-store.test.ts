@@ -81,7 +81,7 @@ describe("ChunkStore", () => {
     expect(cache.puts).toBe(40);
   });
 
-    it("should share one fetch between concurrent readers of the same chunk", async () => {
+  it("should share one fetch between concurrent readers of the same chunk", async () => {
     const { datas, chunks, source, store } = setup(2);
     let release!: () => void;
     source.gate = new Promise((r) => (release = r));

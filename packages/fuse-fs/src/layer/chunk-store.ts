@@ -169,12 +169,9 @@ export class ChunkStore {
     const missing = unique.filter((c, i) => !local[i] && !this.inflight.has(chunkId(c)) && !this.large.has(chunkId(c)));
     const small: ChunkRef[] = [];
     for (const c of missing) {
-      // an `along` chunk rides only in a request made anyway (a large one streams on its own: not worth it)
-      if (!wanted.has(chunkId(c))) {
-        if (!isLargeChunk(c)) small.push(c);
-      }
-      else if (isLargeChunk(c)) void this.startLarge(c, prio).catch(() => undefined); // awaited below, or by its reader
-      else small.push(c);
+      if (!isLargeChunk(c)) small.push(c);
+      // a large chunk streams on its own: for a reader, never as an `along` neighbour
+      else if (wanted.has(chunkId(c))) void this.startLarge(c, prio).catch(() => undefined); // awaited below, or by its reader
     }
     // each run's promises are in `inflight`, where readers (and the await below) find them; a run of
     // `along` chunks alone is no request anyone needs (a cache hit would otherwise fetch its neighbours)
