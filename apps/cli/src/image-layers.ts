@@ -4,7 +4,7 @@ import { defaultCacheDir, openBlobCache } from "@lazypull/blob-cache";
 import { acquireImageLayersFromDaemon, isDaemonAvailable } from "@lazypull/daemon-client";
 import { mountLazyFs, prefetchToc, type LayerDirs, type PrefetchPolicy } from "@lazypull/fuse-fs";
 import { loadPredictorFor, lowerDirsOf, resolveAndAddLayers, type ImageLayers, type LoadPredictor, type StartCommand } from "@lazypull/image";
-import type { ImageManifest, ImageReference, ResolvedImage } from "@lazypull/registry-client";
+import type { ImageManifest, ImageReference, RegistryClient, ResolvedImage } from "@lazypull/registry-client";
 import type { StateDir } from "@lazypull/overlay-launcher";
 import { createRegistryClient, registryFlagsGiven } from "./registry.js";
 import { CliError } from "./errors.js";
@@ -27,6 +27,11 @@ export interface AcquireOptions {
   start?: StartCommand;
   /** false: nothing is predicted, not even by lazypulld (which otherwise predicts the image's own command) */
   predict?: boolean;
+  /**
+   * the registry client to serve the image with, made (and `prepare()`d) early by the caller; it is closed
+   * with the layers, or at once when lazypulld serves them. Default: one made here.
+   */
+  client?: RegistryClient;
 }
 
 /**
@@ -38,7 +43,7 @@ export interface AcquireOptions {
 export async function acquireImageLayers(reference: string, opts: AcquireOptions): Promise<ImageLayers> {
   // the FUSE addon loads while the manifest and config are on their way
   const firstRequest = loadFuseNativeAfterFirstRequest();
-  const client = createRegistryClient({ platform: opts.platform });
+  const client = opts.client ?? createRegistryClient({ platform: opts.platform });
   // no memory tier: the mount's own LRU holds the inflated chunks, and a second copy of each costs time
   const cache = await openBlobCache({ dir: defaultCacheDir(), memoryBytes: 0 });
   const closeAll = async () => {
@@ -124,12 +129,16 @@ export async function acquireImageLayers(reference: string, opts: AcquireOptions
 export async function acquireImageLayersAnywhere(reference: string, opts: AcquireOptions): Promise<ImageLayers & { via: "daemon" | "process" }> {
   // --tls-verify=false and --cert-dir are this invocation's: lazypulld speaks to registries as its host configures
   if (!opts.accessLogPath && !registryFlagsGiven()) {
-    if (await isDaemonAvailable()) return { ...(await acquireImageLayersFromDaemon(reference, { platform: opts.platform, start: opts.start, predict: opts.predict })), via: "daemon" };
+    if (await isDaemonAvailable()) {
+      await opts.client?.close();
+      return { ...(await acquireImageLayersFromDaemon(reference, { platform: opts.platform, start: opts.start, predict: opts.predict })), via: "daemon" };
+    }
     // a daemon someone named explicitly and that is down is worth saying out loud (or refusing):
     // otherwise a benchmark or a deployment quietly runs the in-process path
     const named = process.env.LAZYPULL_SOCKET?.trim();
     if (named) {
       if (process.env.LAZYPULL_REQUIRE_DAEMON === "1") {
+        await opts.client?.close();
         throw new CliError("CLI_DAEMON_UNAVAILABLE", `no lazypulld answers on LAZYPULL_SOCKET=${named} (LAZYPULL_REQUIRE_DAEMON=1 forbids serving the image in this process)`, { socket: named });
       }
       process.stderr.write(`lazypull: warning: no lazypulld answers on LAZYPULL_SOCKET=${named}; serving the image in this process (LAZYPULL_REQUIRE_DAEMON=1 makes this an error)\n`);

@@ -5,7 +5,7 @@ import type { HostConfig } from "./config.js";
 const CONMON_PATHS = ["/usr/bin/conmon", "/usr/libexec/podman/conmon", "/usr/local/libexec/podman/conmon", "/usr/local/bin/conmon", "/usr/sbin/conmon"];
 
 /**
- * Reads podman, the OCI runtime, conmon and their shared libraries into the page cache in the
+ * Reads podman, the OCI runtime, conmon, mount(8) and their shared libraries into the page cache in the
  * background, while the image is being resolved and its TOCs fetched: on a host that has not run
  * podman lately, its start then pages in from memory instead of disk. Measured here (`podman run
  * --rootfs … cat`, page cache dropped, 4 runs each): 0.40–0.49 s cold, 0.29–0.37 s after this,
@@ -14,7 +14,8 @@ const CONMON_PATHS = ["/usr/bin/conmon", "/usr/libexec/podman/conmon", "/usr/loc
  */
 export function warmContainerRuntime(host: HostConfig): void {
   if (process.env.LAZYPULL_WARM_RUNTIME === "0") return;
-  const bins = [host.podman.binary, host.podman.runtime, ...CONMON_PATHS];
+  // mount(8) first: it stacks the kernel overlay right before podman starts (~20 ms from disk, ~7 from memory)
+  const bins = ["mount", host.podman.binary, host.podman.runtime, ...CONMON_PATHS];
   // names found on PATH, libraries as the loader resolves them (ldd), every one read once
   const script =
     'set -- $(for b in "$@"; do case "$b" in /*) [ -r "$b" ] && echo "$b";; *) command -v "$b";; esac; done 2>/dev/null); ' +

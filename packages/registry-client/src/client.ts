@@ -12,6 +12,7 @@ import { RegistryError } from "./errors.js";
 import { getManifest } from "./manifests.js";
 import { hostPlatform, parsePlatform, type Platform } from "./platform.js";
 import { pushBlob, pushManifest, type BlobBody } from "./push.js";
+import { PlainSpares } from "./plain-spares.js";
 import { RangeReader } from "./ranges.js";
 import { toReference } from "./reference.js";
 import { isShortName } from "./registries-conf.js";
@@ -89,6 +90,7 @@ export class RegistryClient implements BlobSource {
   private readonly platform: Platform;
   private readonly ranges: RangeReader;
   private readonly endpoints: Endpoints;
+  private readonly spares = new PlainSpares();
 
   constructor(opts: RegistryClientOptions = {}) {
     this.opts = opts;
@@ -101,11 +103,15 @@ export class RegistryClient implements BlobSource {
         connections: 32,
         keepAliveTimeout: 30_000,
         keepAliveMaxTimeout: 600_000,
-        connect: tlsConnector({
-          ...(opts.certDir !== undefined ? { certDir: opts.certDir } : {}),
-          ...(opts.certsDirs !== undefined ? { certsDirs: opts.certsDirs } : {}),
-          verify: (host) => endpoints.verify(host),
-        }),
+        connect: tlsConnector(
+          {
+            ...(opts.certDir !== undefined ? { certDir: opts.certDir } : {}),
+            ...(opts.certsDirs !== undefined ? { certsDirs: opts.certsDirs } : {}),
+            verify: (host) => endpoints.verify(host),
+          },
+          {},
+          this.spares,
+        ),
         ...opts.agentOptions,
       });
     const p = typeof opts.platform === "string" ? parsePlatform(opts.platform) : opts.platform;
@@ -120,9 +126,20 @@ export class RegistryClient implements BlobSource {
       endpoints,
       // registries.conf's `credential-helpers` says which helpers, in which order (the auth files by default)
       ...(opts.schemeMemo ? { schemeMemo: opts.schemeMemo } : {}),
+      // only our own connector takes spares: with a caller's dispatcher, nothing is opened ahead
+      ...(this.ownDispatcher ? { preconnectPlain: (host: string) => this.spares.open(host) } : {}),
       credentials: credentialSource(opts.credentials, () => opts.authFiles ?? defaultAuthFiles(), { helpers: async () => (await endpoints.config()).credentialHelpers }),
     });
     this.ranges = new RangeReader(this.transport, opts);
+  }
+
+  /**
+   * Starts reading registries.conf (and its drop-ins) now, in the background: the first request needs it
+   * and would otherwise wait for those reads (~15 ms from a cold page cache), so a caller with other work
+   * to do first (a CLI preparing its host) calls this at once. Errors surface on the first request instead.
+   */
+  prepare(): void {
+    this.endpoints.config().catch(() => undefined);
   }
 
   /** Counters since creation. */
@@ -143,6 +160,7 @@ export class RegistryClient implements BlobSource {
   }
 
   async close(): Promise<void> {
+    this.spares.close();
     if (this.ownDispatcher) await this.dispatcher.close();
   }
 

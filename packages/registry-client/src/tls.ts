@@ -24,6 +24,7 @@ import { join } from "node:path";
 import type { Socket } from "node:net";
 import { buildConnector } from "undici";
 import { RegistryError } from "./errors.js";
+import type { PlainSpares } from "./plain-spares.js";
 
 export interface TlsSettings {
   /** podman's --cert-dir: use this directory (for every registry) instead of the certs.d lookup */
@@ -213,6 +214,27 @@ function keepTlsAlert(socket: Socket): void {
   });
 }
 
+/**
+ * A spare connection to undici once it is up; one that fails while connecting gives way to a new
+ * connection. Never called back inside the call: undici's own connector answers on a socket event,
+ * and its client, called back synchronously, left the request waiting forever (seen with undici 7).
+ */
+function handOver(socket: Socket, callback: buildConnector.Callback, fresh: () => void): void {
+  if (!socket.connecting) {
+    queueMicrotask(() => callback(null, socket));
+    return;
+  }
+  const onError = (): void => {
+    socket.destroy();
+    fresh();
+  };
+  socket.once("error", onError);
+  socket.once("connect", () => {
+    socket.off("error", onError);
+    callback(null, socket);
+  });
+}
+
 function hostKey(opts: buildConnector.Options): string {
   const key = opts.host ? opts.host : `${opts.hostname.includes(":") ? `[${opts.hostname}]` : opts.hostname}${opts.port ? `:${opts.port}` : ""}`;
   // docker.io's API host: containers/image looks its certificates up under the name in the reference
@@ -240,12 +262,14 @@ function memoHostTls(hostPort: string, settings: TlsSettings): Promise<HostTls> 
  * The files are read once per process, settings object and host; each host gets its own buildConnector (and
  * so its own TLS session cache).
  */
-export function tlsConnector(settings: TlsSettings, base: buildConnector.BuildOptions = {}): buildConnector.connector {
+export function tlsConnector(settings: TlsSettings, base: buildConnector.BuildOptions = {}, spares?: PlainSpares): buildConnector.connector {
   const plain = buildConnector(base);
   const perHost = new Map<string, Promise<buildConnector.connector>>();
   return (opts, callback) => {
     if (opts.protocol !== "https:") {
-      plain(opts, callback);
+      const spare = spares?.take(opts.hostname, Number(opts.port) || 80);
+      if (spare) handOver(spare, callback, () => plain(opts, callback));
+      else plain(opts, callback);
       return;
     }
     const key = hostKey(opts);

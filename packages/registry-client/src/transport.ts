@@ -72,6 +72,8 @@ export interface TransportOptions {
   credentials(registry: string, repository?: string): Promise<Credentials | undefined>;
   /** which hosts answered in plain HTTP in earlier processes (see scheme-memo.ts) */
   schemeMemo?: SchemeMemo;
+  /** opens a plain-TCP connection to host[:port] ahead, for the plain-HTTP attempt that may follow HTTPS */
+  preconnectPlain?: (host: string) => void;
 }
 
 /**
@@ -244,6 +246,8 @@ export class Transport {
       }
       // not plain HTTP any more (or gone): find out as on a first call
     }
+    // the plain-HTTP attempt that may follow connects while the TLS one is still failing
+    if (policy !== "https" && !(call.body instanceof Readable)) this.opts.preconnectPlain?.(host);
     try {
       const res = await this.sendFollowingAt(call, sent, `https://${host}`);
       this.schemes.set(call.registry, "https:");

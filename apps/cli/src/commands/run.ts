@@ -9,7 +9,7 @@ import { acquireImageLayersAnywhere } from "../image-layers.js";
 import { formatBytes, formatDuration } from "../ui/progress.js";
 import { describeOverlay } from "../ui/overlay.js";
 import { whenFirstRequestSent } from "../first-request.js";
-import { withRegistryFlags } from "../registry.js";
+import { createRegistryClient, withRegistryFlags } from "../registry.js";
 import { repeatedSignalWindowMs } from "../rootless.js";
 
 interface RunFlags {
@@ -96,6 +96,9 @@ export function register(program: Command): void {
     .passThroughOptions()
     .action(async (image: string, command: string[], flags: RunFlags) => {
       const t0 = performance.now();
+      // registries.conf is read while the host is prepared, not after: the first request needs it
+      const client = createRegistryClient({ platform: flags.platform });
+      client.prepare();
       const host = await prepareHost();
       // podman's pages come in from disk while the image's manifest and TOCs come in from the registry —
       // once the first request is out: before it, those reads slow this process's own cold start
@@ -115,6 +118,7 @@ export function register(program: Command): void {
         layers = await acquireImageLayersAnywhere(image, {
           state,
           platform: flags.platform,
+          client,
           prefetch: flags.prefetch,
           allowUnverified: flags.allowUnverified,
           accessLogPath: flags.recordAccess ? accessLog : undefined,
