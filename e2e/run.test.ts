@@ -257,6 +257,25 @@ describe.skipIf(Boolean(external))("a multi-layer image with whiteouts", () => {
   });
 });
 
+describe("an image whose layer's TOC does not verify", () => {
+  it("ends `lazypull run` with the layer's error, even when podman started before the TOC was read, and leaves nothing mounted", async () => {
+    const accept = "application/vnd.oci.image.manifest.v1+json";
+    const res = await fetch(`http://${registryHost}/v2/lazy/debian/manifests/bookworm-esgz`, { headers: { accept } });
+    expect(res.status).toBe(200);
+    const manifest = (await res.json()) as { layers: { annotations?: Record<string, string> }[] };
+    const annotations = manifest.layers[0]!.annotations!;
+    expect(annotations["containerd.io/snapshot/stargz/toc.digest"]).toMatch(/^sha256:/);
+    // the TOC's bytes are the real ones; the digest the manifest vouches for is not theirs
+    annotations["containerd.io/snapshot/stargz/toc.digest"] = `sha256:${"0".repeat(64)}`;
+    const put = await fetch(`http://${registryHost}/v2/lazy/debian/manifests/lying-toc`, { method: "PUT", headers: { "content-type": accept }, body: JSON.stringify(manifest) });
+    expect(put.status).toBe(201);
+    const run = await lazypull(["run", "--rm", `${registryHost}/lazy/debian:lying-toc`, "cat", "/etc/os-release"], { env, allowFail: true });
+    expect(run.code).not.toBe(0);
+    expect(run.stdout).not.toContain("bookworm");
+    expect(run.stderr).toMatch(/cannot be opened.*TOC/s);
+  });
+});
+
 describe.skipIf(Boolean(external))("compatibility", () => {
   it("should still pull and run with plain podman", async () => {
     const store = join(work, "podman-store");

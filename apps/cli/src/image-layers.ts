@@ -2,8 +2,8 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { defaultCacheDir, openBlobCache } from "@lazypull/blob-cache";
 import { acquireImageLayersFromDaemon, isDaemonAvailable } from "@lazypull/daemon-client";
-import { mountLazyFs, prefetchToc, type LayerDirs, type PrefetchPolicy } from "@lazypull/fuse-fs";
-import { loadPredictorFor, lowerDirsOf, resolveAndAddLayers, type ImageLayers, type LoadPredictor, type StartCommand } from "@lazypull/image";
+import { layerDirs, mountLazyFs, prefetchToc, type LayerDirs, type PrefetchPolicy } from "@lazypull/fuse-fs";
+import { loadPredictorFor, lowerDirsOf, resolveAndStartLayers, type ImageLayers, type LoadPredictor, type StartCommand } from "@lazypull/image";
 import type { ImageManifest, ImageReference, RegistryClient, ResolvedImage } from "@lazypull/registry-client";
 import type { StateDir } from "@lazypull/overlay-launcher";
 import { createRegistryClient, registryFlagsGiven } from "./registry.js";
@@ -27,6 +27,13 @@ export interface AcquireOptions {
   start?: StartCommand;
   /** false: nothing is predicted, not even by lazypulld (which otherwise predicts the image's own command) */
   predict?: boolean;
+  /**
+   * hand the layers out once the manifest and config are in, before their TOCs are read: an overlay and
+   * the container can then start meanwhile (the mount waits below a layer until it is open), and the
+   * result's `ready` says when they are open or why one cannot be. In this process only: lazypulld's are
+   * open when it answers.
+   */
+  early?: boolean;
   /**
    * the registry client to serve the image with, made (and `prepare()`d) early by the caller; it is closed
    * with the layers, or at once when lazypulld serves them. Default: one made here.
@@ -72,7 +79,7 @@ export async function acquireImageLayers(reference: string, opts: AcquireOptions
   mounting.catch(() => undefined);
   try {
     let resolved: ResolvedImage;
-    let dirs: LayerDirs[];
+    let adding: Promise<LayerDirs[]>;
     try {
       // the TOCs are asked for the moment the manifest names them, not once the mount is made
       const onManifest = (ref: ImageReference, manifest: ImageManifest) => {
@@ -81,16 +88,25 @@ export async function acquireImageLayers(reference: string, opts: AcquireOptions
       };
       // a string, so a short name goes through registries.conf's aliases and search registries; manifests
       // by digest and the config come from the cache on a warm host: one request by tag, none by digest
-      ({ resolved, dirs } = await resolveAndAddLayers(client, reference, mounting, { platform: opts.platform, cache, onManifest }));
+      ({ resolved, adding } = await resolveAndStartLayers(client, reference, mounting, { platform: opts.platform, cache, onManifest }));
+      if (!opts.early) await adding;
     } catch (err) {
       firstRequest.cancel();
       await (await mounting.catch(() => undefined))?.close();
       throw err;
     }
     const fs = await mounting;
+    const dirs = resolved.manifest.layers.map((d) => layerDirs(mountpoint, d.digest));
     // not awaited: podman prepares the container meanwhile, and a read of a file still on its way waits for it
-    predictor = opts.start ? loadPredictorFor(fs, resolved.manifest.layers, resolved.config, opts.start) : undefined;
-    const prediction = predictor?.start().catch(() => undefined);
+    const { start } = opts;
+    const prediction = start
+      ? adding
+          .then(() => {
+            predictor = loadPredictorFor(fs, resolved.manifest.layers, resolved.config, start);
+            return predictor?.start();
+          })
+          .catch(() => undefined)
+      : undefined;
     let released = false;
     return {
       reference: resolved.ref.toString(),
@@ -99,6 +115,7 @@ export async function acquireImageLayers(reference: string, opts: AcquireOptions
       ...lowerDirsOf(dirs),
       fuseMountpoint: mountpoint,
       ...(prediction ? { prediction } : {}),
+      ...(opts.early ? { ready: adding.then(() => undefined) } : {}),
       async stats() {
         const s = client.stats();
         const hosts = Object.fromEntries(Object.entries(s.hosts).map(([h, v]) => [h, v.bytesReceived]));

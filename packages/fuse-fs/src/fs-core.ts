@@ -52,6 +52,17 @@ function lookupIn(entry: MountedLayer, view: LayerView, path: string): FileNode 
   return view === "overlay" ? overlayLookup(entry.layer, path) : entry.layer.lookup(path);
 }
 
+/** `/<hex>[.overlay]/<path>`: the layer's hex (undefined for the mount's root), which view, and the path inside */
+function splitPath(fusePath: string): { hex: string | undefined; view: LayerView; path: string } {
+  const rel = fusePath.startsWith("/") ? fusePath.slice(1) : fusePath;
+  if (rel === "") return { hex: undefined, view: "oci", path: "" };
+  const slash = rel.indexOf("/");
+  const top = slash < 0 ? rel : rel.slice(0, slash);
+  const path = slash < 0 ? "" : rel.slice(slash + 1);
+  const view: LayerView = top.endsWith(OVERLAY_DIR_SUFFIX) ? "overlay" : "oci";
+  return { hex: view === "overlay" ? top.slice(0, -OVERLAY_DIR_SUFFIX.length) : top, view, path };
+}
+
 function notFound(path: string): FuseFsError {
   return new FuseFsError("FUSEFS_NOT_FOUND", `no such path ${path}`, { path });
 }
@@ -62,6 +73,12 @@ function notFound(path: string): FuseFsError {
  */
 export class FsCore {
   readonly layers = new Map<string, MountedLayer>();
+  /**
+   * Layers added but still opening (TOC on its way or being read), by hex: their directories exist at
+   * once, so an overlay can be mounted and a container started on them; what lies below waits for
+   * `ready` (see `waitFor`), and a layer that cannot be opened answers EIO there.
+   */
+  readonly opening = new Map<string, { slot: number; ready: Promise<unknown> }>();
   private readonly handles = new Map<number, Handle>();
   private nextFd = 1;
   private readonly mountedAt = Date.now();
@@ -74,14 +91,22 @@ export class FsCore {
     private readonly onFirstRead?: (layerDigest: string, path: string) => void,
   ) {}
 
+  /**
+   * What an operation on `fusePath` must wait for first: the opening of the layer it lies in. A layer's
+   * own directory answers `getattr`/`access` at once (`rootToo` false), which is all mounting an overlay on
+   * it takes; listing it or anything below waits.
+   */
+  waitFor(fusePath: string, rootToo: boolean): Promise<unknown> | undefined {
+    if (this.opening.size === 0) return undefined;
+    const { hex, path } = splitPath(fusePath);
+    if (hex === undefined || (path === "" && !rootToo)) return undefined;
+    return this.opening.get(hex)?.ready;
+  }
+
   resolve(fusePath: string): Resolved {
     if (fusePath === "/" || fusePath === "") return { kind: "root" };
-    const rel = fusePath.startsWith("/") ? fusePath.slice(1) : fusePath;
-    const slash = rel.indexOf("/");
-    const top = slash < 0 ? rel : rel.slice(0, slash);
-    const path = slash < 0 ? "" : rel.slice(slash + 1);
-    const view: LayerView = top.endsWith(OVERLAY_DIR_SUFFIX) ? "overlay" : "oci";
-    const entry = this.layers.get(view === "overlay" ? top.slice(0, -OVERLAY_DIR_SUFFIX.length) : top);
+    const { hex, view, path } = splitPath(fusePath);
+    const entry = this.layers.get(hex!);
     if (!entry) throw notFound(fusePath);
     const node = lookupIn(entry, view, path);
     if (!node) throw notFound(fusePath);
@@ -93,12 +118,25 @@ export class FsCore {
   }
 
   stat(fusePath: string): FuseStat {
+    const opening = this.openingRoot(fusePath);
+    // until its TOC is read, a layer's directory looks like the mount's own (ino as its tree root's will be)
+    if (opening) return { ...this.rootStat(), nlink: 2, ino: (opening.slot * 2 ** INO_BITS + 1) >>> 0 };
     const r = this.resolve(fusePath);
-    if (r.kind === "root") {
-      const t = new Date(this.mountedAt);
-      return { mode: S_IFMT.dir | 0o755, uid: 0, gid: 0, size: 0, nlink: 2 + 2 * this.layers.size, ino: 1, rdev: 0, blksize: 4096, blocks: 0, atime: t, mtime: t, ctime: t };
-    }
+    if (r.kind === "root") return this.rootStat();
     return this.statOf(r.entry, r.node);
+  }
+
+  private rootStat(): FuseStat {
+    const t = new Date(this.mountedAt);
+    const layers = this.layers.size + this.opening.size;
+    return { mode: S_IFMT.dir | 0o755, uid: 0, gid: 0, size: 0, nlink: 2 + 2 * layers, ino: 1, rdev: 0, blksize: 4096, blocks: 0, atime: t, mtime: t, ctime: t };
+  }
+
+  /** the opening layer whose own directory `fusePath` is, if it is one */
+  private openingRoot(fusePath: string): { slot: number } | undefined {
+    if (this.opening.size === 0) return undefined;
+    const { hex, path } = splitPath(fusePath);
+    return hex !== undefined && path === "" && !this.layers.has(hex) ? this.opening.get(hex) : undefined;
   }
 
   private statOf(entry: MountedLayer, n: FileNode): FuseStat {
@@ -127,7 +165,7 @@ export class FsCore {
   readdir(fusePath: string): { names: string[]; stats: FuseStat[] } {
     const r = this.resolve(fusePath);
     if (r.kind === "root") {
-      const names = [...this.layers.keys()].flatMap((hex) => [hex, hex + OVERLAY_DIR_SUFFIX]).sort();
+      const names = [...new Set([...this.layers.keys(), ...this.opening.keys()])].flatMap((hex) => [hex, hex + OVERLAY_DIR_SUFFIX]).sort();
       const root = this.stat("/");
       return { names, stats: names.map(() => root) };
     }
@@ -168,7 +206,7 @@ export class FsCore {
   }
 
   access(fusePath: string, mode: number): void {
-    this.resolve(fusePath);
+    if (!this.openingRoot(fusePath)) this.resolve(fusePath);
     if (mode & W_OK) throw new FuseFsError("FUSEFS_READ_ONLY", `${fusePath} is on a read-only filesystem`, { path: fusePath });
   }
 

@@ -1,6 +1,6 @@
 /// <reference path="./fuse-native.d.ts" />
 export type * from "./types.js";
-export { mountLazyFs, loadFuseNative } from "./lazy-fs.js";
+export { mountLazyFs, loadFuseNative, layerDirs } from "./lazy-fs.js";
 export { openRemoteLayer } from "./remote-layer.js";
 export { prefetchToc } from "./layer/open-layer.js";
 export { cleanStaleMount } from "./stale-mount.js";

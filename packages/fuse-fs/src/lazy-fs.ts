@@ -83,8 +83,7 @@ class MountedLazyFs implements LazyFs {
   }
 
   private dirsOf(hex: string): LayerDirs {
-    const dir = join(this.mountpoint, hex);
-    return { dir, overlayDir: dir + OVERLAY_DIR_SUFFIX };
+    return layerDirsAt(this.mountpoint, hex);
   }
 
   addLayer(spec: LayerSpec): Promise<LayerDirs> {
@@ -136,17 +135,23 @@ class MountedLazyFs implements LazyFs {
         entry.kind = layer.kind;
         const mounted: MountedLayer = { hex, slot, layer };
         this.core.layers.set(hex, mounted);
+        this.core.opening.delete(hex);
         // whoever added the layer is about to read it: background work waits for that
         this.gate.touch();
         layer.startBackground(this.opts.prefetch ?? "all");
         this.log.info({ digest, kind: layer.kind, nodes: layer.nodeCount }, "layer served");
         return this.dirsOf(hex);
       } catch (err) {
-        if (this.entries.get(digest) === entry) this.entries.delete(digest);
+        if (this.entries.get(digest) === entry) {
+          this.entries.delete(digest);
+          this.core.opening.delete(hex);
+        }
         this.log.error({ err, digest }, "layer could not be served");
         throw err;
       }
     })();
+    // its directory is there from now on; what lies below waits for the TOC (FsCore.waitFor)
+    this.core.opening.set(hex, { slot, ready: entry.ready });
     return entry.ready;
   }
 
@@ -163,6 +168,7 @@ class MountedLazyFs implements LazyFs {
     if (e.refs > 0) return;
     this.entries.delete(digest);
     this.core.layers.delete(e.hex);
+    this.core.opening.delete(e.hex);
     e.layer?.close();
   }
 
@@ -197,6 +203,7 @@ class MountedLazyFs implements LazyFs {
       for (const e of this.entries.values()) e.layer?.close();
       this.entries.clear();
       this.core.layers.clear();
+      this.core.opening.clear();
       try {
         await new Promise<void>((res, rej) => this.fuse.unmount((err) => (err ? rej(err) : res())));
       } catch (err) {
@@ -219,6 +226,21 @@ class MountedLazyFs implements LazyFs {
  * directory per added layer, named by the layer digest's hex. A stale mount left there by a dead
  * process is cleaned first; a live one is an error.
  */
+
+/**
+ * Where a mount at `mountpoint` serves layer `digest` (OCI form and kernel-overlay form) once it is
+ * added: known before the layer is open, so an overlay can be stacked on it while its TOC is read.
+ */
+export function layerDirs(mountpoint: string, digest: string): LayerDirs {
+  const m = DIGEST.exec(digest);
+  if (!m) throw new FuseFsError("FUSEFS_BAD_LAYER", `not a layer digest: ${JSON.stringify(digest)}`, { digest });
+  return layerDirsAt(mountpoint, m[1]!);
+}
+
+function layerDirsAt(mountpoint: string, hex: string): LayerDirs {
+  const dir = join(mountpoint, hex);
+  return { dir, overlayDir: dir + OVERLAY_DIR_SUFFIX };
+}
 export async function mountLazyFs(opts: MountOptions): Promise<LazyFs> {
   const mountpoint = resolve(opts.mountpoint);
   const log = (opts.logger ?? fallbackLogger()).child({ component: "fuse-fs", mountpoint });

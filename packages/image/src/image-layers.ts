@@ -23,6 +23,12 @@ export interface ImageLayers {
   stats(): Promise<{ bytesFetched: number; requests: number; fuseOps?: number; hosts?: Record<string, number> }>;
   /** what predictive prefetch fetched for the start, when this process predicted it */
   prediction?: Promise<StartPrediction | undefined>;
+  /**
+   * When the layers were handed out before they were open (`lowerDirs` already usable: below them, the
+   * mount waits for each TOC): settles once every layer is open, or rejects with why one cannot be (its
+   * directory then answers EIO). Absent: the layers were open before they were handed out.
+   */
+  ready?: Promise<void>;
   release(): Promise<void>;
 }
 
@@ -55,6 +61,21 @@ export async function resolveAndAddLayers(
   fsIn: LayerFs | Promise<LayerFs>,
   opts: { platform?: string } & ResolveSteps = {},
 ): Promise<{ resolved: ResolvedImage; dirs: LayerDirs[] }> {
+  const { resolved, adding } = await resolveAndStartLayers(client, reference, fsIn, opts);
+  return { resolved, dirs: await adding };
+}
+
+/**
+ * `resolveAndAddLayers` that returns as soon as the manifest and config are in: `adding` settles when
+ * every layer is open (all or nothing), so a caller whose mount answers below a layer still opening
+ * (fuse-fs does) can stack an overlay and start a container while the TOCs are read.
+ */
+export async function resolveAndStartLayers(
+  client: Pick<RegistryClient, "resolve">,
+  reference: string,
+  fsIn: LayerFs | Promise<LayerFs>,
+  opts: { platform?: string } & ResolveSteps = {},
+): Promise<{ resolved: ResolvedImage; adding: Promise<LayerDirs[]> }> {
   const fsReady = Promise.resolve(fsIn);
   let early: { manifest: ImageManifest; adding: Promise<LayerDirs[]> } | undefined;
   const onManifest = (ref: ImageReference, manifest: ImageManifest) => {
@@ -76,8 +97,9 @@ export async function resolveAndAddLayers(
     await giveBack(early, fsReady);
     early = undefined;
   }
-  const dirs = await (early?.adding ?? fsReady.then((fs) => addImageLayers(fs, resolved.ref, resolved.manifest.layers)));
-  return { resolved, dirs };
+  const adding = early?.adding ?? fsReady.then((fs) => addImageLayers(fs, resolved.ref, resolved.manifest.layers));
+  adding.catch(() => undefined);
+  return { resolved, adding };
 }
 
 /** Releases the layers an early start added, once it is done (it may still be adding them). */

@@ -119,12 +119,17 @@ export function register(program: Command): void {
           state,
           platform: flags.platform,
           client,
+          // the overlay and podman start while the TOCs are read; a lookup below a layer still opening waits
+          early: true,
           prefetch: flags.prefetch,
           allowUnverified: flags.allowUnverified,
           accessLogPath: flags.recordAccess ? accessLog : undefined,
           ...(flags.predict ? { start: startOf(command, flags) } : { predict: false }),
         });
-        const ready = performance.now() - t0;
+        let ready = performance.now() - t0;
+        const opened = (layers.ready ?? Promise.resolve()).then(() => (ready = performance.now() - t0));
+        opened.catch(() => undefined);
+        // a layer that could not be opened answered EIO to the container: its reason is the error to show
         const res = await launchContainer({
           host,
           lowerDirs: layers.lowerDirs,
@@ -146,7 +151,11 @@ export function register(program: Command): void {
             interactive: flags.interactive,
             tty: flags.tty,
           },
+        }).catch(async (err: unknown) => {
+          await opened;
+          throw err;
         });
+        await opened;
         exitCode = res.exitCode;
         if (flags.stats || process.stderr.isTTY) {
           const s = await layers.stats();

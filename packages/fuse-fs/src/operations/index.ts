@@ -2,7 +2,7 @@ import type { FuseOps } from "fuse-native";
 import type { Logger } from "pino";
 import type { FsCore } from "../fs-core.js";
 import { answer } from "./adapt.js";
-import { toErrno } from "./errno.js";
+import { Errno, toErrno } from "./errno.js";
 import { readOnlyOps } from "./read-only.js";
 
 /**
@@ -10,9 +10,18 @@ import { readOnlyOps } from "./read-only.js";
  * its value or its error's errno handed to the kernel. Every call is counted in `core.opCount`.
  */
 export function createOperations(core: FsCore, log: Logger) {
+  /**
+   * Runs `op` once the layer `path` lies in is open (at once for most calls); a layer that cannot be
+   * opened answers EIO. `rootToo`: the layer's own directory waits as well (listing it, its xattrs).
+   */
+  const whenOpen = (path: string, rootToo: boolean, cb: (err: number) => void, op: () => void): void => {
+    const wait = core.waitFor(path, rootToo);
+    if (!wait) return op();
+    wait.then(op, () => cb(Errno.EIO));
+  };
   const ops = {
-    getattr: (path, cb) => answer(cb, () => core.stat(path)),
-    readdir: (path, cb) => {
+    getattr: (path, cb) => whenOpen(path, false, cb, () => answer(cb, () => core.stat(path))),
+    readdir: (path, cb) => whenOpen(path, true, cb, () => {
       let listing: ReturnType<FsCore["readdir"]>;
       try {
         listing = core.readdir(path);
@@ -20,9 +29,9 @@ export function createOperations(core: FsCore, log: Logger) {
         return cb(toErrno(err));
       }
       cb(0, listing.names, listing.stats);
-    },
-    readlink: (path, cb) => answer(cb, () => core.readlink(path)),
-    open: (path, flags, cb) => answer(cb, () => core.open(path, flags)),
+    }),
+    readlink: (path, cb) => whenOpen(path, true, cb, () => answer(cb, () => core.readlink(path))),
+    open: (path, flags, cb) => whenOpen(path, true, cb, () => answer(cb, () => core.open(path, flags))),
     // asynchronous: the event loop keeps answering other ops while chunks arrive
     read: (path, fd, buf, len, pos, cb) => {
       core.read(fd, path, pos, len).then(
@@ -37,10 +46,10 @@ export function createOperations(core: FsCore, log: Logger) {
       core.release(fd);
       cb(0);
     },
-    getxattr: (path, name, _position, cb) => answer(cb, () => core.getxattr(path, name)),
-    listxattr: (path, cb) => answer(cb, () => core.listxattr(path)),
+    getxattr: (path, name, _position, cb) => whenOpen(path, true, cb, () => answer(cb, () => core.getxattr(path, name))),
+    listxattr: (path, cb) => whenOpen(path, true, cb, () => answer(cb, () => core.listxattr(path))),
     statfs: (_path, cb) => answer(cb, () => core.statfs()),
-    access: (path, mode, cb) => answer(cb, () => core.access(path, mode)),
+    access: (path, mode, cb) => whenOpen(path, false, cb, () => answer(cb, () => core.access(path, mode))),
     ...readOnlyOps(),
   } satisfies FuseOps;
   return countCalls(core, ops);

@@ -175,3 +175,55 @@ describe("MemoryTree", () => {
     expect([...t.walk()].map((n: FileNode) => `${n.path}:${n.type}`)).toEqual([":dir", "a:dir", "a/b:dir", "a/b/c:reg"]);
   });
 });
+
+describe("FUSE operations on a layer still opening", () => {
+  function opening() {
+    const s = setup();
+    let open!: () => void;
+    let fail!: (err: Error) => void;
+    const ready = new Promise<void>((res, rej) => ((open = res), (fail = rej)));
+    ready.catch(() => undefined);
+    s.core.opening.set("def", { slot: 3, ready });
+    return { ...s, open, fail };
+  }
+  const settled = async <T>(p: Promise<T>): Promise<T | "pending"> => Promise.race([p, new Promise<"pending">((r) => setTimeout(() => r("pending"), 30))]);
+
+  it("answers for its own directory at once, so an overlay can be mounted on it, and lists it at the root", async () => {
+    const { ops, call } = opening();
+    const [err, st] = await call<[number, { mode: number; ino: number; nlink: number }]>(ops.getattr, "/def.overlay");
+    expect(err).toBe(0);
+    expect(st.mode).toBe(0o40755);
+    // the ino its tree's root will have: the layer's slot above, 1 below
+    expect(st.ino).toBe(3 * 2 ** 24 + 1);
+    expect(await call(ops.access, "/def", 4)).toEqual([0]);
+    const [, names] = await call<[number, string[]]>(ops.readdir, "/");
+    expect(names).toEqual(["abc", "abc.overlay", "def", "def.overlay"]);
+  });
+
+  it("makes what lies below (and listing it) wait until the layer is open, then answers from the layer", async () => {
+    const { core, ops, call, open, layer } = opening();
+    const lookup = call(ops.getattr, "/def/bin/su");
+    const list = call(ops.readdir, "/def.overlay");
+    expect(await settled(lookup)).toBe("pending");
+    expect(await settled(list)).toBe("pending");
+    core.layers.set("def", { hex: "def", slot: 3, layer });
+    core.opening.delete("def");
+    open();
+    const [err, st] = (await lookup) as [number, { size: number }];
+    expect([err, st.size]).toEqual([0, 11]);
+    expect((await list)[0]).toBe(0);
+    // the other layers never waited
+    expect(await settled(call(ops.getattr, "/abc/bin/su"))).not.toBe("pending");
+  });
+
+  it("answers EIO below a layer that could not be opened", async () => {
+    const { core, ops, call, fail } = opening();
+    const lookup = call(ops.getattr, "/def.overlay/etc/passwd");
+    const open = call(ops.open, "/def/etc/passwd", 0);
+    core.opening.delete("def");
+    fail(new Error("bad TOC"));
+    expect(await lookup).toEqual([Errno.EIO]);
+    expect(await open).toEqual([Errno.EIO]);
+    expect(await call(ops.getattr, "/def")).toEqual([Errno.ENOENT]);
+  });
+});
