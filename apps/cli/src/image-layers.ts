@@ -30,8 +30,8 @@ export interface AcquireOptions {
   /**
    * hand the layers out once the manifest and config are in, before their TOCs are read: an overlay and
    * the container can then start meanwhile (the mount waits below a layer until it is open), and the
-   * result's `ready` says when they are open or why one cannot be. In this process only: lazypulld's are
-   * open when it answers.
+   * result's `ready` says when they are open or why one cannot be (lazypulld's too, with `GET
+   * /v1/images/:id/ready`).
    */
   early?: boolean;
   /**
@@ -148,7 +148,7 @@ export async function acquireImageLayersAnywhere(reference: string, opts: Acquir
   if (!opts.accessLogPath && !registryFlagsGiven()) {
     if (await isDaemonAvailable()) {
       await opts.client?.close();
-      return { ...(await acquireImageLayersFromDaemon(reference, { platform: opts.platform, start: opts.start, predict: opts.predict })), via: "daemon" };
+      return { ...(await acquireImageLayersFromDaemon(reference, { platform: opts.platform, start: opts.start, predict: opts.predict, early: opts.early })), via: "daemon" };
     }
     // a daemon someone named explicitly and that is down is worth saying out loud (or refusing):
     // otherwise a benchmark or a deployment quietly runs the in-process path

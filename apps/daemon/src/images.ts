@@ -1,10 +1,10 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import type { AcquireRequest, ImageLease, LayerStatus } from "@lazypull/daemon-client";
-import type { LazyFs } from "@lazypull/fuse-fs";
+import { layerDirs, type LazyFs } from "@lazypull/fuse-fs";
 import { isProcessAlive } from "@lazypull/host";
-import { loadPredictorFor, lowerDirsOf, resolveAndAddLayers } from "@lazypull/image";
-import type { ContentCache, RegistryClient } from "@lazypull/registry-client";
+import { loadPredictorFor, lowerDirsOf, resolveAndStartLayers } from "@lazypull/image";
+import type { ContentCache, Descriptor, ImageConfig, RegistryClient } from "@lazypull/registry-client";
 import { DaemonError } from "./errors.js";
 import type { LoadFollowers } from "./load-followers.js";
 
@@ -17,6 +17,10 @@ export class ImageStore {
   private readonly leases = new Map<string, ImageLease>();
   /** per lease: stops its predictor hearing about opened files */
   private readonly unfollow = new Map<string, () => void>();
+  /** early leases whose layers are still opening: settles when they are open */
+  private readonly opening = new Map<string, Promise<void>>();
+  /** early leases whose layers could not be opened, and why */
+  private readonly failed = new Map<string, Error>();
   private closing = false;
 
   constructor(
@@ -36,15 +40,19 @@ export class ImageStore {
     }
     // a string, so a short name goes through registries.conf's aliases and search registries
     // the layers' TOCs are fetched while the config is on its way
-    const { resolved, dirs } = await resolveAndAddLayers(this.client, req.reference, this.fs, {
+    const { resolved, adding } = await resolveAndStartLayers(this.client, req.reference, this.fs, {
       ...(req.platform ? { platform: req.platform } : {}),
       ...(this.cache ? { cache: this.cache } : {}),
     });
+    // an early lease is answered now; its layers open meanwhile (lookups below them wait for it: fuse-fs)
+    if (!req.early) await adding;
     const layers = resolved.manifest.layers;
     if (this.closing) {
-      for (const d of layers) this.fs.releaseLayer(d.digest);
+      // (all or nothing: layers that failed to open were given back already)
+      void adding.then(() => layers.forEach((d) => this.fs.releaseLayer(d.digest)), () => undefined);
       throw new DaemonError("DAEMON_SHUTTING_DOWN", "lazypulld is shutting down", {});
     }
+    const dirs = layers.map((d) => layerDirs(this.fs.mountpoint, d.digest));
     const lease: ImageLease = {
       id: randomUUID(),
       reference: resolved.ref.toString(),
@@ -58,18 +66,51 @@ export class ImageStore {
       createdAt: new Date().toISOString(),
     };
     this.leases.set(lease.id, lease);
-    // the client is about to start the container: what that start reads first is fetched meanwhile,
-    // and the programs and libraries it opens later have their own libraries fetched ahead of the loader
-    const predictor = req.predict === false ? undefined : loadPredictorFor(this.fs, layers, resolved.config, req.start ?? {});
-    if (predictor) {
-      if (this.followers) this.unfollow.set(lease.id, this.followers.add(layers.map((d) => d.digest), predictor));
-      void predictor.start().then(
-        (p) => this.log.info({ id: lease.id, files: p.files.length, bytes: p.bytes, program: p.program }, "start files prefetched"),
-        () => undefined,
-      );
-    }
+    const opened = adding.then(() => undefined);
+    opened.catch(() => undefined);
+    this.opening.set(lease.id, opened);
+    void opened.then(
+      () => {
+        this.opening.delete(lease.id);
+        // released while its layers were opening: they are given back now that they are all held
+        if (!this.leases.has(lease.id)) return layers.forEach((d) => this.fs.releaseLayer(d.digest));
+        this.predict(lease, layers, resolved.config, req);
+      },
+      (err: unknown) => {
+        // all or nothing: addImageLayers gave back every layer it had taken; the lease holds none
+        this.opening.delete(lease.id);
+        if (this.leases.has(lease.id)) this.failed.set(lease.id, err instanceof Error ? err : new Error(String(err)));
+        this.log.warn({ id: lease.id, err }, "an early lease's layers could not be opened");
+      },
+    );
     this.log.info({ id: lease.id, reference: lease.reference, manifestDigest: lease.manifestDigest, pid: req.pid, layers: layers.length }, "image acquired");
     return lease;
+  }
+
+  /**
+   * The client is about to start the container: what that start reads first is fetched meanwhile, and
+   * the programs and libraries it opens later have their own libraries fetched ahead of the loader.
+   */
+  private predict(lease: ImageLease, layers: Descriptor[], config: ImageConfig, req: AcquireRequest): void {
+    const predictor = req.predict === false ? undefined : loadPredictorFor(this.fs, layers, config, req.start ?? {});
+    if (!predictor) return;
+    if (this.followers) this.unfollow.set(lease.id, this.followers.add(layers.map((d) => d.digest), predictor));
+    void predictor.start().then(
+      (p) => this.log.info({ id: lease.id, files: p.files.length, bytes: p.bytes, program: p.program }, "start files prefetched"),
+      () => undefined,
+    );
+  }
+
+  /**
+   * Resolves once the lease's layers are open (at once for a lease that was not early); rejects with
+   * why one could not be (`FUSEFS_BAD_LAYER`…): its directories then answer EIO.
+   */
+  async ready(id: string): Promise<void> {
+    this.get(id);
+    // the open's own rejection: the layer's typed error as it was
+    const failed = this.failed.get(id);
+    if (failed) throw failed;
+    await this.opening.get(id);
   }
 
   get(id: string): ImageLease {
@@ -87,7 +128,10 @@ export class ImageStore {
     this.leases.delete(id);
     this.unfollow.get(id)?.();
     this.unfollow.delete(id);
-    for (const l of lease.layers) this.fs.releaseLayer(l.digest);
+    // layers still opening are given back once they are open; a failed lease holds none
+    const held = !this.opening.has(id) && !this.failed.has(id);
+    this.failed.delete(id);
+    if (held) for (const l of lease.layers) this.fs.releaseLayer(l.digest);
     this.log.info({ id, reference: lease.reference, pid: lease.pid, why }, "image released");
   }
 

@@ -25,6 +25,7 @@ const acquireSchema = {
     platform: { type: "string", pattern: "^[a-z0-9_.-]+/[a-z0-9_.-]+(/[a-z0-9_.-]+)?$" },
     pid: { type: "integer", minimum: 1, maximum: 4194304 },
     predict: { type: "boolean" },
+    early: { type: "boolean" },
     start: {
       type: "object",
       additionalProperties: false,
@@ -99,6 +100,12 @@ export function createServer(deps: ServerDeps): FastifyInstance {
   app.get("/v1/images", async () => deps.store.list());
 
   app.get<{ Params: { id: string } }>("/v1/images/:id", async (req) => deps.store.get(req.params.id));
+
+  // an early lease's layers open after it is answered: this waits for them, or says why one could not be
+  app.get<{ Params: { id: string } }>("/v1/images/:id/ready", async (req, reply) => {
+    await deps.store.ready(req.params.id);
+    return reply.status(204).send();
+  });
 
   app.delete<{ Params: { id: string } }>("/v1/images/:id", async (req, reply) => {
     deps.store.release(req.params.id);

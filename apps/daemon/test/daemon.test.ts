@@ -170,6 +170,43 @@ describe("lazypulld", () => {
     }
   });
 
+  it("should answer an early lease before its layers are open, and say through ready() why one cannot be", async () => {
+    const good = await buildSmallImage(join(work, "image-early"), registry.host, 2, 20_000, "early");
+    // the same image under another tag, its top layer's TOC digest a lie: that layer can never be opened
+    const [repo, tag] = good.ref.slice(registry.host.length + 1).split(":") as [string, string];
+    const accept = "application/vnd.oci.image.manifest.v1+json";
+    const manifest = (await (await fetch(`http://${registry.host}/v2/${repo}/manifests/${tag}`, { headers: { accept } })).json()) as {
+      layers: { digest: string; annotations: Record<string, string> }[];
+    };
+    manifest.layers[1]!.annotations["containerd.io/snapshot/stargz/toc.digest"] = `sha256:${"0".repeat(64)}`;
+    const put = await fetch(`http://${registry.host}/v2/${repo}/manifests/lying`, { method: "PUT", headers: { "content-type": accept }, body: JSON.stringify(manifest) });
+    expect(put.status).toBe(201);
+    const lying = `${registry.host}/${repo}:lying`;
+
+    // without early, the lease is refused: every layer is opened before the answer
+    await expect(acquireImageLayersFromDaemon(lying, { socketPath: socket, predict: false })).rejects.toMatchObject({ code: "FUSEFS_BAD_LAYER" });
+    // early: answered with the layers' directories, then ready() says why
+    const early = await acquireImageLayersFromDaemon(lying, { socketPath: socket, predict: false, early: true });
+    expect(early.lowerDirs).toHaveLength(2);
+    await expect(early.ready).rejects.toMatchObject({ code: "FUSEFS_BAD_LAYER" });
+    // the failed lease holds nothing: ending it takes no reference from a lease on the same blobs
+    const held = await acquireImageLayersFromDaemon(good.ref, { socketPath: socket, predict: false });
+    await early.release();
+    expect((await client.layers()).map((l) => l.images.length)).toEqual([1, 1]);
+    expect((await readFile(join(held.lowerDirs[1]!, "etc/layer-0"))).toString()).toBe("layer 0\n");
+    await held.release();
+
+    // an early lease of a good image: ready() resolves, and its files read as usual
+    const ok = await acquireImageLayersFromDaemon(good.ref, { socketPath: socket, predict: false, early: true });
+    try {
+      await ok.ready;
+      expect((await readFile(join(ok.lowerDirs[0]!, "etc/layer-1"))).toString()).toBe("layer 1\n");
+    } finally {
+      await ok.release();
+    }
+    await waitFor("the layers to be let go", async () => (await client.layers()).length === 0);
+  });
+
   it("should release an image whose owner process died", async () => {
     const owner = spawn("sleep", ["300"], { stdio: "ignore" });
     extraChildren.push(owner);

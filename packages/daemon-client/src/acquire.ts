@@ -11,6 +11,8 @@ export interface DaemonAcquireOptions {
   start?: StartCommand;
   /** false: the daemon predicts nothing for this lease (without `start` it would predict the image's own command) */
   predict?: boolean;
+  /** hand the layers out before they are open (`ImageLayers.ready` says when they are): see `AcquireRequest.early` */
+  early?: boolean;
 }
 
 /**
@@ -27,8 +29,11 @@ export async function acquireImageLayersFromDaemon(reference: string, opts: Daem
       ...(opts.platform ? { platform: opts.platform } : {}),
       ...(opts.start ? { start: opts.start } : {}),
       ...(opts.predict === false ? { predict: false } : {}),
+      ...(opts.early ? { early: true } : {}),
       pid,
     });
+    const ready = opts.early ? client.ready(lease.id) : undefined;
+    ready?.catch(() => undefined);
     const digests = new Set(lease.layers.map((l) => l.digest));
     let released = false;
     return {
@@ -38,6 +43,7 @@ export async function acquireImageLayersFromDaemon(reference: string, opts: Daem
       lowerDirs: lease.lowerDirs,
       ...(lease.overlayLowerDirs ? { overlayLowerDirs: lease.overlayLowerDirs } : {}),
       fuseMountpoint: lease.fuseMountpoint,
+      ...(ready ? { ready } : {}),
       // Counters are per layer: a layer shared with other images counts their reads too.
       async stats() {
         const layers = (await client.layers()).filter((l) => digests.has(l.digest));

@@ -39,6 +39,11 @@ export class DaemonClient {
     return this.json("POST", "/v1/images", req);
   }
 
+  /** Resolves once an (early) lease's layers are open; rejects with the reason one cannot be (e.g. `FUSEFS_BAD_LAYER`). */
+  async ready(id: string): Promise<void> {
+    await this.json("GET", `/v1/images/${encodeURIComponent(id)}/ready`);
+  }
+
   images(): Promise<ImageLease[]> {
     return this.json("GET", "/v1/images");
   }

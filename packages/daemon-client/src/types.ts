@@ -31,6 +31,12 @@ export interface AcquireRequest {
   start?: StartCommand;
   /** `false`: fetch nothing ahead for this lease (held to read the image, not to start it); default true */
   predict?: boolean;
+  /**
+   * Answer once the manifest and config are in, before the layers' TOCs are read: the directories can be
+   * stacked at once (lookups below a layer wait until it is open), and `GET /v1/images/:id/ready` says
+   * when they are open or why one cannot be. Default false: answered with every layer open.
+   */
+  early?: boolean;
 }
 
 export interface ImageLayerInfo {
