@@ -79,7 +79,8 @@ export class ImageStore {
       (err: unknown) => {
         // all or nothing: addImageLayers gave back every layer it had taken; the lease holds none
         this.opening.delete(lease.id);
-        if (this.leases.has(lease.id)) this.failed.set(lease.id, err instanceof Error ? err : new Error(String(err)));
+        // (addImageLayers rejects with the layer's own typed error: FUSEFS_BAD_LAYER, a registry's…)
+        if (this.leases.has(lease.id)) this.failed.set(lease.id, err as Error);
         this.log.warn({ id: lease.id, err }, "an early lease's layers could not be opened");
       },
     );
