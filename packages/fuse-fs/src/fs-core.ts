@@ -76,7 +76,8 @@ export class FsCore {
   /**
    * Layers added but still opening (TOC on its way or being read), by hex: their directories exist at
    * once, so an overlay can be mounted and a container started on them; what lies below waits for
-   * `ready` (see `waitFor`), and a layer that cannot be opened answers EIO there.
+   * `ready` (see `waitFor`), and a layer that cannot be opened answers EIO there. A hex leaves this map
+   * in the same step it enters `layers` (or is dropped): never in both.
    */
   readonly opening = new Map<string, { slot: number; ready: Promise<unknown> }>();
   private readonly handles = new Map<number, Handle>();
@@ -136,7 +137,7 @@ export class FsCore {
   private openingRoot(fusePath: string): { slot: number } | undefined {
     if (this.opening.size === 0) return undefined;
     const { hex, path } = splitPath(fusePath);
-    return hex !== undefined && path === "" && !this.layers.has(hex) ? this.opening.get(hex) : undefined;
+    return hex !== undefined && path === "" ? this.opening.get(hex) : undefined;
   }
 
   private statOf(entry: MountedLayer, n: FileNode): FuseStat {
@@ -165,7 +166,7 @@ export class FsCore {
   readdir(fusePath: string): { names: string[]; stats: FuseStat[] } {
     const r = this.resolve(fusePath);
     if (r.kind === "root") {
-      const names = [...new Set([...this.layers.keys(), ...this.opening.keys()])].flatMap((hex) => [hex, hex + OVERLAY_DIR_SUFFIX]).sort();
+      const names = [...this.layers.keys(), ...this.opening.keys()].flatMap((hex) => [hex, hex + OVERLAY_DIR_SUFFIX]).sort();
       const root = this.stat("/");
       return { names, stats: names.map(() => root) };
     }

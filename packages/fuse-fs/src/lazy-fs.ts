@@ -222,12 +222,6 @@ class MountedLazyFs implements LazyFs {
 }
 
 /**
- * Mounts the lazy filesystem at `opts.mountpoint` (an existing directory). The root lists one
- * directory per added layer, named by the layer digest's hex. A stale mount left there by a dead
- * process is cleaned first; a live one is an error.
- */
-
-/**
  * Where a mount at `mountpoint` serves layer `digest` (OCI form and kernel-overlay form) once it is
  * added: known before the layer is open, so an overlay can be stacked on it while its TOC is read.
  */
@@ -241,6 +235,12 @@ function layerDirsAt(mountpoint: string, hex: string): LayerDirs {
   const dir = join(mountpoint, hex);
   return { dir, overlayDir: dir + OVERLAY_DIR_SUFFIX };
 }
+
+/**
+ * Mounts the lazy filesystem at `opts.mountpoint` (an existing directory). The root lists one
+ * directory per added layer, named by the layer digest's hex. A stale mount left there by a dead
+ * process is cleaned first; a live one is an error.
+ */
 export async function mountLazyFs(opts: MountOptions): Promise<LazyFs> {
   const mountpoint = resolve(opts.mountpoint);
   const log = (opts.logger ?? fallbackLogger()).child({ component: "fuse-fs", mountpoint });
