@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
-import { debianRootfsTar, importImage, run, spawnDaemon } from "@lazypull/testkit";
+import { debianRootfsTar, importImage, pushLyingTocDigest, run, spawnDaemon } from "@lazypull/testkit";
 import { cliArgs, lazypull, mountsUnder, overlayEnv, OVERLAY_KINDS, processesMentioning, repoRoot, spawnLazypull, startLazyMount, waitForStdout } from "./helpers.js";
 
 /**
@@ -259,17 +259,9 @@ describe.skipIf(Boolean(external))("a multi-layer image with whiteouts", () => {
 
 describe("an image whose layer's TOC does not verify", () => {
   it("ends `lazypull run` with the layer's error, even when podman started before the TOC was read, and leaves nothing mounted", async () => {
-    const accept = "application/vnd.oci.image.manifest.v1+json";
-    const res = await fetch(`http://${registryHost}/v2/lazy/debian/manifests/bookworm-esgz`, { headers: { accept } });
-    expect(res.status).toBe(200);
-    const manifest = (await res.json()) as { layers: { annotations?: Record<string, string> }[] };
-    const annotations = manifest.layers[0]!.annotations!;
-    expect(annotations["containerd.io/snapshot/stargz/toc.digest"]).toMatch(/^sha256:/);
     // the TOC's bytes are the real ones; the digest the manifest vouches for is not theirs
-    annotations["containerd.io/snapshot/stargz/toc.digest"] = `sha256:${"0".repeat(64)}`;
-    const put = await fetch(`http://${registryHost}/v2/lazy/debian/manifests/lying-toc`, { method: "PUT", headers: { "content-type": accept }, body: JSON.stringify(manifest) });
-    expect(put.status).toBe(201);
-    const run = await lazypull(["run", "--rm", `${registryHost}/lazy/debian:lying-toc`, "cat", "/etc/os-release"], { env, allowFail: true });
+    const lying = await pushLyingTocDigest(lazyRef, 0, "lying-toc");
+    const run = await lazypull(["run", "--rm", lying, "cat", "/etc/os-release"], { env, allowFail: true });
     expect(run.code).not.toBe(0);
     expect(run.stdout).not.toContain("bookworm");
     expect(run.stderr).toMatch(/cannot be opened.*TOC/s);

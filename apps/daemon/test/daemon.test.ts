@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { acquireImageLayersFromDaemon, DaemonClient, type ImageLayers, type LayerStatus } from "@lazypull/daemon-client";
 import { cleanStaleMount } from "@lazypull/fuse-fs";
 import { isMountPoint } from "@lazypull/host";
-import { DAEMON_NODE_FLAGS, runCli, runSource, spawnDaemon, startRegistry, type DaemonProcess, type RegistryProcess } from "@lazypull/testkit";
+import { DAEMON_NODE_FLAGS, pushLyingTocDigest, runCli, runSource, spawnDaemon, startRegistry, type DaemonProcess, type RegistryProcess } from "@lazypull/testkit";
 import { buildSmallImage, mountsUnder, type SmallImage } from "./helpers.js";
 
 let work: string;
@@ -173,15 +173,7 @@ describe("lazypulld", () => {
   it("should answer an early lease before its layers are open, and say through ready() why one cannot be", async () => {
     const good = await buildSmallImage(join(work, "image-early"), registry.host, 2, 20_000, "early");
     // the same image under another tag, its top layer's TOC digest a lie: that layer can never be opened
-    const [repo, tag] = good.ref.slice(registry.host.length + 1).split(":") as [string, string];
-    const accept = "application/vnd.oci.image.manifest.v1+json";
-    const manifest = (await (await fetch(`http://${registry.host}/v2/${repo}/manifests/${tag}`, { headers: { accept } })).json()) as {
-      layers: { digest: string; annotations: Record<string, string> }[];
-    };
-    manifest.layers[1]!.annotations["containerd.io/snapshot/stargz/toc.digest"] = `sha256:${"0".repeat(64)}`;
-    const put = await fetch(`http://${registry.host}/v2/${repo}/manifests/lying`, { method: "PUT", headers: { "content-type": accept }, body: JSON.stringify(manifest) });
-    expect(put.status).toBe(201);
-    const lying = `${registry.host}/${repo}:lying`;
+    const lying = await pushLyingTocDigest(good.ref, 1, "lying");
 
     // without early, the lease is refused: every layer is opened before the answer
     await expect(acquireImageLayersFromDaemon(lying, { socketPath: socket, predict: false })).rejects.toMatchObject({ code: "FUSEFS_BAD_LAYER" });

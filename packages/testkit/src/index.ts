@@ -1,5 +1,6 @@
 export { freePort } from "./free-port.js";
 export { startRegistry, type RegistryProcess, type RegistryOptions } from "./registry.js";
+export { pushLyingTocDigest } from "./lying-manifest.js";
 export { debianRootfsTar, testCacheDir } from "./debian-rootfs.js";
 export { importImage, type ImportedImage, type ImportLayer } from "./import-image.js";
 export { run, type RunResult } from "./run.js";
