@@ -151,9 +151,14 @@ describe("the bundled bin (apps/cli/dist/lazypull.mjs, what `lazypull` and the b
   it("should build from the sources and run a container with the native FUSE addon loaded from outside the bundle", async () => {
     await run(process.execPath, [join(repoRoot, "apps/cli/scripts/bundle.mjs")], { timeoutMs: 120_000 });
     const bin = join(repoRoot, "apps/cli/dist/lazypull.mjs");
-    const res = await run(process.execPath, [bin, "run", "--rm", "--stats", lazyRef, "cat", "/etc/os-release"], { env: { ...process.env, ...env }, timeoutMs: 240_000 });
+    // executed, as an installed `lazypull` is: its shebang's node flags apply
+    const res = await run(bin, ["run", "--rm", "--stats", lazyRef, "cat", "/etc/os-release"], { env: { ...process.env, ...env, LAZYPULL_CODE_CACHE_REPORT: "1" }, timeoutMs: 240_000 });
     expect(res.stdout).toMatch(/^ID=/m);
     expect(res.stderr).toMatch(/FUSE ops/);
+    // the build made its code cache under the shebang's V8 flags; `node BIN` (other flags) cannot use it
+    expect(res.stderr).toContain("lazypull: code cache used");
+    const plain = await run(process.execPath, [bin, "--help"], { env: { ...process.env, LAZYPULL_CODE_CACHE_REPORT: "1" }, allowFail: true });
+    expect(plain.stderr).toContain("lazypull: code cache rejected");
   });
 });
 

@@ -12,8 +12,9 @@ import { isDaemonAvailable } from "@lazypull/daemon-client";
 import { debianRootfsTar, importImage, run, startRegistry } from "@lazypull/testkit";
 
 const root = join(import.meta.dirname, "..");
-// the built CLI, as an installed `lazypull` runs (`pnpm demo` builds it first)
-const cli = [join(root, "apps/cli/dist/lazypull.mjs")];
+// the built CLI's bin, executed as an installed `lazypull` runs (`pnpm demo` builds it first): its shebang's
+// node flags apply and its code cache is used
+const cli = join(root, "apps/cli/dist/lazypull.mjs");
 const daemonBin = join(root, "apps/daemon/dist/main.js");
 
 function step(msg: string): void {
@@ -59,7 +60,7 @@ try {
   const lazy = `${registry.host}/lazy/debian:bookworm-esgz`;
 
   step(`lazypull convert ${src.ref} ${lazy}`);
-  const conv = await timed(process.execPath, [...cli, "convert", src.ref, lazy], env);
+  const conv = await timed(cli, ["convert", src.ref, lazy], env);
   if (conv.code !== 0) throw new Error("lazypull convert failed");
 
   step("Baseline: podman pull + podman run of the original image (private, empty store)");
@@ -70,7 +71,7 @@ try {
   if (pull.code !== 0 || prun.code !== 0) throw new Error("podman baseline failed");
 
   step(`lazypull run --rm ${lazy} cat /etc/os-release   (cold cache: nothing of the image is on this host)`);
-  const lrun = await timed(process.execPath, [...cli, "run", "--rm", "--stats", lazy, "cat", "/etc/os-release"], env);
+  const lrun = await timed(cli, ["run", "--rm", "--stats", lazy, "cat", "/etc/os-release"], env);
   if (lrun.code !== 0) throw new Error("lazypull run failed");
   const stats = /fetched ([\d.]+ \w+)/.exec(lrun.stderr)?.[1] ?? "?";
 

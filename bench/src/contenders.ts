@@ -10,8 +10,11 @@ import type { DelayProxy, ProxyCounters } from "./delay-proxy.js";
 import { check, spawnTimed } from "./spawn-timed.js";
 
 export const REPO_ROOT = join(import.meta.dirname, "..", "..");
-/** The built CLI, as installed users run it (`pnpm bench` builds it first): tsx would add ~0.2 s per start. */
-export const CLI = [join(REPO_ROOT, "apps/cli/dist/lazypull.mjs")];
+/**
+ * The built CLI's bin, run as installed users run it (`pnpm bench` builds it first): executed, so its
+ * shebang's node flags apply and its code cache is used (`node BIN` would reject it); tsx would add ~0.2 s per start.
+ */
+export const CLI = join(REPO_ROOT, "apps/cli/dist/lazypull.mjs");
 
 export type ContenderId =
   | "podman-pull-run"
@@ -161,10 +164,10 @@ export async function runLazypull(ctx: ContenderContext, contender: ContenderId,
     proxy.reset();
     let atFirst = proxy.counters();
     const prefetch = opts.prefetch ? ["--prefetch", opts.prefetch] : [];
-    const args = [...CLI, "run", ...prefetch, "--stats", "--rm", image.ref, ...ctx.workload.command];
+    const args = ["run", ...prefetch, "--stats", "--rm", image.ref, ...ctx.workload.command];
     const r = check(
       `lazypull run (${contender})`,
-      await spawnTimed(process.execPath, args, { env, ...(user ? { uid: user.uid, gid: user.gid } : {}), onFirstOutput: () => (atFirst = proxy.counters()) }),
+      await spawnTimed(CLI, args, { env, ...(user ? { uid: user.uid, gid: user.gid } : {}), onFirstOutput: () => (atFirst = proxy.counters()) }),
     );
     if (r.firstOutputMs === undefined) throw new Error(`lazypull run (${contender}) printed nothing`);
     // a lazypulld on the host's default socket would serve the in-process contenders too: refuse the sample

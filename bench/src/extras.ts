@@ -22,7 +22,7 @@ export async function measureConversion(tarGz: string, tar: string): Promise<Con
   const dir = await mkdtemp(join(tmpdir(), "lazypull-bench-convert-"));
   try {
     const tarBytes = (await stat(tar)).size;
-    const conv = check("lazypull convert (local)", await spawnTimed(process.execPath, [...CLI, "convert", tarGz, join(dir, "out.esgz")]));
+    const conv = check("lazypull convert (local)", await spawnTimed(CLI, ["convert", tarGz, join(dir, "out.esgz")]));
     const gz = check("gzip -9", await spawnTimed("sh", ["-c", `gzip -9 -c '${tar}' > '${join(dir, "out.gz")}'`]));
     return { localMiBps: tarBytes / MiB / (conv.exitMs / 1000), gzip9MiBps: tarBytes / MiB / (gz.exitMs / 1000), tarBytes };
   } finally {
@@ -61,7 +61,7 @@ async function dd(path: string, direct = false): Promise<number> {
 /** `lazypull mount` in the foreground until `fn` is done; SIGINT unmounts. */
 async function withMount<T>(image: string, env: NodeJS.ProcessEnv, fn: (dir: string) => Promise<T>): Promise<T> {
   const dir = await mkdtemp(join(tmpdir(), "lazypull-bench-mnt-"));
-  const child = spawn(process.execPath, [...CLI, "mount", "--prefetch", "none", image, dir], { env: { ...process.env, ...env }, stdio: ["ignore", "ignore", "pipe"] });
+  const child = spawn(CLI, ["mount", "--prefetch", "none", image, dir], { env: { ...process.env, ...env }, stdio: ["ignore", "ignore", "pipe"] });
   liveChildren.add(child);
   let stderr = "";
   child.stderr.on("data", (b: Buffer) => (stderr += b.toString()));

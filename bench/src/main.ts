@@ -126,7 +126,7 @@ async function runProfile(run: ProfileRun, rootlessUser: TestUser | undefined): 
     const src = await importImage({ registryHost: proxy.host, repository: `bench/${w.id}`, tag: "orig", layers: [{ tar }] });
     const esgzRef = `${proxy.host}/bench/${w.id}:esgz`;
     log(`${w.id}: lazypull convert`);
-    const conv = check("lazypull convert", await spawnTimed(process.execPath, [...CLI, "convert", src.ref, esgzRef]));
+    const conv = check("lazypull convert", await spawnTimed(CLI, ["convert", src.ref, esgzRef]));
     // the recorded image is only for its contender: on the slow link its two conversions would cost minutes
     let recorded: { image: Image; files: number } | undefined;
     if (wanted("lazypull-recorded")) {
@@ -134,10 +134,10 @@ async function runProfile(run: ProfileRun, rootlessUser: TestUser | undefined): 
       log(`${w.id}: recording the command's file accesses, converting again with --prioritize`);
       const accessFile = join(work, `${w.id}.access`);
       const recEnv = { LAZYPULL_CACHE_DIR: join(work, `${w.id}-rec-cache`), LAZYPULL_STATE_DIR: join(work, `${w.id}-rec-state`) };
-      check("lazypull run --record-access", await spawnTimed(process.execPath, [...CLI, "run", "--prefetch", "none", "--record-access", accessFile, "--rm", esgzRef, ...w.command], { env: recEnv }));
+      check("lazypull run --record-access", await spawnTimed(CLI, ["run", "--prefetch", "none", "--record-access", accessFile, "--rm", esgzRef, ...w.command], { env: recEnv }));
       // `--record-access` writes image paths in first-read order: exactly what `--prioritize` takes
       const files = (await readFile(accessFile, "utf8")).split("\n").filter(Boolean).length;
-      check("lazypull convert --prioritize", await spawnTimed(process.execPath, [...CLI, "convert", "--prioritize", accessFile, src.ref, recRef]));
+      check("lazypull convert --prioritize", await spawnTimed(CLI, ["convert", "--prioritize", accessFile, src.ref, recRef]));
       recorded = { image: await img(recRef), files };
     }
     const set = { orig: await img(src.ref), esgz: await img(esgzRef), rec: recorded?.image };

@@ -63,7 +63,16 @@ writeFileSync(bin, readFileSync(join(pkg, "scripts/bin-loader.mjs"), "utf8").rep
 chmodSync(bin, 0o755);
 rmSync(`${bundle}.cache`, { force: true });
 rmSync(`${bin}.map`, { force: true }); // from when the bin was the bundle
-// the cache is only valid for this node (V8 checks its version and flags), so no NODE_OPTIONS
+// the cache is only valid for this node and these V8 flags (V8 checks both): the bin's shebang flags, no
+// NODE_OPTIONS
 const env = { ...process.env, LAZYPULL_WRITE_CODE_CACHE: `${bundle}.cache` };
 delete env.NODE_OPTIONS;
-execFileSync(process.execPath, [bin, "--help"], { env, stdio: "ignore" });
+execFileSync(process.execPath, [...shebangFlags(bin), bin, "--help"], { env, stdio: "ignore" });
+
+/** `#!/usr/bin/env -S node --a --b` → ["--a", "--b"] */
+function shebangFlags(file) {
+  const line = readFileSync(file, "utf8").split("\n", 1)[0];
+  const m = /^#!\/usr\/bin\/env(?: -S)? node((?: --[\w-]+(?:=\S+)?)*)$/.exec(line);
+  if (!m) throw new Error(`${file}: unexpected shebang ${JSON.stringify(line)}`);
+  return m[1].split(" ").filter(Boolean);
+}
