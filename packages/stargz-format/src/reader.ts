@@ -6,7 +6,7 @@ import { inflateBounded } from "./inflate.js";
 import { inflateVerified } from "./inflate-verified.js";
 import { readTar } from "./tar/reader.js";
 import { normalizeName, normalizeQuery, sha256, TOC_TAR_NAME } from "./toc.js";
-import { buildTree, type Tree, type TreeNode } from "./tree.js";
+import { buildTreeYielding, type Tree, type TreeNode } from "./tree.js";
 import type { ChunkRef, FileNode, OpenOptions, RangeReader, StargzReader, Toc } from "./types.js";
 
 const DEFAULT_MAX_TOC = 64 << 20;
@@ -162,7 +162,9 @@ export async function openStargz(range: RangeReader, opts: OpenOptions = {}): Pr
   const place: TocPlace = { label, tocOffset, maxToc, maxChunk: opts.maxChunkBytes ?? DEFAULT_MAX_CHUNK_BYTES };
   const { toc, tocDigest } = await decodeToc(member, place, opts.expectedTocDigest);
   // the entries are consumed as the tree grows: only the tree and the compressed member stay
-  return new Reader(buildTree(toc.entries, place.tocOffset, place.label), member, place, tocDigest, format, range);
+  // in stretches: a big TOC's build would otherwise hold up the caller's FUSE operations for all of it
+  await new Promise((resolve) => setImmediate(resolve));
+  return new Reader(await buildTreeYielding(toc.entries, place.tocOffset, place.label), member, place, tocDigest, format, range);
 }
 
 /** Find the footer and fetch the TOC's gzip member: our own copy of it, so the tail read can go. */

@@ -49,11 +49,6 @@ export interface OpenLayerOptions {
   onState?: (state: LayerState) => void;
 }
 
-/**
- * Opens one layer for serving. A layer whose descriptor carries the TOC digest annotation is read
- * lazily (its TOC verified against it); any other layer is fetched whole, verified by its blob digest,
- * unless `allowUnverified` lets an unannotated stargz blob be read lazily too.
- */
 /** TOC + footer fetches started before their layer is opened (`prefetchToc`), by layer digest */
 const early = new Map<string, { bytes: Promise<Buffer | undefined>; timer: NodeJS.Timeout }>();
 /** how long fetched bytes nobody opened are kept */
@@ -93,6 +88,11 @@ function takeEarlyToc(digest: string): Promise<Buffer | undefined> | undefined {
   return e.bytes;
 }
 
+/**
+ * Opens one layer for serving. A layer whose descriptor carries the TOC digest annotation is read
+ * lazily (its TOC verified against it); any other layer is fetched whole, verified by its blob digest,
+ * unless `allowUnverified` lets an unannotated stargz blob be read lazily too.
+ */
 export async function openLayer(spec: LayerSpec, o: OpenLayerOptions): Promise<ServedLayer> {
   const { descriptor, ref } = spec;
   const digest = descriptor.digest;
