@@ -155,10 +155,8 @@ describe("the bundled bin (apps/cli/dist/lazypull.mjs, what `lazypull` and the b
     const res = await run(bin, ["run", "--rm", "--stats", lazyRef, "cat", "/etc/os-release"], { env: { ...process.env, ...env, LAZYPULL_CODE_CACHE_REPORT: "1" }, timeoutMs: 240_000 });
     expect(res.stdout).toMatch(/^ID=/m);
     expect(res.stderr).toMatch(/FUSE ops/);
-    // the build made its code cache under the shebang's V8 flags; `node BIN` (other flags) cannot use it
+    // the build made its code cache under the shebang's V8 flags: a start that cannot use it is slower
     expect(res.stderr).toContain("lazypull: code cache used");
-    const plain = await run(process.execPath, [bin, "--help"], { env: { ...process.env, LAZYPULL_CODE_CACHE_REPORT: "1" }, allowFail: true });
-    expect(plain.stderr).toContain("lazypull: code cache rejected");
   });
 });
 

@@ -1,12 +1,9 @@
-#!/usr/bin/env -S node --min-semi-space-size=16
+#!/usr/bin/env node
 // dist/lazypull.mjs, the `lazypull` bin (scripts/bundle.mjs writes it with the bundle's id): compiles the
 // CommonJS bundle dist/lazypull.cjs with the V8 code cache the build made (dist/lazypull.cjs.cache), so
 // node neither parses 1.4 MB of JavaScript nor compiles the functions every start runs (figures in the
 // README). A cache from another bundle is not used (the id heads the file); one V8 rejects (another node,
-// or other V8 flags than the shebang's) only costs the read. `--min-semi-space-size=16` starts V8's young
-// generation at the size it would grow to anyway (16 MiB a semi-space on 64-bit): opening a layer parses
-// its TOC (3 MB of JSON, ~9k entries for Debian) into objects that all survive until the tree is built,
-// and from the default 1 MiB start the growth costs ~10 scavenges that copy them (README, "TOC and the heap"). With source maps on (`NODE_OPTIONS=--enable-source-maps`) node loads the bundle
+// or other V8 flags than the shebang's: bundle.mjs makes it with those) only costs the read. With source maps on (`NODE_OPTIONS=--enable-source-maps`) node loads the bundle
 // itself, as it maps the stacks of what it loads and not of a vm.Script.
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import Module, { createRequire } from "node:module";
