@@ -20,6 +20,7 @@ export type ContenderId =
   | "podman-pull-run"
   | "lazypull-none"
   | "lazypull-landmark"
+  | "lazypull-baseline"
   | "lazypull-recorded"
   | "lazypull-rootless"
   | "lazypull-daemon"
@@ -138,6 +139,8 @@ export interface LazypullRunOptions {
   user?: TestUser;
   /** a lazypulld at its defaults, started (cold cache) and answering before t0, serves the layers */
   daemon?: boolean;
+  /** another build's bin (`--baseline-cli`) instead of this checkout's */
+  cli?: string;
 }
 
 /**
@@ -167,7 +170,7 @@ export async function runLazypull(ctx: ContenderContext, contender: ContenderId,
     const args = ["run", ...prefetch, "--stats", "--rm", image.ref, ...ctx.workload.command];
     const r = check(
       `lazypull run (${contender})`,
-      await spawnTimed(CLI, args, { env, ...(user ? { uid: user.uid, gid: user.gid } : {}), onFirstOutput: () => (atFirst = proxy.counters()) }),
+      await spawnTimed(opts.cli ?? CLI, args, { env, ...(user ? { uid: user.uid, gid: user.gid } : {}), onFirstOutput: () => (atFirst = proxy.counters()) }),
     );
     if (r.firstOutputMs === undefined) throw new Error(`lazypull run (${contender}) printed nothing`);
     // a lazypulld on the host's default socket would serve the in-process contenders too: refuse the sample

@@ -4,11 +4,11 @@
  * Results: bench/results/<date>-<profile>.{json,md,svg} per profile; a full default run (both
  * profiles, every workload and contender, 3+ reps) also rewrites the README's Benchmarks section.
  *
- *   pnpm bench [--profile 100mbit/20ms-rtt|20mbit/50ms-rtt] [--reps 3] [--workloads minbase,python,numpy] [--contenders a,b] [--no-extras] [--keep-page-cache]
+ *   pnpm bench [--profile 100mbit/20ms-rtt|20mbit/50ms-rtt] [--reps 3] [--workloads minbase,python,numpy] [--contenders a,b] [--no-extras] [--keep-page-cache] [--baseline-cli PATH]
  */
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { cpus, loadavg, release, tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { loadHostConfig } from "@lazypull/overlay-launcher";
 import { debianRootfsTar, ensureTestUser, importImage, openHostToUsers, restoreHostModes, type TestUser } from "@lazypull/testkit";
@@ -36,6 +36,9 @@ const { values: flags } = parseArgs({
     "keep-page-cache": { type: "boolean", default: false },
     // a subset of the contenders (ids as in the results), e.g. to compare two without a full run
     contenders: { type: "string" },
+    // another build's bin, run as contender lazypull-baseline right after lazypull-landmark in each
+    // repetition: a before/after in one run (build one with scripts/baseline-cli.sh REV)
+    "baseline-cli": { type: "string" },
   },
 });
 const plan = planRuns(flags);
@@ -167,6 +170,7 @@ async function runProfile(run: ProfileRun, rootlessUser: TestUser | undefined): 
         "podman-pull-run": () => runPodman(ctx(set.orig)),
         "lazypull-none": () => runLazypull(ctx(set.esgz), "lazypull-none", { prefetch: "none" }),
         "lazypull-landmark": () => runLazypull(ctx(set.esgz), "lazypull-landmark", { prefetch: "landmark" }),
+        "lazypull-baseline": () => runLazypull(ctx(set.esgz), "lazypull-baseline", { prefetch: "landmark", cli: resolve(flags["baseline-cli"]!) }),
         "lazypull-rootless": () => runLazypull(ctx(set.esgz), "lazypull-rootless", { prefetch: "landmark", user: asRootless() }),
         "lazypull-recorded": () => runLazypull(ctx(set.rec), "lazypull-recorded", { prefetch: "landmark" }),
         // the CLI at its defaults, its layers served by a lazypulld at its defaults

@@ -35,6 +35,16 @@ describe("planRuns", () => {
     expect(summary({ workloads: "numpy" }).runs.map((r) => r.profile)).toEqual(["100mbit/20ms-rtt"]);
   });
 
+  it("should run a baseline build right after lazypull-landmark, only when given one, and leave the README alone", () => {
+    const base = { "baseline-cli": "/tmp/old/apps/cli/dist/lazypull.mjs" };
+    const plan = planRuns({ ...flags({ profile: "100mbit/20ms-rtt", contenders: "podman-pull-run,lazypull-landmark" }), ...base });
+    expect(plan.runs[0]!.contenders).toEqual(["podman-pull-run", "lazypull-landmark", "lazypull-baseline"]);
+    expect(planRuns({ ...flags(), ...base }).readme).toBe(false);
+    expect(planRuns(flags()).runs[0]!.contenders).not.toContain("lazypull-baseline");
+    expect(() => planRuns(flags({ contenders: "lazypull-baseline" }))).toThrow(/needs --baseline-cli/);
+    expect(() => planRuns({ ...flags({ contenders: "podman-pull-run" }), ...base })).toThrow(/choose it too/);
+  });
+
   it("should refuse unknown profiles, workloads and contenders", () => {
     expect(() => planRuns(flags({ profile: "1mbit" }))).toThrow(/unknown --profile 1mbit/);
     expect(() => planRuns(flags({ workloads: "perl" }))).toThrow(/unknown workload perl/);

@@ -15,6 +15,13 @@ export const CONTENDERS: readonly ContenderId[] = [
   "podman-lazypulld-none",
 ];
 
+/**
+ * `lazypull-landmark` run by another build's bin (`--baseline-cli PATH`), right after this checkout's in
+ * each repetition: the two see the same link, registry and host load, which separate runs do not (their
+ * medians move by ~0.1 s from run to run on this host, more than most changes). Only with that flag.
+ */
+export const BASELINE: ContenderId = "lazypull-baseline";
+
 export const DEFAULT_PROFILE = "100mbit/20ms-rtt";
 
 /**
@@ -44,6 +51,7 @@ export interface BenchFlags {
   workloads?: string;
   contenders?: string;
   "no-extras": boolean;
+  "baseline-cli"?: string;
 }
 
 export interface Plan {
@@ -69,9 +77,14 @@ export function planRuns(flags: BenchFlags): Plan {
   const workloadIds = flags.workloads?.split(",").filter(Boolean);
   const contenderIds = flags.contenders?.split(",").filter(Boolean);
   const workloads = byId(WORKLOADS, workloadIds ?? WORKLOADS.map((w) => w.id), "workload");
-  const contenders = contenderIds
-    ? byId(CONTENDERS.map((id) => ({ id })), contenderIds, "contender").map((c) => c.id)
+  const chosen = contenderIds
+    ? byId([...CONTENDERS, BASELINE].map((id) => ({ id })), contenderIds, "contender").map((c) => c.id)
     : [...CONTENDERS];
+  if (chosen.includes(BASELINE) && !flags["baseline-cli"]) throw new Error(`contender ${BASELINE} needs --baseline-cli PATH (another build's apps/cli/dist/lazypull.mjs)`);
+  // with a baseline build, it runs right after this checkout's lazypull-landmark (which it needs)
+  const contenders =
+    flags["baseline-cli"] && !chosen.includes(BASELINE) ? chosen.flatMap((c) => (c === "lazypull-landmark" ? [c, BASELINE] : [c])) : chosen;
+  if (flags["baseline-cli"] && !contenders.includes(BASELINE)) throw new Error("--baseline-cli compares with lazypull-landmark: choose it too");
   const suffix = (cs: ContenderId[]) => (contenderIds ? `-${cs.join("+")}` : "");
   const profileOf = (name: string) => {
     const p = PROFILES[name];
@@ -87,5 +100,5 @@ export function planRuns(flags: BenchFlags): Plan {
   if (slowWorkloads.length && slowContenders.length) {
     runs.push({ profile: profileOf(SLOW_LINK_SUBSET.profile), workloads: slowWorkloads, contenders: slowContenders, extras: false, suffix: suffix(slowContenders) });
   }
-  return { runs, readme: !workloadIds && !contenderIds };
+  return { runs, readme: !workloadIds && !contenderIds && !flags["baseline-cli"] };
 }
