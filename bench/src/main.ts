@@ -4,7 +4,7 @@
  * Results: bench/results/<date>-<profile>.{json,md,svg} per profile; a full default run (both
  * profiles, every workload and contender, 3+ reps) also rewrites the README's Benchmarks section.
  *
- *   pnpm bench [--profile 100mbit/20ms-rtt|20mbit/50ms-rtt] [--reps 3] [--workloads minbase,python,numpy] [--contenders a,b] [--no-extras] [--keep-page-cache] [--baseline-cli PATH]
+ *   pnpm bench [--profile 100mbit/20ms-rtt|20mbit/50ms-rtt] [--reps 3] [--workloads minbase,python,numpy] [--contenders a,b] [--no-extras] [--keep-page-cache] [--baseline-cli PATH [--cli PATH]]
  */
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { cpus, loadavg, release, tmpdir } from "node:os";
@@ -39,6 +39,8 @@ const { values: flags } = parseArgs({
     // another build's bin, run as contender lazypull-baseline right after lazypull-landmark in each
     // repetition: a before/after in one run (build one with scripts/baseline-cli.sh REV)
     "baseline-cli": { type: "string" },
+    // the bin lazypull-landmark runs instead of this checkout's build: with --baseline-cli, any two builds
+    cli: { type: "string" },
   },
 });
 const plan = planRuns(flags);
@@ -169,7 +171,7 @@ async function runProfile(run: ProfileRun, rootlessUser: TestUser | undefined): 
       const runs: Record<ContenderId, () => Promise<Sample>> = {
         "podman-pull-run": () => runPodman(ctx(set.orig)),
         "lazypull-none": () => runLazypull(ctx(set.esgz), "lazypull-none", { prefetch: "none" }),
-        "lazypull-landmark": () => runLazypull(ctx(set.esgz), "lazypull-landmark", { prefetch: "landmark" }),
+        "lazypull-landmark": () => runLazypull(ctx(set.esgz), "lazypull-landmark", { prefetch: "landmark", ...(flags.cli ? { cli: resolve(flags.cli) } : {}) }),
         "lazypull-baseline": () => runLazypull(ctx(set.esgz), "lazypull-baseline", { prefetch: "landmark", cli: resolve(flags["baseline-cli"]!) }),
         "lazypull-rootless": () => runLazypull(ctx(set.esgz), "lazypull-rootless", { prefetch: "landmark", user: asRootless() }),
         "lazypull-recorded": () => runLazypull(ctx(set.rec), "lazypull-recorded", { prefetch: "landmark" }),
