@@ -13,7 +13,7 @@ import { debianRootfsTar, importImage, run, startRegistry } from "@lazypull/test
 
 const root = join(import.meta.dirname, "..");
 // the built CLI's bin, executed as an installed `lazypull` runs (`pnpm demo` builds it first): its shebang's
-// node flags apply and its code cache is used
+// node flags (none today) apply, those its code cache was made with
 const cli = join(root, "apps/cli/dist/lazypull.mjs");
 const daemonBin = join(root, "apps/daemon/dist/main.js");
 

@@ -12,7 +12,7 @@ import { check, spawnTimed } from "./spawn-timed.js";
 export const REPO_ROOT = join(import.meta.dirname, "..", "..");
 /**
  * The built CLI's bin, run as installed users run it (`pnpm bench` builds it first): executed, so its
- * shebang's node flags apply and its code cache is used (`node BIN` would reject it); tsx would add ~0.2 s per start.
+ * shebang's node flags (none today) apply, those its code cache was made with; tsx would add ~0.2 s per start.
  */
 export const CLI = join(REPO_ROOT, "apps/cli/dist/lazypull.mjs");
 

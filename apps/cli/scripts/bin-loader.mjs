@@ -3,8 +3,9 @@
 // CommonJS bundle dist/lazypull.cjs with the V8 code cache the build made (dist/lazypull.cjs.cache), so
 // node neither parses 1.4 MB of JavaScript nor compiles the functions every start runs (figures in the
 // README). A cache from another bundle is not used (the id heads the file); one V8 rejects (another node,
-// or other V8 flags than the shebang's: bundle.mjs makes it with those) only costs the read. With source maps on (`NODE_OPTIONS=--enable-source-maps`) node loads the bundle
-// itself, as it maps the stacks of what it loads and not of a vm.Script.
+// or other V8 flags than the shebang's: bundle.mjs makes it with those) only costs the read. With source
+// maps on (`NODE_OPTIONS=--enable-source-maps`) node loads the bundle itself, as it maps the stacks of
+// what it loads and not of a vm.Script.
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import Module, { createRequire } from "node:module";
 import { dirname } from "node:path";

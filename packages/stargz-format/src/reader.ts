@@ -161,9 +161,8 @@ export async function openStargz(range: RangeReader, opts: OpenOptions = {}): Pr
   const { member, format, tocOffset } = await readTocMember(range, label, maxToc, opts.tocLocation);
   const place: TocPlace = { label, tocOffset, maxToc, maxChunk: opts.maxChunkBytes ?? DEFAULT_MAX_CHUNK_BYTES };
   const { toc, tocDigest } = await decodeToc(member, place, opts.expectedTocDigest);
-  // the entries are consumed as the tree grows: only the tree and the compressed member stay
-  // in stretches: a big TOC's build would otherwise hold up the caller's FUSE operations for all of it
-  await new Promise((resolve) => setImmediate(resolve));
+  // the entries are consumed as the tree grows: only the tree and the compressed member stay; in
+  // stretches, as a big TOC's build would otherwise hold up the caller's FUSE operations for all of it
   return new Reader(await buildTreeYielding(toc.entries, place.tocOffset, place.label), member, place, tocDigest, format, range);
 }
 

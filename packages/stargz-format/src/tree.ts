@@ -116,14 +116,15 @@ export function buildTree(entries: unknown[], tocOffset: number, label: string |
 export const TREE_SLICE_ENTRIES = 1024;
 
 /**
- * `buildTree` in stretches of `TREE_SLICE_ENTRIES` entries with the event loop let through between
- * them: a big TOC's build (Debian's: ~100–150 ms) then holds up what else the process serves (its FUSE
- * operations, an overlay being mounted on them) for one stretch at a time, not for all of it.
+ * `buildTree` in stretches of `TREE_SLICE_ENTRIES` entries with the event loop let through before each
+ * (the first too: the caller has just parsed the JSON): a big TOC's build (Debian's: ~100–150 ms) then
+ * holds up what else the process serves (its FUSE operations, an overlay being mounted on them) for one
+ * stretch at a time, not for all of it.
  */
 export async function buildTreeYielding(entries: unknown[], tocOffset: number, label: string | undefined): Promise<Tree> {
   const builder = new Builder(tocOffset, label);
   for (let from = 0; from < entries.length; from += TREE_SLICE_ENTRIES) {
-    if (from > 0) await new Promise((resolve) => setImmediate(resolve));
+    await new Promise((resolve) => setImmediate(resolve));
     builder.add(entries, from, Math.min(entries.length, from + TREE_SLICE_ENTRIES));
   }
   return builder.finish();
