@@ -232,7 +232,7 @@ async function startDaemon(dir: string, settings: object): Promise<Daemon> {
   await mkdir(join(dir, "run"), { recursive: true, mode: 0o700 });
   const config = join(dir, "lazypulld.json");
   await writeFile(config, JSON.stringify(settings));
-  const daemon = spawn(process.execPath, ["--optimize-for-size", DAEMON, "--config", config, "--socket", socket, "--root", join(dir, "daemon"), "--store", layerStore, "--cache-dir", join(dir, "cache"), "--log-level", "warn"], {
+  const daemon = spawn(process.execPath, [DAEMON, "--config", config, "--socket", socket, "--root", join(dir, "daemon"), "--store", layerStore, "--cache-dir", join(dir, "cache"), "--log-level", "warn"], {
     stdio: ["ignore", "ignore", "pipe"],
   });
   let daemonErr = "";

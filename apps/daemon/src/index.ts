@@ -5,4 +5,3 @@ export { createServer } from "./server.js";
 export { statusFor } from "./http-status.js";
 export { renderMetrics, type Family, type Sample } from "./metrics.js";
 export { DaemonError, DAEMON_ERROR_CODES, type DaemonErrorCode } from "./errors.js";
-export { NODE_FLAGS, missingNodeFlags } from "./node-flags.js";

@@ -1,10 +1,9 @@
-#!/usr/bin/env -S node --optimize-for-size
+#!/usr/bin/env node
 import pino from "pino";
 import { describeError } from "@lazypull/errors";
 import { forwardedSignalWindowMs } from "@lazypull/host";
 import { loadConfig, USAGE } from "./config.js";
 import { startDaemon } from "./daemon.js";
-import { missingNodeFlags } from "./node-flags.js";
 import { OUTER_ENV, runInRootlessNamespace, watchNamespace, watchOuter } from "./rootless.js";
 
 /**
@@ -23,8 +22,6 @@ async function main(): Promise<number> {
   if (rootless !== undefined) return rootless;
   const log = pino({ level: config.logLevel, base: { pid: process.pid } }, pino.destination({ fd: 2, sync: false }));
   const daemon = await startDaemon(config, log);
-  const missing = missingNodeFlags();
-  if (missing.length > 0) log.warn({ missing }, "started without lazypulld's node flags: memory will run higher (run the lazypulld bin or pass them to node)");
   let unwatchOuter = () => {};
   let unwatchNamespace = () => {};
   // Under a rootless outer process, a signal sent to the whole process group (`kill %1`, systemd's

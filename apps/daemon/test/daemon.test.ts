@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { acquireImageLayersFromDaemon, DaemonClient, type ImageLayers, type LayerStatus } from "@lazypull/daemon-client";
 import { cleanStaleMount } from "@lazypull/fuse-fs";
 import { isMountPoint } from "@lazypull/host";
-import { DAEMON_NODE_FLAGS, pushLyingTocDigest, runCli, runSource, spawnDaemon, startRegistry, type DaemonProcess, type RegistryProcess } from "@lazypull/testkit";
+import { pushLyingTocDigest, runCli, runSource, spawnDaemon, startRegistry, type DaemonProcess, type RegistryProcess } from "@lazypull/testkit";
 import { buildSmallImage, mountsUnder, type SmallImage } from "./helpers.js";
 
 let work: string;
@@ -274,7 +274,6 @@ describe("lazypulld", () => {
     const r = await runSource("apps/daemon/src/main.ts", ["--socket", socket, "--root", join(work, "root2"), "--config", config], {
       allowFail: true,
       timeoutMs: 60_000,
-      nodeArgs: DAEMON_NODE_FLAGS,
     });
     expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 1, stderr: `lazypulld: DAEMON_ALREADY_RUNNING: another lazypulld is answering on ${socket}\n` });
     expect((await client.health()).pid).toBe(daemon!.pid);

@@ -12,7 +12,6 @@ import { join } from "node:path";
 import { DaemonClient, type Health } from "@lazypull/daemon-client";
 import { isProcessAlive } from "@lazypull/host";
 import {
-  DAEMON_NODE_FLAGS,
   REPO_ROOT,
   ensureTestUser,
   openHostToUsers,
@@ -71,7 +70,7 @@ describe.skipIf(!canRun)("lazypulld started by an ordinary user", () => {
   }
 
   async function startUserDaemon(): Promise<UserDaemon> {
-    const child = spawn(process.execPath, [...sourceArgs("apps/daemon/src/main.ts", DAEMON_NODE_FLAGS), "--prefetch", "none", "--log-level", "debug"], {
+    const child = spawn(process.execPath, [...sourceArgs("apps/daemon/src/main.ts"), "--prefetch", "none", "--log-level", "debug"], {
       uid: user.uid,
       gid: user.gid,
       cwd: REPO_ROOT,

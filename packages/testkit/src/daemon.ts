@@ -3,12 +3,6 @@ import { request } from "node:http";
 import { join } from "node:path";
 import { REPO_ROOT, spawnSource } from "./source.js";
 
-/**
- * The V8 flags lazypulld's bin runs with (apps/daemon/src/node-flags.ts, whose test checks that the
- * two agree): tests start the daemon the way it runs in production.
- */
-export const DAEMON_NODE_FLAGS: readonly string[] = ["--optimize-for-size"];
-
 export interface DaemonProcess {
   child: ChildProcess;
   pid: number;
@@ -42,7 +36,7 @@ export async function spawnDaemon(args: {
    */
   store?: string | false;
   extra?: string[];
-  /** node's own flags; default: the ones the lazypulld bin runs with */
+  /** node's own flags (default: none, as the lazypulld bin runs) */
   nodeArgs?: readonly string[];
   /** run the built `dist/main.js` (as installed) instead of the sources through tsx */
   dist?: boolean;
@@ -54,7 +48,7 @@ export async function spawnDaemon(args: {
   if (args.store === false) argv.push("--no-store");
   else argv.push("--store", args.store ?? `${args.root}-store`);
   argv.push(...(args.extra ?? []));
-  const nodeArgs = args.nodeArgs ?? DAEMON_NODE_FLAGS;
+  const nodeArgs = args.nodeArgs ?? [];
   const env = { ...process.env, ...args.env };
   const stdio: ["ignore", "ignore", "pipe"] = ["ignore", "ignore", "pipe"];
   const child = args.dist
