@@ -15,8 +15,11 @@ export type { ImageLayers } from "@lazypull/image";
 
 export interface AcquireOptions {
   platform?: string;
-  /** the state dir of the container or mount: the FUSE mount goes inside it and is recorded there */
-  state: StateDir;
+  /**
+   * the state dir of the container or mount: the FUSE mount goes inside it and is recorded there. It
+   * may still be being made: the registry requests go out meanwhile, the mount waits for it.
+   */
+  state: StateDir | Promise<StateDir>;
   prefetch?: PrefetchPolicy;
   allowUnverified?: boolean;
   accessLogPath?: string;
@@ -57,13 +60,14 @@ export async function acquireImageLayers(reference: string, opts: AcquireOptions
     await cache.close();
     await client.close();
   };
-  const mountpoint = join(opts.state.dir, "layers");
   let predictor: LoadPredictor | undefined;
   // the mount needs no manifest: it is made while the manifest is on its way (after the request is
   // sent, for loading the addon blocks this thread)
   const mounting = (async () => {
+    const state = await opts.state;
+    const mountpoint = join(state.dir, "layers");
     await mkdir(mountpoint, { recursive: true });
-    await opts.state.recordMount(mountpoint, "fuse");
+    await state.recordMount(mountpoint, "fuse");
     await firstRequest.sent;
     return mountLazyFs({
       mountpoint,
@@ -96,7 +100,7 @@ export async function acquireImageLayers(reference: string, opts: AcquireOptions
       throw err;
     }
     const fs = await mounting;
-    const dirs = resolved.manifest.layers.map((d) => layerDirs(mountpoint, d.digest));
+    const dirs = resolved.manifest.layers.map((d) => layerDirs(fs.mountpoint, d.digest));
     // not awaited: podman prepares the container meanwhile, and a read of a file still on its way waits for it
     const { start } = opts;
     const prediction = start
@@ -113,7 +117,7 @@ export async function acquireImageLayers(reference: string, opts: AcquireOptions
       manifestDigest: resolved.manifestDigest,
       config: resolved.config,
       ...lowerDirsOf(dirs),
-      fuseMountpoint: mountpoint,
+      fuseMountpoint: fs.mountpoint,
       ...(prediction ? { prediction } : {}),
       ...(opts.early ? { ready: adding.then(() => undefined) } : {}),
       async stats() {

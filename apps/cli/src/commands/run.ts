@@ -104,32 +104,39 @@ export function register(program: Command): void {
       // once the first request is out: before it, those reads slow this process's own cold start
       whenFirstRequestSent(() => warmContainerRuntime(host));
       hookProcessSignals({ stack: processCleanup, sameSignalWithinMs: repeatedSignalWindowMs() });
-      const state = await createState(host);
-      const accessLog = join(state.dir, "access.log");
+      // the state dir is made while the image is resolved (cold, ~30–40 ms of directory and file
+      // writes): the registry requests need none of it, the FUSE mount inside it waits for it
+      const creating = createState(host);
+      creating.catch(() => undefined);
       let layers: Awaited<ReturnType<typeof acquireImageLayersAnywhere>> | undefined;
-      const teardown = processCleanup.push(`container ${state.record.id}`, async () => {
+      const teardown = processCleanup.push(`container of ${image}`, async () => {
         await layers?.release();
-        if (flags.recordAccess) await writeImageAccessList(accessLog, flags.recordAccess);
+        // not made (its error is the run's): nothing of it to remove
+        const state = await creating.catch(() => undefined);
+        if (!state) return;
+        if (flags.recordAccess) await writeImageAccessList(join(state.dir, "access.log"), flags.recordAccess);
         const report = await state.destroy(host, { keep: flags.keep });
         if (report.errors.length) process.stderr.write(`lazypull: cleanup: ${report.errors.join("; ")}\n`);
       });
       let exitCode = 1;
       try {
+        const accessLogPath = flags.recordAccess ? join((await creating).dir, "access.log") : undefined;
         layers = await acquireImageLayersAnywhere(image, {
-          state,
+          state: creating,
           platform: flags.platform,
           client,
           // the overlay and podman start while the TOCs are read; a lookup below a layer still opening waits
           early: true,
           prefetch: flags.prefetch,
           allowUnverified: flags.allowUnverified,
-          accessLogPath: flags.recordAccess ? accessLog : undefined,
+          accessLogPath,
           ...(flags.predict ? { start: startOf(command, flags) } : { predict: false }),
         });
         let ready = performance.now() - t0;
         const opened = (layers.ready ?? Promise.resolve()).then(() => (ready = performance.now() - t0));
         opened.catch(() => undefined);
         // a layer that could not be opened answered EIO to the container: its reason is the error to show
+        const state = await creating;
         const res = await launchContainer({
           host,
           lowerDirs: layers.lowerDirs,
