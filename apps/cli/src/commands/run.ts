@@ -135,8 +135,8 @@ export function register(program: Command): void {
         let ready = performance.now() - t0;
         const opened = (layers.ready ?? Promise.resolve()).then(() => (ready = performance.now() - t0));
         opened.catch(() => undefined);
-        // a layer that could not be opened answered EIO to the container: its reason is the error to show
         const state = await creating;
+        // a layer that could not be opened answered EIO to the container: its reason is the error to show
         const res = await launchContainer({
           host,
           lowerDirs: layers.lowerDirs,
