@@ -48,6 +48,11 @@ export class Auth {
 
   constructor(private readonly opts: AuthOptions) {}
 
+  /** whether the registry has asked for credentials yet (until then no call to it carries any) */
+  knows(registry: string): boolean {
+    return this.schemes.has(registry);
+  }
+
   /** The `Authorization` for a call to the registry's own origin, once the registry has asked for one. */
   async authorization(call: Call): Promise<string | undefined> {
     const scheme = this.schemes.get(call.registry);

@@ -19,6 +19,8 @@ function fakeDispatcher(script: (to: "registry" | "token", n: number, method: st
   const counts = { registry: 0, token: 0 };
   const dispatcher = {
     async request(o: { origin: string; path: string; method: string }) {
+      // the registry speaks HTTPS only: the plain-HTTP attempt sent alongside the first call finds nobody
+      if (o.origin === "http://reg.test") throw Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" });
       const to = o.origin === "http://auth.test" ? "token" : "registry";
       log.push(`${to} ${o.method} ${o.path.split("?")[0]}`);
       const a = script(to, ++counts[to], o.method);
@@ -93,6 +95,8 @@ describe("registries.conf mirrors, tried in order before the registry", () => {
     const dispatcher = {
       async request(o: { origin: string; path: string; method: string }) {
         const host = new URL(o.origin).host;
+        // every host speaks HTTPS only: the plain-HTTP attempt sent alongside a first call finds nobody
+        if (o.origin.startsWith("http:")) throw Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" });
         log.push(`${host} ${o.method} ${o.path}`);
         const a = script(host, o.method);
         if (a instanceof Error) throw a;
