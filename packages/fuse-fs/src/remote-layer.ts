@@ -18,6 +18,7 @@ export function treeOf(layer: ServedLayer): LayerTree {
       return layer.read(path, offset, length ?? Math.max(0, node.size - offset), { sequential: true });
     },
     prefetch: (paths) => layer.prefetchFiles(paths),
+    peek: async (path) => layer.peekHead?.(path),
     progress: () => layer.progress(),
   };
 }

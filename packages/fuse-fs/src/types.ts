@@ -121,6 +121,8 @@ export interface LayerTree {
   read(path: string, offset?: number, length?: number): Promise<Buffer>;
   /** fetch these regular files whole now, at a reader's priority, in as few range requests as the blob allows */
   prefetch(paths: string[]): Promise<void>;
+  /** the unverified start of a big file not yet fetched, for hints only (see ServedLayer.peekHead) */
+  peek(path: string): Promise<Buffer | undefined>;
   /** network cost so far (requests, bytes) and state */
   progress(): Omit<LayerProgress, "dir" | "overlayDir">;
 }

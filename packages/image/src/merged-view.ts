@@ -12,6 +12,8 @@ export interface LayerTree {
   read(path: string, offset?: number, length?: number): Promise<Buffer>;
   /** fetch these files whole now (a layer that cannot leaves them to be read on demand) */
   prefetch?(paths: string[]): Promise<void>;
+  /** the unverified start of a big file not yet fetched: a hint of what to fetch next, never served */
+  peek?(path: string): Promise<Buffer | undefined>;
   progress(): { requests: number; bytesFetched: number };
 }
 
@@ -104,6 +106,15 @@ export class ImageView {
       if (layer?.prefetch) byLayer.set(layer, [...(byLayer.get(layer) ?? []), path]);
     }
     await Promise.all([...byLayer].map(([layer, list]) => layer.prefetch!(list)));
+  }
+
+  /**
+   * The start of the copy of `path` the container sees, when its layer can give it before a read
+   * could (a big first chunk still to fetch): inflated from a short range and **not verified**, so
+   * only ever a hint of what to fetch next. Undefined otherwise.
+   */
+  async peekFile(pathIn: string): Promise<Buffer | undefined> {
+    return this.owner(normalizePath(pathIn))?.peek?.(normalizePath(pathIn));
   }
 
   stats(): { requests: number; bytesFetched: number } {

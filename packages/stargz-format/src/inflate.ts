@@ -1,17 +1,20 @@
-import { createGunzip, gunzip } from "node:zlib";
+import { constants, createGunzip, gunzip } from "node:zlib";
 import { StargzError } from "./errors.js";
 
 /**
  * Inflate the first `need` bytes of a gzip member without blocking the event loop (zlib runs on the
  * libuv pool). Stops as soon as it has them: bytes after the wanted range (tar padding, the next
  * headers, a following member) are never inflated in full.
+ *
+ * With `cut`, `compressed` is only the first bytes of a member (cut short on purpose): what they hold
+ * is inflated, up to `need`, and the missing rest is no error. Nothing about it is checked.
  */
-export function inflatePrefix(compressed: Buffer, need: number, context: Record<string, unknown>): Promise<Buffer> {
+export function inflatePrefix(compressed: Buffer, need: number, context: Record<string, unknown>, o: { cut?: boolean } = {}): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const parts: Buffer[] = [];
     let total = 0;
     let settled = false;
-    const gz = createGunzip({ chunkSize: Math.max(16 * 1024, Math.min(need, 1 << 20)) });
+    const gz = createGunzip({ chunkSize: Math.max(16 * 1024, Math.min(need, 1 << 20)), ...(o.cut ? { finishFlush: constants.Z_SYNC_FLUSH } : {}) });
     const finish = (): void => {
       if (settled) return;
       settled = true;
@@ -27,7 +30,7 @@ export function inflatePrefix(compressed: Buffer, need: number, context: Record<
     gz.on("end", finish);
     gz.on("error", (err) => {
       if (settled) return;
-      if (total >= need) return finish();
+      if (total >= need || (o.cut && total > 0)) return finish();
       settled = true;
       reject(new StargzError("ESTARGZ_CHUNK_CORRUPT", `cannot inflate member: ${err.message}`, context, { cause: err }));
     });

@@ -1,6 +1,6 @@
 import type { CacheKey, ChunkCache } from "@lazypull/blob-cache";
 import type { BlobSource, ImageReference } from "@lazypull/registry-client";
-import type { ChunkRef } from "@lazypull/stargz-format";
+import { inflatePrefix, type ChunkRef } from "@lazypull/stargz-format";
 import pLimit from "p-limit";
 import type { Logger } from "pino";
 import { describeError, hasCode } from "@lazypull/errors";
@@ -99,6 +99,8 @@ function runMemory(run: ChunkRef[]): number {
  * fetch, neighbouring missing chunks go in one range request, and bytes are stored only after their
  * digest matched.
  */
+/** what a peek inflates at most, whatever the member would give */
+const PEEK_MAX_INFLATED = 1024 * 1024;
 /** cache writes in flight per fetched run */
 const CACHE_WRITERS = 8;
 /**
@@ -177,6 +179,25 @@ export class ChunkStore {
     // `along` chunks alone is no request anyone needs (a cache hit would otherwise fetch its neighbours)
     for (const run of coalesce(small, maxRequestBytes)) if (run.some((c) => wanted.has(chunkId(c)))) void this.startRun(run, prio);
     await Promise.all(chunks.flatMap((c) => this.inflight.get(chunkId(c)) ?? this.large.get(chunkId(c)) ?? []));
+  }
+
+  /** true when the chunk is in memory or in the cache (not merely being fetched) */
+  async isStored(c: ChunkRef): Promise<boolean> {
+    return this.mem.has(chunkId(c)) || this.o.cache.has(this.key(c));
+  }
+
+  /**
+   * The first bytes of a chunk, inflated from only the first `compressedBytes` of its member: one
+   * attempt, no retry, nothing verified. For a caller that wants a hint of what the chunk holds without
+   * waiting for all of it; never served, never cached.
+   */
+  async peek(c: ChunkRef, compressedBytes: number): Promise<Buffer | undefined> {
+    if (c.innerOffset > PEEK_MAX_INFLATED) return undefined;
+    const length = Math.min(compressedBytes, c.compressedEnd - c.compressedOffset);
+    const cut = await this.fetchRangeOnce(c.compressedOffset, length, "demand");
+    const where = { digest: this.o.digest, path: c.path, fileOffset: c.fileOffset };
+    const out = await inflatePrefix(cut, c.innerOffset + PEEK_MAX_INFLATED, where, { cut: true });
+    return out.subarray(c.innerOffset, c.innerOffset + PEEK_MAX_INFLATED);
   }
 
   /** true when the chunk is in memory (no await needed) */

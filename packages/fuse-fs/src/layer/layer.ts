@@ -18,6 +18,12 @@ export interface ServedLayer {
    * the blob allow: a caller that knows what is about to be read (predictive prefetch)
    */
   prefetchFiles(paths: string[]): Promise<void>;
+  /**
+   * the start of a file whose first chunk is big and not yet here, inflated from a short range ahead of
+   * that chunk: unverified, so a hint (what to fetch next), never bytes to serve. Undefined when the
+   * layer cannot tell sooner than a read would.
+   */
+  peekHead?(path: string): Promise<Buffer | undefined>;
   /** fetch ahead of reads in the background, per policy */
   startBackground(policy: PrefetchPolicy): void;
   progress(): Omit<LayerProgress, "dir" | "overlayDir">;

@@ -16,6 +16,7 @@ import {
 import pino from "pino";
 import { beforeAll, describe, expect, it } from "vitest";
 import { BufferSource, MapCache, fakeRef } from "../../test/helpers/fakes.js";
+import { PEEK_BYTES } from "./estargz-layer.js";
 import { openLayer, prefetchToc, TOC_CACHE_ID } from "./open-layer.js";
 
 const log = pino({ level: "silent" });
@@ -167,5 +168,48 @@ describe("openLayer: the TOC in one exact request, and from the cache on a warm 
     await expect(openLayer({ ref: fakeRef, descriptor: fake }, { source: new BufferSource(blob), cache: new MapCache(), log, retry: { attempts: 1, delayMs: 1 } })).rejects.toMatchObject({
       code: "FUSEFS_BAD_LAYER",
     });
+  });
+});
+
+describe("peekHead: the unverified start of a big file, ahead of its first chunk", () => {
+  it("should inflate a short range of a big first member, and decline small files and chunks already here", async () => {
+    // 1 MiB of incompressible bytes: one member far over PEEK_MIN_MEMBER_BYTES; and a small file
+    const big = randomBytes(1024 * 1024);
+    const small = randomBytes(1000);
+    const tar = Buffer.concat([
+      ...[
+        ["big", big],
+        ["small", small],
+      ].flatMap(([name, data]) => {
+        const h = emptyHeader(name as string, "reg");
+        h.size = (data as Buffer).length;
+        return [encodeHeader(h), data as Buffer, Buffer.alloc(padding((data as Buffer).length))];
+      }),
+      END_OF_ARCHIVE,
+    ]);
+    const out: Buffer[] = [];
+    const sink = new Writable({ write: (c: Buffer, _e, cb) => (out.push(c), cb()) });
+    const r = await convertToEstargz(Readable.from([tar]), sink, { chunkSize: 4 * 1024 * 1024 });
+    const b = Buffer.concat(out);
+    const d: Descriptor = { mediaType: MediaType.OciLayerGzip, digest: r.blobDigest, size: b.length, annotations: { [TOC_DIGEST_ANNOTATION]: r.tocDigest } };
+    const source = new BufferSource(b);
+    const cache = new MapCache();
+    const layer = await openLayer({ ref: fakeRef, descriptor: d }, { source, cache, log, retry: { attempts: 1, delayMs: 1 } });
+    try {
+      const opened = source.calls.length;
+      const puts = cache.puts;
+      const head = await layer.peekHead!("big");
+      expect(head!.length).toBeGreaterThan(PEEK_BYTES / 2);
+      expect(head).toEqual(big.subarray(0, head!.length));
+      // one short range, and nothing of it kept
+      expect(source.calls.slice(opened)).toEqual([{ offset: expect.any(Number), length: PEEK_BYTES }]);
+      expect(cache.puts).toBe(puts);
+      expect(await layer.peekHead!("small")).toBeUndefined();
+      expect(await layer.read("big", 0, big.length)).toEqual(big);
+      expect(await layer.peekHead!("big")).toBeUndefined();
+      expect(source.calls).toHaveLength(opened + 2);
+    } finally {
+      layer.close();
+    }
   });
 });

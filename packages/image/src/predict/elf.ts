@@ -131,3 +131,30 @@ export async function readElfDeps(read: ReadAt): Promise<ElfDeps | undefined> {
   }
   return deps;
 }
+
+/** a shared library's file name as DT_NEEDED gives it: `libm.so.6`, `ld-linux-x86-64.so.2`, `libpython3.11.so.1.0` */
+const LIBRARY_NAME = /^(?:lib|ld-)[A-Za-z0-9_.+-]*\.so(?:\.[0-9]+)*$/;
+const MAX_NAME_BYTES = 255;
+
+/**
+ * Library names an ELF file's first bytes hold as C strings, in the order they appear: a guess at its
+ * DT_NEEDED entries from `.dynstr` (which sits near the start of the file) before the `.dynamic` table
+ * that says which strings those are (often megabytes further in) is here. A file that is not ELF
+ * gives none. The names are hints: some may be version-requirement strings of the same libraries, and
+ * the real ELF read still decides.
+ */
+export function libraryNamesIn(head: Buffer, max = MAX_NEEDED): string[] {
+  if (head.length < 4 || head.readUInt32BE(0) !== 0x7f454c46) return [];
+  const names: string[] = [];
+  for (let at = 0; at < head.length && names.length < max; ) {
+    let end = head.indexOf(0, at);
+    if (end < 0) end = head.length;
+    // cheap checks first: most strings of a binary are symbol names, far from "lib…" or "ld-…"
+    if (end - at >= 6 && end - at <= MAX_NAME_BYTES && head[at] === 0x6c /* l */) {
+      const s = head.toString("latin1", at, end);
+      if (LIBRARY_NAME.test(s) && !names.includes(s)) names.push(s);
+    }
+    at = end + 1;
+  }
+  return names;
+}

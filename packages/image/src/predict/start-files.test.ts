@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import type { FileNode } from "@lazypull/stargz-format";
 import type { ImageConfig } from "@lazypull/registry-client";
 import { ImageView, type LayerTree } from "../merged-view.js";
-import { MAX_NEEDED, MAX_SEARCH_DIRS, readElfDeps } from "./elf.js";
+import { libraryNamesIn, MAX_NEEDED, MAX_SEARCH_DIRS, readElfDeps } from "./elf.js";
 import { parseLdCache } from "./ld-cache.js";
 import { LoadPredictor, prefetchStart, startArgv } from "./start-files.js";
 
@@ -241,6 +241,74 @@ function cacheNaming(soname: string, path: string): Buffer {
   entry.writeUInt32LE(48 + 24 + soname.length + 1, 8);
   return Buffer.concat([header, entry, strings]);
 }
+
+describe("libraryNamesIn", () => {
+  it("finds the libraries a real program names in the first bytes of its file", async () => {
+    const bin = host("/usr/bin/cat");
+    const deps = await readElfDeps(async (o, l) => bin.subarray(o, o + l));
+    expect(deps?.needed.length).toBeGreaterThan(0);
+    expect(libraryNamesIn(bin.subarray(0, 16 * 1024))).toEqual(expect.arrayContaining(deps!.needed));
+  });
+
+  it("gives nothing for what is not ELF, and at most `max` names, each once", () => {
+    expect(libraryNamesIn(Buffer.from("#!/bin/sh\0libc.so.6\0"))).toEqual([]);
+    const names = Array.from({ length: 300 }, (_, i) => `lib${i}.so.1`);
+    const elf = syntheticElf([...names, ...names, "libnot a name.so", "printf", "ld-linux-x86-64.so.2"], []);
+    expect(libraryNamesIn(elf)).toEqual(names.slice(0, MAX_NEEDED));
+    expect(libraryNamesIn(elf, 1000)).toEqual([...names, "ld-linux-x86-64.so.2"]);
+  });
+});
+
+describe("a big program's libraries, guessed from the start of its file", () => {
+  const needs = ["libz.so.1", "libexpat.so.1"];
+  const libs = ["usr/lib/x86_64-linux-gnu/libz.so.1", "usr/lib/x86_64-linux-gnu/libexpat.so.1"];
+  const program = syntheticElf(needs, [[1, 0], [1, 1]]);
+
+  /** a layer whose program is slow to read whole (a big file still being fetched) but can be peeked at */
+  function slowProgram(peek: boolean) {
+    const l = debianLike({ "usr/bin/big": program, [libs[0]!]: "z", [libs[1]!]: "e" });
+    const events: string[] = [];
+    let release!: () => void;
+    const held = new Promise<void>((ok) => {
+      release = ok;
+      setTimeout(ok, 500);
+    });
+    const tree: LayerTree = {
+      ...l,
+      async read(p, o, n) {
+        if (p === "usr/bin/big") {
+          await held;
+          events.push("program read");
+        }
+        return l.read(p, o, n);
+      },
+      async prefetch(paths) {
+        events.push(...paths);
+        if (paths.includes(libs[1]!)) release();
+      },
+      ...(peek ? { peek: async (p: string) => (p === "usr/bin/big" ? program.subarray(0, 4096) : undefined) } : {}),
+    };
+    return { tree, events };
+  }
+
+  it("fetches them before the program could be read, and each once", async () => {
+    const { tree, events } = slowProgram(true);
+    const p = await prefetchStart(new ImageView([tree]), config(), { command: ["big"] });
+    const afterRead = events.slice(events.indexOf("program read"));
+    for (const lib of libs) {
+      expect(events.indexOf(lib)).toBeGreaterThan(-1);
+      expect(afterRead).not.toContain(lib);
+    }
+    expect(p.files.filter((f) => libs.includes(f))).toEqual(libs);
+  });
+
+  it("are found by the ELF read alone when the layer cannot peek", async () => {
+    const { tree, events } = slowProgram(false);
+    await prefetchStart(new ImageView([tree]), config(), { command: ["big"] });
+    const afterRead = events.slice(events.indexOf("program read"));
+    expect(afterRead).toEqual(expect.arrayContaining(libs));
+  });
+});
 
 describe("LoadPredictor.opened", () => {
   it("fetches a just-opened library's own libraries, once, and ignores data files", async () => {

@@ -2,7 +2,7 @@ import type { ImageConfig } from "@lazypull/registry-client";
 import type { ImageView } from "../merged-view.js";
 import { normalizePath } from "../paths.js";
 import { resolveSymlinks } from "../resolve-path.js";
-import { readElfDeps, type ElfDeps } from "./elf.js";
+import { libraryNamesIn, readElfDeps, type ElfDeps } from "./elf.js";
 import { parseLdCache } from "./ld-cache.js";
 
 /**
@@ -70,6 +70,8 @@ export interface StartPrediction {
 }
 
 const MAX_SHEBANG_HOPS = 4;
+/** search paths of a file whose ELF headers are not read yet: only the environment's and the loader's own apply */
+const NO_DEPS: ElfDeps = { needed: [], rpath: [], runpath: [] };
 /** command arguments looked up as files in the image (lookups only: a missing one costs nothing) */
 const MAX_ARGUMENT_FILES = 8;
 /** path lookups one predictor makes at most (a start needs a few hundred; each is a walk through the TOC tree) */
@@ -256,6 +258,27 @@ export class LoadPredictor {
   private async inspect(path: string, libLevel: number, hops: number): Promise<void> {
     if (this.inspected.has(path)) return;
     this.inspected.add(path);
+    // a program (not one of its libraries) may be big: its libraries are guessed while it is fetched
+    await Promise.all([this.inspectFile(path, libLevel, hops), libLevel === 0 ? this.guessLibraries(path) : undefined]);
+  }
+
+  /**
+   * The libraries a big program names, guessed from the start of its file before all of it is here, so
+   * they go out alongside the program and not a round trip after it. Debian's python3.11 is 2 chunks
+   * (2.7 MB compressed): its library names sit in the first ~100 KB, the `.dynamic` table saying which
+   * strings they are at 5.5 MB. A wrong guess costs the fetch of a library the image has; the file's
+   * ELF read still decides what the start needs.
+   */
+  private async guessLibraries(path: string): Promise<void> {
+    if (this.libraryDepth < 1) return;
+    const head = await this.view.peekFile(path).catch(() => undefined);
+    if (head === undefined) return;
+    const libs = await Promise.all(libraryNamesIn(head).map((n) => this.findLibrary(n, path, NO_DEPS)));
+    this.take(libs);
+    await Promise.all(libs.flatMap((lib) => (lib === undefined ? [] : [this.inspect(lib, 1, 0).catch(() => undefined)])));
+  }
+
+  private async inspectFile(path: string, libLevel: number, hops: number): Promise<void> {
     const head = await this.view.readFile(path, 0, 256);
     if (head[0] === 0x23 && head[1] === 0x21) {
       if (hops >= MAX_SHEBANG_HOPS) return;
