@@ -24,6 +24,7 @@ export type ContenderId =
   | "lazypull-recorded"
   | "lazypull-rootless"
   | "lazypull-daemon"
+  | "lazypull-daemon-baseline"
   | "podman-lazypulld"
   | "podman-lazypulld-nosilence"
   | "podman-lazypulld-none";
@@ -141,6 +142,8 @@ export interface LazypullRunOptions {
   daemon?: boolean;
   /** another build's bin (`--baseline-cli`) instead of this checkout's */
   cli?: string;
+  /** with `daemon`: another build's lazypulld (`--baseline-daemon`, its dist/main.js) instead of this checkout's */
+  daemonEntry?: string;
 }
 
 /**
@@ -155,7 +158,7 @@ export async function runLazypull(ctx: ContenderContext, contender: ContenderId,
   const dir = await mkdtemp(join(tmpdir(), "lazypull-bench-lazy-"));
   let daemon: Daemon | undefined;
   try {
-    if (opts.daemon) daemon = await startDaemon(join(dir, "lazypulld"), DAEMON_VARIANTS["podman-lazypulld"]);
+    if (opts.daemon) daemon = await startDaemon(join(dir, "lazypulld"), DAEMON_VARIANTS["podman-lazypulld"], opts.daemonEntry);
     const env = {
       ...(user ? userEnv(user) : {}),
       LAZYPULL_CACHE_DIR: join(dir, "cache"),
@@ -226,13 +229,13 @@ interface Daemon {
  * cold cache), started and answering before this returns: on a host it runs as a service, so its
  * start is not part of any sample.
  */
-async function startDaemon(dir: string, settings: object): Promise<Daemon> {
+async function startDaemon(dir: string, settings: object, entry = DAEMON): Promise<Daemon> {
   const layerStore = join(dir, "store");
   const socket = join(dir, "run", "lazypulld.sock");
   await mkdir(join(dir, "run"), { recursive: true, mode: 0o700 });
   const config = join(dir, "lazypulld.json");
   await writeFile(config, JSON.stringify(settings));
-  const daemon = spawn(process.execPath, [DAEMON, "--config", config, "--socket", socket, "--root", join(dir, "daemon"), "--store", layerStore, "--cache-dir", join(dir, "cache"), "--log-level", "warn"], {
+  const daemon = spawn(process.execPath, [entry, "--config", config, "--socket", socket, "--root", join(dir, "daemon"), "--store", layerStore, "--cache-dir", join(dir, "cache"), "--log-level", "warn"], {
     stdio: ["ignore", "ignore", "pipe"],
   });
   let daemonErr = "";

@@ -4,7 +4,7 @@
  * Results: bench/results/<date>-<profile>.{json,md,svg} per profile; a full default run (both
  * profiles, every workload and contender, 3+ reps) also rewrites the README's Benchmarks section.
  *
- *   pnpm bench [--profile 100mbit/20ms-rtt|20mbit/50ms-rtt] [--reps 3] [--workloads minbase,python,numpy] [--contenders a,b] [--no-extras] [--keep-page-cache] [--baseline-cli PATH [--cli PATH]]
+ *   pnpm bench [--profile 100mbit/20ms-rtt|20mbit/50ms-rtt] [--reps 3] [--workloads minbase,python,numpy] [--contenders a,b] [--no-extras] [--keep-page-cache] [--baseline-cli PATH [--cli PATH]] [--baseline-daemon PATH]
  */
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { cpus, loadavg, release, tmpdir } from "node:os";
@@ -41,6 +41,9 @@ const { values: flags } = parseArgs({
     "baseline-cli": { type: "string" },
     // the bin lazypull-landmark runs instead of this checkout's build: with --baseline-cli, any two builds
     cli: { type: "string" },
+    // another build's lazypulld (apps/daemon/dist/main.js), run as contender lazypull-daemon-baseline right
+    // after lazypull-daemon (scripts/baseline-cli.sh REV builds both and prints where)
+    "baseline-daemon": { type: "string" },
   },
 });
 const plan = planRuns(flags);
@@ -177,6 +180,7 @@ async function runProfile(run: ProfileRun, rootlessUser: TestUser | undefined): 
         "lazypull-recorded": () => runLazypull(ctx(set.rec), "lazypull-recorded", { prefetch: "landmark" }),
         // the CLI at its defaults, its layers served by a lazypulld at its defaults
         "lazypull-daemon": () => runLazypull(ctx(set.esgz), "lazypull-daemon", { daemon: true }),
+        "lazypull-daemon-baseline": () => runLazypull(ctx(set.esgz), "lazypull-daemon-baseline", { daemon: true, daemonEntry: resolve(flags["baseline-daemon"]!) }),
         "podman-lazypulld": () => runPodmanLazypulld(ctx(set.esgz)),
         "podman-lazypulld-nosilence": () => runPodmanLazypulld(ctx(set.esgz), "podman-lazypulld-nosilence"),
         "podman-lazypulld-none": () => runPodmanLazypulld(ctx(set.esgz), "podman-lazypulld-none"),

@@ -45,6 +45,15 @@ describe("planRuns", () => {
     expect(() => planRuns({ ...flags({ contenders: "podman-pull-run" }), ...base })).toThrow(/choose it too/);
   });
 
+  it("should run a baseline lazypulld right after lazypull-daemon, only when given one", () => {
+    const base = { "baseline-daemon": "/tmp/old/apps/daemon/dist/main.js" };
+    const plan = planRuns({ ...flags({ profile: "100mbit/20ms-rtt", contenders: "lazypull-landmark,lazypull-daemon" }), ...base });
+    expect(plan.runs[0]!.contenders).toEqual(["lazypull-landmark", "lazypull-daemon", "lazypull-daemon-baseline"]);
+    expect(planRuns({ ...flags(), ...base }).readme).toBe(false);
+    expect(() => planRuns(flags({ contenders: "lazypull-daemon-baseline" }))).toThrow(/needs --baseline-daemon/);
+    expect(() => planRuns({ ...flags({ contenders: "lazypull-landmark" }), ...base })).toThrow(/choose it too/);
+  });
+
   it("should refuse unknown profiles, workloads and contenders", () => {
     expect(() => planRuns(flags({ profile: "1mbit" }))).toThrow(/unknown --profile 1mbit/);
     expect(() => planRuns(flags({ workloads: "perl" }))).toThrow(/unknown workload perl/);

@@ -21,6 +21,8 @@ export const CONTENDERS: readonly ContenderId[] = [
  * medians move by ~0.1 s from run to run on this host, more than most changes). Only with that flag.
  */
 export const BASELINE: ContenderId = "lazypull-baseline";
+/** `lazypull-daemon` with another build's lazypulld (`--baseline-daemon PATH`), right after it: the same for daemon-side changes */
+export const BASELINE_DAEMON: ContenderId = "lazypull-daemon-baseline";
 
 export const DEFAULT_PROFILE = "100mbit/20ms-rtt";
 
@@ -52,6 +54,7 @@ export interface BenchFlags {
   contenders?: string;
   "no-extras": boolean;
   "baseline-cli"?: string;
+  "baseline-daemon"?: string;
 }
 
 export interface Plan {
@@ -78,13 +81,17 @@ export function planRuns(flags: BenchFlags): Plan {
   const contenderIds = flags.contenders?.split(",").filter(Boolean);
   const workloads = byId(WORKLOADS, workloadIds ?? WORKLOADS.map((w) => w.id), "workload");
   const chosen = contenderIds
-    ? byId([...CONTENDERS, BASELINE].map((id) => ({ id })), contenderIds, "contender").map((c) => c.id)
+    ? byId([...CONTENDERS, BASELINE, BASELINE_DAEMON].map((id) => ({ id })), contenderIds, "contender").map((c) => c.id)
     : [...CONTENDERS];
   if (chosen.includes(BASELINE) && !flags["baseline-cli"]) throw new Error(`contender ${BASELINE} needs --baseline-cli PATH (another build's apps/cli/dist/lazypull.mjs)`);
-  // with a baseline build, it runs right after this checkout's lazypull-landmark (which it needs)
-  const contenders =
-    flags["baseline-cli"] && !chosen.includes(BASELINE) ? chosen.flatMap((c) => (c === "lazypull-landmark" ? [c, BASELINE] : [c])) : chosen;
+  if (chosen.includes(BASELINE_DAEMON) && !flags["baseline-daemon"]) throw new Error(`contender ${BASELINE_DAEMON} needs --baseline-daemon PATH (another build's apps/daemon/dist/main.js)`);
+  // a baseline build runs right after this checkout's contender it is compared with (which it needs)
+  const after = (list: ContenderId[], mine: ContenderId, theirs: ContenderId) => (list.includes(theirs) ? list : list.flatMap((c) => (c === mine ? [c, theirs] : [c])));
+  let contenders = chosen;
+  if (flags["baseline-cli"]) contenders = after(contenders, "lazypull-landmark", BASELINE);
+  if (flags["baseline-daemon"]) contenders = after(contenders, "lazypull-daemon", BASELINE_DAEMON);
   if (flags["baseline-cli"] && !contenders.includes(BASELINE)) throw new Error("--baseline-cli compares with lazypull-landmark: choose it too");
+  if (flags["baseline-daemon"] && !contenders.includes(BASELINE_DAEMON)) throw new Error("--baseline-daemon compares with lazypull-daemon: choose it too");
   const suffix = (cs: ContenderId[]) => (contenderIds ? `-${cs.join("+")}` : "");
   const profileOf = (name: string) => {
     const p = PROFILES[name];
@@ -100,5 +107,5 @@ export function planRuns(flags: BenchFlags): Plan {
   if (slowWorkloads.length && slowContenders.length) {
     runs.push({ profile: profileOf(SLOW_LINK_SUBSET.profile), workloads: slowWorkloads, contenders: slowContenders, extras: false, suffix: suffix(slowContenders) });
   }
-  return { runs, readme: !workloadIds && !contenderIds && !flags["baseline-cli"] };
+  return { runs, readme: !workloadIds && !contenderIds && !flags["baseline-cli"] && !flags["baseline-daemon"] };
 }

@@ -120,6 +120,8 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
     ...(config.registriesConf !== undefined ? { registriesConf: config.registriesConf } : {}),
     userAgent: `lazypulld/${VERSION}`,
   });
+  // registries.conf is read now, not on the first acquire, whose first request would wait for it
+  client.prepare();
   const closeBacking = async () => {
     await cache.close().catch(() => undefined);
     await client.close().catch(() => undefined);

@@ -251,8 +251,24 @@ export class Transport {
     // the plain-HTTP attempt that may follow connects while the TLS one is still failing
     if (policy !== "https" && !(call.body instanceof Readable)) this.opts.preconnectPlain?.(host);
     const early = this.mayAskPlainEarly(call, policy) ? this.askPlainEarly(call, host) : undefined;
+    const tlsGiveUp = new AbortController();
+    const tls = this.sendFollowingAt({ ...call, signal: call.signal ? AbortSignal.any([call.signal, tlsGiveUp.signal]) : tlsGiveUp.signal }, sent, `https://${host}`);
+    tls.catch(() => undefined);
+    if (early && /:\d+$/.test(host)) {
+      // HTTPS and plain HTTP on one port: a registry's answer in plain HTTP (not the 400 a TLS server
+      // gives a plain request) means the TLS attempt can only fail, so it is not waited for (a plain
+      // server may take a while to refuse a ClientHello: docker-registry ~30 ms after its own answer)
+      const plain = await Promise.race([early.answer(), tls.then(() => undefined, () => undefined)]);
+      if (plain) {
+        tlsGiveUp.abort();
+        this.count(host, -1);
+        this.schemes.set(call.registry, "http:");
+        memo?.remember(host, "http:");
+        return early.adopt();
+      }
+    }
     try {
-      const res = await this.sendFollowingAt(call, sent, `https://${host}`);
+      const res = await tls;
       early?.discard();
       this.schemes.set(call.registry, "https:");
       memo?.remember(host, "https:");
@@ -284,13 +300,19 @@ export class Transport {
   }
 
   /** The plain-HTTP attempt, sent uncounted: it counts as the call's request only once adopted. */
-  private askPlainEarly(call: Call, host: string): { adopt(): Promise<Response & { sentAuthorization?: string }>; discard(): void } {
+  private askPlainEarly(call: Call, host: string): {
+    /** the plain response when it is a registry's answer, undefined when it failed or is a TLS server's 400 */
+    answer(): Promise<(Response & { sentAuthorization?: string }) | undefined>;
+    adopt(): Promise<Response & { sentAuthorization?: string }>;
+    discard(): void;
+  } {
     const loser = new AbortController();
     const probe: Call = { ...call, signal: call.signal ? AbortSignal.any([call.signal, loser.signal]) : loser.signal };
     this.probes.add(probe);
     const response = this.sendFollowingAt(probe, { stream: false }, `http://${host}`);
     response.catch(() => undefined);
     return {
+      answer: () => response.then((r) => (r.status !== 400 ? r : undefined), () => undefined),
       adopt: () => {
         this.count(host, 1);
         return response;
