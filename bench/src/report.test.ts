@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { ContenderId, Sample } from "./contenders.js";
-import { markdown, readmeSection, summarise, svgChart, type BenchResult } from "./report.js";
+import type { ContenderId } from "./contenders.js";
+import { CONTENDER_LABEL, markdown, readmeSection, summarise, svgChart, type BenchResult } from "./report.js";
 
 // made-up figures: only their arithmetic matters here
 const sample = (workload: string, contender: ContenderId, rep: number, firstOutputMs: number): Sample => ({
@@ -123,6 +124,12 @@ describe("readmeSection", () => {
     expect(section.indexOf("### 100mbit/20ms-rtt")).toBeLessThan(section.indexOf("### 20mbit/50ms-rtt"));
     expect(section).toContain("![time to first output](bench/results/b.svg)");
     expect(section.match(/A subset of the workloads and contenders/g)).toHaveLength(2); // neither made-up run has every contender
+  });
+
+  it("should not call a run with every contender a subset (the baselines are not part of a full run)", () => {
+    const every = (Object.keys(CONTENDER_LABEL) as ContenderId[]).filter((c) => !c.endsWith("-baseline"));
+    const full: BenchResult = { ...fast, samples: every.map((contender) => ({ ...fast.samples[0]!, contender })) };
+    expect(readmeSection([{ result: full, chartFile: "bench/results/a.svg" }])).not.toContain("A subset");
   });
 });
 
