@@ -6,6 +6,7 @@
  *
  *   pnpm bench [--profile 100mbit/20ms-rtt|20mbit/50ms-rtt] [--reps 3] [--workloads minbase,python,numpy] [--contenders a,b] [--no-extras] [--keep-page-cache] [--baseline-cli PATH [--cli PATH]] [--baseline-daemon PATH]
  */
+import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { cpus, loadavg, release, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -206,7 +207,10 @@ async function runProfile(run: ProfileRun, rootlessUser: TestUser | undefined): 
   const dir = join(REPO_ROOT, "bench", "results");
   await mkdir(dir, { recursive: true });
   // a subset of contenders the user chose is a side measurement: its own file name
-  const stem = `${result.date.slice(0, 10)}-${profile.name.replace(/\W+/g, "-")}${run.suffix}`;
+  const base = `${result.date.slice(0, 10)}-${profile.name.replace(/\W+/g, "-")}${run.suffix}`;
+  // a second run of a day gets its own files: results already in bench/results are history (and cited)
+  let stem = base;
+  for (let n = 2; existsSync(join(dir, `${stem}.json`)); n++) stem = `${base}-${n}`;
   await writeFile(join(dir, `${stem}.json`), JSON.stringify(result, null, 2) + "\n");
   await writeFile(join(dir, `${stem}.svg`), svgChart(result));
   const md = markdown(result, `${stem}.svg`);

@@ -1,6 +1,5 @@
 import { describe, expect, it } from "vitest";
 import type { ContenderId, Sample } from "./contenders.js";
-import type { ContenderId } from "./contenders.js";
 import { CONTENDER_LABEL, markdown, readmeSection, summarise, svgChart, type BenchResult } from "./report.js";
 
 // made-up figures: only their arithmetic matters here
