@@ -28,7 +28,10 @@ function layer(files: Record<string, Entry>): LayerTree & { prefetched: string[]
   return {
     prefetched,
     lookup: (p) => nodes.get(p),
-    readdir: () => undefined,
+    readdir: (p) =>
+      nodes.get(p)?.type === "dir"
+        ? [...nodes.keys()].filter((k) => k !== "" && k.slice(0, Math.max(0, k.lastIndexOf("/"))) === p).map((k) => k.slice(k.lastIndexOf("/") + 1)).sort()
+        : undefined,
     read: async (p, offset = 0, length) => nodes.get(p)!.data!.subarray(offset, length === undefined ? undefined : offset + length),
     prefetch: async (paths) => void prefetched.push(paths),
     progress: () => ({ bytesFetched: 0, requests: 0 }),
@@ -307,6 +310,46 @@ describe("a big program's libraries, guessed from the start of its file", () => 
     await prefetchStart(new ImageView([tree]), config(), { command: ["big"] });
     const afterRead = events.slice(events.indexOf("program read"));
     expect(afterRead).toEqual(expect.arrayContaining(libs));
+  });
+});
+
+describe("LoadPredictor.opened: a package's compiled modules", () => {
+  const pkg = "usr/lib/python3/dist-packages/numpy/core/__pycache__";
+  const modules = (names: string[]) => Object.fromEntries(names.map((n) => [`${pkg}/${n}`, "bytecode"]));
+
+  it("fetches a __pycache__ directory's modules of the same interpreter when one is read, once", async () => {
+    const l = debianLike(modules(["a.cpython-311.pyc", "b.cpython-311.pyc", "c.cpython-311.pyc", "a.cpython-312.pyc", "a.cpython-311.opt-1.pyc"]));
+    const p = new LoadPredictor(new ImageView([l]), config(), { command: ["true-but-missing"] });
+    await p.start();
+    const calls = l.prefetched.length;
+    await p.opened(`/${pkg}/b.cpython-311.pyc`);
+    expect(l.prefetched.slice(calls)).toEqual([["a", "b", "c"].map((m) => `${pkg}/${m}.cpython-311.pyc`)]);
+    await p.opened(`/${pkg}/c.cpython-311.pyc`);
+    expect(l.prefetched).toHaveLength(calls + 1);
+    // another optimisation level is another set
+    await p.opened(`/${pkg}/a.cpython-311.opt-1.pyc`);
+    expect(l.prefetched.slice(calls + 1)).toEqual([[`${pkg}/a.cpython-311.opt-1.pyc`]]);
+  });
+
+  it("leaves the interpreter's own library to be read on demand (a start imports a few of its modules)", async () => {
+    const std = "usr/lib/python3.11/encodings/__pycache__";
+    const l = debianLike({ [`${std}/__init__.cpython-311.pyc`]: "b", [`${std}/utf_8.cpython-311.pyc`]: "b", [`${std}/cp1252.cpython-311.pyc`]: "b" });
+    const p = new LoadPredictor(new ImageView([l]), config(), { command: ["true-but-missing"] });
+    await p.start();
+    const calls = l.prefetched.length;
+    await p.opened(`${std}/__init__.cpython-311.pyc`);
+    expect(l.prefetched).toHaveLength(calls);
+  });
+
+  it("leaves a directory of more than 256 modules, and anything past the module ceiling, to be read on demand", async () => {
+    const many = Array.from({ length: 257 }, (_, i) => `m${i}.cpython-311.pyc`);
+    const l = debianLike({ ...modules(many), "usr/lib/python3/dist-packages/x/__pycache__/a.cpython-311.pyc": "b", "usr/lib/python3/dist-packages/x/__pycache__/b.cpython-311.pyc": "b" });
+    const p = new LoadPredictor(new ImageView([l]), config(), { command: ["true-but-missing"] }, { maxModuleFiles: 1 });
+    await p.start();
+    const calls = l.prefetched.length;
+    await p.opened(`${pkg}/m0.cpython-311.pyc`);
+    await p.opened("usr/lib/python3/dist-packages/x/__pycache__/a.cpython-311.pyc");
+    expect(l.prefetched).toHaveLength(calls);
   });
 });
 
