@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
@@ -157,6 +157,12 @@ describe("the bundled bin (apps/cli/dist/lazypull.mjs, what `lazypull` and the b
     expect(res.stderr).toMatch(/FUSE ops/);
     // the build made its code cache under the shebang's V8 flags: a start that cannot use it is slower
     expect(res.stderr).toContain("lazypull: code cache used");
+  });
+
+  it("should print the package version it was built from", async () => {
+    const bin = join(repoRoot, "apps/cli/dist/lazypull.mjs");
+    const { version } = JSON.parse(await readFile(join(repoRoot, "apps/cli/package.json"), "utf8")) as { version: string };
+    expect((await run(bin, ["--version"])).stdout.trim()).toBe(version);
   });
 });
 

@@ -55,6 +55,9 @@ await build({
   // `import("fuse-native")` as require(): a vm.Script cannot import() in node 20 without a flag
   supported: { "dynamic-import": false },
   plugins: [undiciLite],
+  // src/version.ts: the version is built in, so its package.json read (import.meta, empty in CommonJS) never runs
+  define: { LAZYPULL_CLI_VERSION: JSON.stringify(JSON.parse(readFileSync(join(pkg, "package.json"), "utf8")).version) },
+  logOverride: { "empty-import-meta": "silent" },
   logLevel: "warning",
 });
 

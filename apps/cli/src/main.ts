@@ -2,6 +2,7 @@
 import { Command, CommanderError } from "commander";
 import { describeError } from "@lazypull/errors";
 import { runInRootlessNamespace, stopWithRootlessParent } from "./rootless.js";
+import { cliVersion } from "./version.js";
 
 // No top-level await: the bin is bundled as CommonJS, which the loader compiles with a V8 code cache (scripts/bundle.mjs).
 async function main(): Promise<void> {
@@ -15,6 +16,7 @@ async function main(): Promise<void> {
     const program = new Command("lazypull")
       .enablePositionalOptions()
       .description("Run containers straight from a registry without pulling the image first")
+      .version(cliVersion(), "-V, --version")
       .showHelpAfterError()
       .exitOverride();
     // only the command argv names is loaded (commands/index.ts)
