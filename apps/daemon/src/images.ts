@@ -8,19 +8,22 @@ import type { ContentCache, Descriptor, ImageConfig, RegistryClient } from "@laz
 import { DaemonError } from "./errors.js";
 import type { LoadFollowers } from "./load-followers.js";
 
+/** A lease and where its layers are: an early lease is answered while they are still opening. */
+interface Held {
+  lease: ImageLease;
+  /** settles when the layers are open (at once for a lease that was not early); rejects with why not */
+  opened: Promise<void>;
+  /** a failed lease holds no layers; an open one may have a predictor hearing about opened files */
+  state: { kind: "opening" } | { kind: "open"; unfollow?: () => void } | { kind: "failed" };
+}
+
 /**
  * Image leases on the daemon's one LazyFs. Every lease adds a reference to each of its layers, so a
  * layer used by several images (or several leases of one image) is mounted and fetched once, and
  * disappears only when its last lease ends — by `release`, or because the lease's owner pid died.
  */
 export class ImageStore {
-  private readonly leases = new Map<string, ImageLease>();
-  /** per lease: stops its predictor hearing about opened files */
-  private readonly unfollow = new Map<string, () => void>();
-  /** early leases whose layers are still opening: settles when they are open */
-  private readonly opening = new Map<string, Promise<void>>();
-  /** early leases whose layers could not be opened, and why */
-  private readonly failed = new Map<string, Error>();
+  private readonly held = new Map<string, Held>();
   private closing = false;
 
   constructor(
@@ -65,22 +68,19 @@ export class ImageStore {
       ...(req.pid !== undefined ? { pid: req.pid } : {}),
       createdAt: new Date().toISOString(),
     };
-    this.leases.set(lease.id, lease);
-    const opened = adding.then(() => undefined);
-    opened.catch(() => undefined);
-    this.opening.set(lease.id, opened);
-    void opened.then(
+    // (addImageLayers rejects with the layer's own typed error: FUSEFS_BAD_LAYER, a registry's…)
+    const held: Held = { lease, opened: adding.then(() => undefined), state: { kind: "opening" } };
+    held.opened.catch(() => undefined);
+    this.held.set(lease.id, held);
+    void held.opened.then(
       () => {
-        this.opening.delete(lease.id);
         // released while its layers were opening: they are given back now that they are all held
-        if (!this.leases.has(lease.id)) return layers.forEach((d) => this.fs.releaseLayer(d.digest));
-        this.predict(lease, layers, resolved.config, req);
+        if (this.held.get(lease.id) !== held) return layers.forEach((d) => this.fs.releaseLayer(d.digest));
+        held.state = { kind: "open", ...this.predict(lease, layers, resolved.config, req) };
       },
       (err: unknown) => {
         // all or nothing: addImageLayers gave back every layer it had taken; the lease holds none
-        this.opening.delete(lease.id);
-        // (addImageLayers rejects with the layer's own typed error: FUSEFS_BAD_LAYER, a registry's…)
-        if (this.leases.has(lease.id)) this.failed.set(lease.id, err as Error);
+        held.state = { kind: "failed" };
         this.log.warn({ id: lease.id, err }, "an early lease's layers could not be opened");
       },
     );
@@ -92,14 +92,14 @@ export class ImageStore {
    * The client is about to start the container: what that start reads first is fetched meanwhile, and
    * the programs and libraries it opens later have their own libraries fetched ahead of the loader.
    */
-  private predict(lease: ImageLease, layers: Descriptor[], config: ImageConfig, req: AcquireRequest): void {
+  private predict(lease: ImageLease, layers: Descriptor[], config: ImageConfig, req: AcquireRequest): { unfollow?: () => void } {
     const predictor = req.predict === false ? undefined : loadPredictorFor(this.fs, layers, config, req.start ?? {});
-    if (!predictor) return;
-    if (this.followers) this.unfollow.set(lease.id, this.followers.add(layers.map((d) => d.digest), predictor));
+    if (!predictor) return {};
     void predictor.start().then(
       (p) => this.log.info({ id: lease.id, files: p.files.length, bytes: p.bytes, program: p.program }, "start files prefetched"),
       () => undefined,
     );
+    return this.followers ? { unfollow: this.followers.add(layers.map((d) => d.digest), predictor) } : {};
   }
 
   /**
@@ -107,33 +107,33 @@ export class ImageStore {
    * why one could not be (`FUSEFS_BAD_LAYER`…): its directories then answer EIO.
    */
   async ready(id: string): Promise<void> {
-    this.get(id);
     // the open's own rejection: the layer's typed error as it was
-    const failed = this.failed.get(id);
-    if (failed) throw failed;
-    await this.opening.get(id);
+    await this.entry(id).opened;
   }
 
   get(id: string): ImageLease {
-    const lease = this.leases.get(id);
-    if (!lease) throw new DaemonError("DAEMON_IMAGE_NOT_FOUND", `no image lease with id ${JSON.stringify(id)}`, { id });
-    return lease;
+    return this.entry(id).lease;
   }
 
   list(): ImageLease[] {
-    return [...this.leases.values()];
+    return [...this.held.values()].map((h) => h.lease);
   }
 
   release(id: string, why = "released"): void {
-    const lease = this.get(id);
-    this.leases.delete(id);
-    this.unfollow.get(id)?.();
-    this.unfollow.delete(id);
+    const { lease, state } = this.entry(id);
+    this.held.delete(id);
     // layers still opening are given back once they are open; a failed lease holds none
-    const held = !this.opening.has(id) && !this.failed.has(id);
-    this.failed.delete(id);
-    if (held) for (const l of lease.layers) this.fs.releaseLayer(l.digest);
+    if (state.kind === "open") {
+      state.unfollow?.();
+      for (const l of lease.layers) this.fs.releaseLayer(l.digest);
+    }
     this.log.info({ id, reference: lease.reference, pid: lease.pid, why }, "image released");
+  }
+
+  private entry(id: string): Held {
+    const held = this.held.get(id);
+    if (!held) throw new DaemonError("DAEMON_IMAGE_NOT_FOUND", `no image lease with id ${JSON.stringify(id)}`, { id });
+    return held;
   }
 
   /** Ends the leases whose owner process is gone. Returns how many. */
@@ -151,7 +151,7 @@ export class ImageStore {
   /** The fuse-fs progress of every served layer, with the leases using it. */
   layerStatus(): LayerStatus[] {
     const users = new Map<string, string[]>();
-    for (const lease of this.leases.values()) {
+    for (const { lease } of this.held.values()) {
       for (const l of lease.layers) {
         const ids = users.get(l.digest) ?? [];
         if (!ids.includes(lease.id)) ids.push(lease.id);
@@ -164,6 +164,6 @@ export class ImageStore {
   /** Stops taking leases and drops every one (shutdown). */
   releaseAll(): void {
     this.closing = true;
-    for (const id of [...this.leases.keys()]) this.release(id, "daemon stopping");
+    for (const id of [...this.held.keys()]) this.release(id, "daemon stopping");
   }
 }
