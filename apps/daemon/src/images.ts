@@ -76,7 +76,14 @@ export class ImageStore {
       () => {
         // released while its layers were opening: they are given back now that they are all held
         if (this.held.get(lease.id) !== held) return layers.forEach((d) => this.fs.releaseLayer(d.digest));
-        held.state = { kind: "open", ...this.predict(lease, layers, resolved.config, req) };
+        // open before predicting: a predictor that throws must not leave the layers held forever
+        const state: Extract<Held["state"], { kind: "open" }> = { kind: "open" };
+        held.state = state;
+        try {
+          state.unfollow = this.predict(lease, layers, resolved.config, req);
+        } catch (err) {
+          this.log.warn({ id: lease.id, err }, "could not predict the start's reads");
+        }
       },
       (err: unknown) => {
         // all or nothing: addImageLayers gave back every layer it had taken; the lease holds none
@@ -92,14 +99,14 @@ export class ImageStore {
    * The client is about to start the container: what that start reads first is fetched meanwhile, and
    * the programs and libraries it opens later have their own libraries fetched ahead of the loader.
    */
-  private predict(lease: ImageLease, layers: Descriptor[], config: ImageConfig, req: AcquireRequest): { unfollow?: () => void } {
+  private predict(lease: ImageLease, layers: Descriptor[], config: ImageConfig, req: AcquireRequest): (() => void) | undefined {
     const predictor = req.predict === false ? undefined : loadPredictorFor(this.fs, layers, config, req.start ?? {});
-    if (!predictor) return {};
+    if (!predictor) return undefined;
     void predictor.start().then(
       (p) => this.log.info({ id: lease.id, files: p.files.length, bytes: p.bytes, program: p.program }, "start files prefetched"),
       () => undefined,
     );
-    return this.followers ? { unfollow: this.followers.add(layers.map((d) => d.digest), predictor) } : {};
+    return this.followers?.add(layers.map((d) => d.digest), predictor);
   }
 
   /**

@@ -3,7 +3,7 @@
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
-import type { AddressInfo, Socket } from "node:net";
+import { createServer as createNetServer, type AddressInfo, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { makeTestPki, type TestPki } from "@lazypull/testkit";
@@ -64,6 +64,65 @@ describe("the first call to a host that may speak plain HTTP", () => {
     } finally {
       for (const s of held) s.destroy();
       await c.close();
+    }
+  });
+
+  it("takes the plain answer when the TLS attempt is reset before it comes (not only refused in plain HTTP)", async () => {
+    // the plain answer comes late, the ClientHello is answered with a reset at once: the call must not
+    // depend on which comes first
+    const host = await listen(
+      createServer((req, res) => {
+        const [headers, body] = blobAnswer(req.method);
+        setTimeout(() => res.writeHead(200, headers).end(body), 150);
+      }).on("clientError", (_err, socket: Socket) => socket.destroy()),
+    );
+    const c = client();
+    try {
+      expect((await c.getBlob(`${host}/r`, DIGEST)).toString()).toBe("abc");
+      expect(c.stats().requests).toBe(1);
+    } finally {
+      await c.close();
+    }
+  });
+
+  it("does not take a plain answer that redirects to HTTPS as proof that the registry speaks plain HTTP", async () => {
+    // one port, both protocols (as a TLS front that redirects plain requests does): plain HTTP answers 301 → https
+    const cert = await readFile(pki.serverCert);
+    const key = await readFile(pki.serverKey);
+    const seen = { https: 0, plain: 0 };
+    const tls = createHttpsServer({ cert, key }, (req, res) => {
+      // the client's own TLS attempt comes first, and is answered after the redirected plain attempt
+      const wait = seen.https++ === 0 ? 300 : 0;
+      const [headers, body] = blobAnswer(req.method);
+      setTimeout(() => res.writeHead(200, headers).end(body), wait);
+    });
+    let port = 0;
+    const plain = createServer((req, res) => {
+      seen.plain++;
+      res.writeHead(301, { location: `https://127.0.0.1:${port}${req.url}` }).end();
+    });
+    const front = createNetServer((socket) => {
+      socket.once("readable", () => {
+        const first: Buffer | null = socket.read(1);
+        if (!first) return socket.destroy();
+        socket.unshift(first);
+        // a TLS record starts with 0x16 (handshake)
+        (first[0] === 0x16 ? tls : plain).emit("connection", socket);
+      });
+    });
+    await new Promise<void>((ok) => front.listen(0, "127.0.0.1", ok));
+    port = (front.address() as AddressInfo).port;
+    const host = `127.0.0.1:${port}`;
+    const c = client({ insecureRegistries: [host] });
+    try {
+      expect((await c.getBlob(`${host}/r`, DIGEST)).toString()).toBe("abc");
+      expect(seen.plain).toBe(1);
+      // the scheme kept is HTTPS: the next call goes there alone
+      await c.getBlob(`${host}/r`, DIGEST);
+      expect(seen.plain).toBe(1);
+    } finally {
+      await c.close();
+      await new Promise<void>((ok) => front.close(() => ok()));
     }
   });
 

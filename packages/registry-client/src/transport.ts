@@ -233,7 +233,8 @@ export class Transport {
     const policy = this.opts.endpoints.schemePolicy(call.registry);
     const host = hostOf(call.registry);
     const memo = this.opts.schemeMemo;
-    if (policy !== "https" && memo?.plainHttp(host) && !(call.body instanceof Readable)) {
+    const memoSaysPlain = policy !== "https" && memo?.plainHttp(host) === true && !(call.body instanceof Readable);
+    if (memoSaysPlain) {
       // it answered in plain HTTP lately (another process found out): no TLS handshake to fail first
       try {
         const res = await this.sendFollowingAt(call, sent, `http://${host}`);
@@ -250,11 +251,12 @@ export class Transport {
     }
     // the plain-HTTP attempt that may follow connects while the TLS one is still failing
     if (policy !== "https" && !(call.body instanceof Readable)) this.opts.preconnectPlain?.(host);
-    const early = this.mayAskPlainEarly(call, policy) ? this.askPlainEarly(call, host) : undefined;
+    // (plain HTTP was just asked, per the memo, and did not answer: not again alongside)
+    const early = !memoSaysPlain && this.mayAskPlainEarly(call, policy, host) ? this.askPlainEarly(call, host) : undefined;
     const tlsGiveUp = new AbortController();
     const tls = this.sendFollowingAt({ ...call, signal: call.signal ? AbortSignal.any([call.signal, tlsGiveUp.signal]) : tlsGiveUp.signal }, sent, `https://${host}`);
     tls.catch(() => undefined);
-    if (early && /:\d+$/.test(host)) {
+    if (early) {
       // HTTPS and plain HTTP on one port: a registry's answer in plain HTTP (not the 400 a TLS server
       // gives a plain request) means the TLS attempt can only fail, so it is not waited for (a plain
       // server may take a while to refuse a ClientHello: docker-registry ~30 ms after its own answer)
@@ -274,12 +276,15 @@ export class Transport {
       memo?.remember(host, "https:");
       return res;
     } catch (err) {
-      const fallBack = !sent.stream && (policy === "https-then-http" ? !call.signal?.aborted : policy === "https-then-plain-http" && speaksPlainHttp(err));
+      // on one port, a registry's plain answer settles it whatever the TLS attempt died of (a reset, say)
+      const answered = early !== undefined && !call.signal?.aborted && (await early.answer()) !== undefined;
+      const fallBack = answered || (!sent.stream && (policy === "https-then-http" ? !call.signal?.aborted : policy === "https-then-plain-http" && speaksPlainHttp(err)));
       if (!fallBack) {
         early?.discard();
         throw err;
       }
-      if (speaksPlainHttp(err)) this.count(hostOf(call.registry), -1);
+      // the TLS attempt is not counted when plain HTTP is the host's answer (as when the plain answer wins the race)
+      if (answered || speaksPlainHttp(err)) this.count(host, -1);
       const res = await (early?.adopt() ?? this.sendFollowingAt(call, sent, `http://${host}`));
       this.schemes.set(call.registry, "http:");
       memo?.remember(host, "http:");
@@ -293,10 +298,14 @@ export class Transport {
    * failing handshake then costs no round trip (measured: 45–60 ms of every cold `lazypull run` against
    * a local registry). HTTPS still wins whenever it answers. Only a call with no body and no credentials
    * (none are known before a host's first answer) goes out this way: nothing is said in cleartext that
-   * waiting for the TLS failure would not also say.
+   * waiting for the TLS failure would not also say, and only to a registry named with a port: HTTPS
+   * and plain HTTP then share the port, so the plain request goes where the TLS attempt went (a TLS
+   * server answers it with a 400), and the TLS failure is slow (the server has to read the ClientHello
+   * first). Without a port, a refused 443 fails in one round trip, and nothing goes to port 80 of a
+   * registry that is only insecure by `--tls-verify=false`.
    */
-  private mayAskPlainEarly(call: Call, policy: SchemePolicy): boolean {
-    return policy !== "https" && call.body === undefined && (call.method === "GET" || call.method === "HEAD") && !this.auth.knows(call.registry);
+  private mayAskPlainEarly(call: Call, policy: SchemePolicy, host: string): boolean {
+    return policy !== "https" && /:\d+$/.test(host) && call.body === undefined && (call.method === "GET" || call.method === "HEAD") && !this.auth.knows(call.registry);
   }
 
   /** The plain-HTTP attempt, sent uncounted: it counts as the call's request only once adopted. */
@@ -311,8 +320,10 @@ export class Transport {
     this.probes.add(probe);
     const response = this.sendFollowingAt(probe, { stream: false }, `http://${host}`);
     response.catch(() => undefined);
+    const origin = new URL(`http://${host}`).origin;
     return {
-      answer: () => response.then((r) => (r.status !== 400 ? r : undefined), () => undefined),
+      // the registry itself, in plain HTTP: not a TLS server's 400, nor a redirect that led elsewhere (to HTTPS, say)
+      answer: () => response.then((r) => (r.status !== 400 && !(r.status >= 300 && r.status < 400) && r.url.origin === origin ? r : undefined), () => undefined),
       adopt: () => {
         this.count(host, 1);
         return response;

@@ -351,6 +351,28 @@ describe("LoadPredictor.opened: a package's compiled modules", () => {
     await p.opened("usr/lib/python3/dist-packages/x/__pycache__/a.cpython-311.pyc");
     expect(l.prefetched).toHaveLength(calls);
   });
+  it("spends no lookups in a directory listing more than 1024 entries, and lists it once whatever tags its names carry", async () => {
+    // what an image puts in a directory is its own business: 1025 modules of 1025 made-up interpreters
+    const l = debianLike(modules(Array.from({ length: 1025 }, (_, i) => `m.cpython-${i}.pyc`)));
+    const listed: string[] = [];
+    const looked: string[] = [];
+    const view = new ImageView([
+      {
+        ...l,
+        readdir: (d) => (listed.push(d), l.readdir(d)),
+        lookup: (q) => (looked.push(q), l.lookup(q)),
+      },
+    ]);
+    const p = new LoadPredictor(view, config(), { command: ["true-but-missing"] });
+    await p.start();
+    const calls = l.prefetched.length;
+    looked.length = 0;
+    for (let i = 0; i < 5; i++) await p.opened(`${pkg}/m.cpython-${i}.pyc`);
+    expect(l.prefetched).toHaveLength(calls);
+    expect(listed.filter((d) => d === pkg)).toHaveLength(1);
+    // the opened files themselves (and the listing's own whiteout check), nothing else in the directory
+    expect(looked.filter((q) => q.startsWith(`${pkg}/`) && !/\/(m\.cpython-[0-4]\.pyc|\.wh\.\.wh\.\.opq)$/.test(q))).toEqual([]);
+  });
 });
 
 describe("LoadPredictor.opened", () => {

@@ -76,6 +76,10 @@ const MAX_SHEBANG_HOPS = 4;
 const MAX_MODULE_DIR_FILES = 256;
 /** nor one whose modules add up to more than this (uncompressed) */
 const MAX_MODULE_DIR_BYTES = 8 * 1024 * 1024;
+/** nor one listing more entries than this, whatever they are (so no lookups are spent in it) */
+const MAX_MODULE_DIR_ENTRIES = 4 * MAX_MODULE_DIR_FILES;
+/** `__pycache__` directories (per interpreter tag) one predictor considers at most */
+const MAX_MODULE_DIRS = 512;
 /** search paths of a file whose ELF headers are not read yet: only the environment's and the loader's own apply */
 const NO_DEPS: ElfDeps = { needed: [], rpath: [], runpath: [] };
 /** command arguments looked up as files in the image (lookups only: a missing one costs nothing) */
@@ -139,7 +143,7 @@ export class LoadPredictor {
   private readonly maxFiles: number;
   private readonly maxModuleFiles: number;
   private moduleFiles = 0;
-  /** `__pycache__` directories (and their interpreter's tag) already fetched */
+  /** `__pycache__` directories (and their interpreter's tag) already considered; a directory alone when it is too big for any tag */
   private readonly moduleDirs = new Set<string>();
   private readonly maxBytes: number;
   private readonly libraryDepth: number;
@@ -205,18 +209,26 @@ export class LoadPredictor {
    * more than MAX_MODULE_DIR_FILES, or MAX_MODULE_DIR_BYTES, is left alone too.
    */
   private async modulesBeside(pyc: string): Promise<void> {
-    if (!/\/(site|dist)-packages\//.test(pyc)) return;
+    if (!/\/(site|dist)-packages\//.test(pyc) || this.moduleFiles >= this.maxModuleFiles) return;
     const m = /^(.*\/__pycache__)\/[^/.]+(\.[a-z]+-\d+(?:\.opt-\d+)?\.pyc)$/.exec(pyc);
     if (!m) return;
     const [, dir, suffix] = m as unknown as [string, string, string];
-    if (this.moduleDirs.has(dir + suffix)) return;
-    this.moduleDirs.add(dir + suffix);
+    // what an image puts in a directory is its own business: the work spent here is bounded by constants
+    if (this.moduleDirs.has(dir) || this.moduleDirs.has(dir + suffix) || this.moduleDirs.size >= MAX_MODULE_DIRS) return;
+    const listing = this.view.readdir(dir) ?? [];
+    const tooBig = listing.length > MAX_MODULE_DIR_ENTRIES;
+    this.moduleDirs.add(tooBig ? dir : dir + suffix);
+    if (tooBig) return;
     // `x.cpython-311.opt-1.pyc` does not end with `.cpython-311.pyc`: optimisation levels stay apart
-    const names = (this.view.readdir(dir) ?? []).filter((n) => n.endsWith(suffix) && !n.slice(0, -suffix.length).includes("."));
-    const bytes = names.reduce((n, name) => n + (this.view.lookup(`${dir}/${name}`)?.size ?? 0), 0);
-    if (names.length > MAX_MODULE_DIR_FILES || bytes > MAX_MODULE_DIR_BYTES || this.moduleFiles + names.length > this.maxModuleFiles) return;
-    this.moduleFiles += names.length;
-    this.take(names.map((n) => `${dir}/${n}`), true);
+    const names = listing.filter((n) => n.endsWith(suffix) && !n.slice(0, -suffix.length).includes("."));
+    if (names.length > MAX_MODULE_DIR_FILES || this.moduleFiles + names.length > this.maxModuleFiles) return;
+    let bytes = 0;
+    for (const name of names) {
+      if (++this.lookups > MAX_LOOKUPS) return;
+      bytes += this.view.lookup(`${dir}/${name}`)?.size ?? 0;
+      if (bytes > MAX_MODULE_DIR_BYTES) return;
+    }
+    this.moduleFiles += this.take(names.map((n) => `${dir}/${n}`), true);
     await Promise.all(this.fetches);
   }
 
@@ -237,8 +249,8 @@ export class LoadPredictor {
     }
   }
 
-  /** fetches what is new among `paths`, within the ceilings (modules have their own file ceiling, counted by the caller) */
-  private take(paths: Array<string | undefined>, modules = false): void {
+  /** fetches what is new among `paths`, within the ceilings (modules have their own file ceiling, counted by the caller); returns how many */
+  private take(paths: Array<string | undefined>, modules = false): number {
     const fresh: string[] = [];
     for (const p of paths) {
       const r = p === undefined ? undefined : this.regular(p);
@@ -250,6 +262,7 @@ export class LoadPredictor {
       fresh.push(r);
     }
     if (fresh.length > 0) this.fetches.push(this.view.prefetch(fresh).catch(() => undefined));
+    return fresh.length;
   }
 
   private onPath(name: string): string | undefined {
