@@ -163,6 +163,7 @@ and its defaults are the user's: the socket in $XDG_RUNTIME_DIR/lazypull, state 
   --insecure-registry HOST  plain-HTTP registry (repeatable)
   --allow-unverified        serve layers whose TOC digest is not in the manifest
   --log-level LEVEL         fatal|error|warn|info|debug|trace|silent (default info)
+  -V, --version             print lazypulld's version
   -h, --help
 `;
 
@@ -178,9 +179,9 @@ function size(v: string | number | undefined, what: string): number | undefined 
 
 /**
  * Builds the config from argv (flags win), the config file and defaults (root's, or the user's for a
- * rootless `uid`: see defaultsFor). Returns `undefined` for `--help`.
+ * rootless `uid`: see defaultsFor). `--help` and `--version` return what to print instead.
  */
-export async function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env, uid: number = process.getuid?.() ?? 0): Promise<DaemonConfig | undefined> {
+export async function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env, uid: number = process.getuid?.() ?? 0): Promise<DaemonConfig | "help" | "version"> {
   let values;
   try {
     ({ values } = parseArgs({
@@ -201,12 +202,14 @@ export async function loadConfig(argv: string[], env: NodeJS.ProcessEnv = proces
         "allow-unverified": { type: "boolean" },
         "log-level": { type: "string" },
         help: { type: "boolean", short: "h" },
+        version: { type: "boolean", short: "V" },
       },
     }));
   } catch (err) {
     throw new DaemonError("DAEMON_BAD_CONFIG", `${(err as Error).message}\n\n${USAGE}`, {});
   }
-  if (values.help) return undefined;
+  if (values.help) return "help";
+  if (values.version) return "version";
 
   const defaults = defaultsFor(env, uid);
   const configPath = values.config ?? env.LAZYPULL_DAEMON_CONFIG ?? (existsSync(defaults.configFile) ? defaults.configFile : undefined);

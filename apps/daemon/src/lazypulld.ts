@@ -4,6 +4,7 @@ import { forwardedSignalWindowMs } from "@lazypull/host";
 import { loadConfig, USAGE } from "./config.js";
 import { startDaemon } from "./daemon.js";
 import { OUTER_ENV, runInRootlessNamespace, watchNamespace, watchOuter } from "./rootless.js";
+import { VERSION } from "./version.js";
 
 /**
  * `lazypulld` in the foreground (systemd runs it as a simple service). SIGTERM/SIGINT unmount
@@ -12,8 +13,8 @@ import { OUTER_ENV, runInRootlessNamespace, watchNamespace, watchOuter } from ".
  */
 async function main(): Promise<number> {
   const config = await loadConfig(process.argv.slice(2));
-  if (!config) {
-    process.stdout.write(USAGE);
+  if (config === "help" || config === "version") {
+    process.stdout.write(config === "help" ? USAGE : `${VERSION}\n`);
     return 0;
   }
   // the config is checked first, so a bad flag is reported without podman in the way
