@@ -1,5 +1,6 @@
 import type { ContenderId, Sample } from "./contenders.js";
 import type { ConversionFigures, ReadFigures } from "./extras.js";
+import { BASELINE, BASELINE_DAEMON } from "./plan.js";
 import { REFERENCE, REFERENCE_LABEL, targetFor, targetLine, type Target } from "./reference.js";
 import { median, min } from "./stats.js";
 
@@ -31,7 +32,7 @@ export const CONTENDER_LABEL: Record<ContenderId, string> = {
 };
 const ORDER = Object.keys(CONTENDER_LABEL) as ContenderId[];
 /** contenders that only run as a before/after of another build: a full run never has them */
-const BASELINES: ReadonlySet<ContenderId> = new Set(["lazypull-baseline", "lazypull-daemon-baseline"]);
+const BASELINES: ReadonlySet<ContenderId> = new Set([BASELINE, BASELINE_DAEMON]);
 
 const sec = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 const mb = (b: number) => `${(b / 1e6).toFixed(1)} MB`;

@@ -114,7 +114,8 @@ export class ImageView {
    * only ever a hint of what to fetch next. Undefined otherwise.
    */
   async peekFile(pathIn: string): Promise<Buffer | undefined> {
-    return this.owner(normalizePath(pathIn))?.peek?.(normalizePath(pathIn));
+    const path = normalizePath(pathIn);
+    return this.owner(path)?.peek?.(path);
   }
 
   stats(): { requests: number; bytesFetched: number } {

@@ -324,9 +324,14 @@ export class LoadPredictor {
     if (this.libraryDepth < 1) return;
     const head = await this.view.peekFile(path).catch(() => undefined);
     if (head === undefined) return;
-    const libs = await Promise.all(libraryNamesIn(head).map((n) => this.findLibrary(n, path, NO_DEPS)));
+    await this.takeLibraries(libraryNamesIn(head), path, NO_DEPS, 1, 0);
+  }
+
+  /** fetches the libraries `names` of `from` (found as the loader would), then inspects each at `libLevel` */
+  private async takeLibraries(names: string[], from: string, deps: ElfDeps, libLevel: number, hops: number): Promise<void> {
+    const libs = await Promise.all(names.map((n) => this.findLibrary(n, from, deps)));
     this.take(libs);
-    await Promise.all(libs.flatMap((lib) => (lib === undefined ? [] : [this.inspect(lib, 1, 0).catch(() => undefined)])));
+    await Promise.all(libs.flatMap((lib) => (lib === undefined ? [] : [this.inspect(lib, libLevel, hops).catch(() => undefined)])));
   }
 
   private async inspectFile(path: string, libLevel: number, hops: number): Promise<void> {
@@ -348,9 +353,7 @@ export class LoadPredictor {
     if (!deps) return;
     if (deps.interpreter) this.take([deps.interpreter]);
     if (libLevel >= this.libraryDepth) return;
-    const libs = await Promise.all(deps.needed.map((n) => this.findLibrary(n, path, deps)));
-    this.take(libs);
-    await Promise.all(libs.flatMap((lib) => (lib === undefined ? [] : [this.inspect(lib, libLevel + 1, hops).catch(() => undefined)])));
+    await this.takeLibraries(deps.needed, path, deps, libLevel + 1, hops);
   }
 }
 
